@@ -1,0 +1,147 @@
+"""Reading image files defensively: odd modes are converted, unreadable files are skipped.
+
+A long training run should never die on item 51,317 because one JPEG is
+truncated. ``ImageFiles`` validates lazily, in ``image()``/``item()``: a file
+that fails to decode is reported once (``warnings.warn`` naming it), remembered,
+and replaced by the next readable file. Files that need converting (grayscale,
+palette, alpha, CMYK) are converted and reported once each.
+
+The "once" bookkeeping lives on the instance, so each DataLoader worker keeps
+its own record; with several workers a bad file may be reported once per worker.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp"})
+
+# Errors PIL raises for files that are not (complete, valid) images.
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError)
+
+
+class DataWarning(UserWarning):
+    """A data file was converted, skipped or upscaled."""
+
+
+def is_image_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_image_files(folder: str | Path) -> list[Path]:
+    """Image files under ``folder`` (recursively), sorted so the order is the same on every machine."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"folder {str(folder)!r} is not a directory")
+    return sorted(p for p in folder.rglob("*") if is_image_file(p))
+
+
+def decode_image(path: Path, channels: int) -> tuple[np.ndarray, str | None]:
+    """Decode ``path`` to HxWxC uint8 with C == ``channels`` (1 or 3).
+
+    Returns the array and a note describing a conversion worth reporting (None when the
+    file already had the wanted layout). Raises one of PIL's decode errors for bad files.
+    """
+    with Image.open(path) as img:
+        img.load()  # force the full decode now: truncated files fail here, not later
+        mode = img.mode
+        note = None
+        if mode == "P":
+            img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+            note = "palette image converted"
+        if img.mode in ("RGBA", "LA", "PA"):
+            # Transparent pixels have arbitrary colour underneath; white is the usual backdrop
+            # of cut-out photos, and keeps those pixels from turning into noise.
+            rgba = img.convert("RGBA")
+            backdrop = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(backdrop, rgba).convert("RGB")
+            note = f"{mode} image with transparency composited over white"
+        if channels == 3:
+            if img.mode != "RGB":
+                note = note or f"{mode} image converted to RGB"
+                img = img.convert("RGB")
+        elif img.mode != "L":
+            if img.mode not in ("1", "I", "I;16", "F"):
+                note = note or f"{mode} image converted to grayscale"
+            img = img.convert("L")
+        array = np.asarray(img, dtype=np.uint8)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.shape[0] < 1 or array.shape[1] < 1:
+        raise ValueError("image has no pixels")
+    return array, note
+
+
+def to_signed_tensor(array: np.ndarray) -> torch.Tensor:
+    """HxWxC uint8 -> CHW float32 in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))).float().div_(127.5).sub_(1.0)
+
+
+class ImageFiles:
+    """An image source over a list of files, optionally labelled.
+
+    ``image(i)`` returns CHW float32 in [-1, 1]; ``item(i)`` returns ``(image, label)`` and
+    keeps the label of the file actually read when an unreadable file was replaced.
+    ``min_size``: images whose shorter side is below it are reported (once per source),
+    since the transform will have to upscale them.
+    """
+
+    def __init__(self, paths: Sequence[str | Path], *, channels: int = 3, min_size: int = 0,
+                 labels: Sequence[int] | None = None, classes: Sequence[str] = ()) -> None:
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+        if len(paths) == 0:
+            raise ValueError("paths is empty: no image files found")
+        if labels is not None and len(labels) != len(paths):
+            raise ValueError(f"labels has {len(labels)} entries for {len(paths)} paths")
+        self.paths = [Path(p) for p in paths]
+        self.channels, self.min_size = channels, min_size
+        self.labels = None if labels is None else [int(label) for label in labels]
+        self.classes = tuple(classes)
+        self._unreadable: set[int] = set()
+        self._reported: set[int] = set()
+        self._reported_small = False
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def image(self, index: int) -> torch.Tensor:
+        return self._read(index)[0]
+
+    def item(self, index: int) -> tuple[torch.Tensor, int]:
+        if self.labels is None:
+            raise TypeError("this ImageFiles source has no labels; use image()")
+        tensor, used = self._read(index)
+        return tensor, self.labels[used]
+
+    def _read(self, index: int) -> tuple[torch.Tensor, int]:
+        count = len(self.paths)
+        if not 0 <= index < count:
+            raise IndexError(f"index {index} out of range for {count} files")
+        for offset in range(count):
+            # Replace a bad file by the next readable one: deterministic, and cheap to find.
+            candidate = (index + offset) % count
+            if candidate in self._unreadable:
+                continue
+            path = self.paths[candidate]
+            try:
+                array, note = decode_image(path, self.channels)
+            except _DECODE_ERRORS as error:
+                self._unreadable.add(candidate)
+                warnings.warn(f"skipping unreadable image {str(path)!r}: {error}", DataWarning, stacklevel=3)
+                continue
+            if note is not None and candidate not in self._reported:
+                self._reported.add(candidate)
+                warnings.warn(f"{str(path)!r}: {note}", DataWarning, stacklevel=3)
+            if min(array.shape[:2]) < self.min_size and not self._reported_small:
+                self._reported_small = True
+                warnings.warn(f"{str(path)!r} is {array.shape[1]}x{array.shape[0]}, smaller than {self.min_size}; "
+                              "images this small are upscaled (reported once per source)", DataWarning, stacklevel=3)
+            return to_signed_tensor(array), candidate
+        raise RuntimeError(f"none of the {count} image files could be read (first: {str(self.paths[0])!r})")

@@ -1,0 +1,102 @@
+"""Instance norm with a fused activation and residual add, as drop-in nn.InstanceNorm2d subclasses.
+
+``FusedInstanceNorm2d`` runs the fused op; ``InstanceNormAct`` runs the same computation with
+plain torch (F.instance_norm + activation + add) and is the eager baseline. Both take
+nn.InstanceNorm2d's constructor arguments plus ``act``/``negative_slope``, and both have exactly
+nn.InstanceNorm2d's state_dict, so weights move freely between the three.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from effgan._backend import IMPLS
+from effgan.ops._activation import act_code, apply_act_ref
+from effgan.ops.instance_norm_act import instance_norm_act
+
+
+class _InstanceNormActBase(nn.InstanceNorm2d):
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: Optional[float] = 0.1,
+        affine: bool = False,
+        track_running_stats: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        act: str = "identity",
+        negative_slope: float = 0.01,
+    ) -> None:
+        if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
+            raise ValueError(f"num_features must be a positive int, got {num_features!r}")
+        if not eps > 0:
+            raise ValueError(f"eps must be > 0, got {eps!r}")
+        act_code(act)
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+        self.act = act
+        self.negative_slope = float(negative_slope)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() not in (3, 4):
+            raise ValueError(f"input must be 3-D (C, H, W) or 4-D (N, C, H, W), got shape {tuple(x.shape)}")
+        if x.shape[-3] != self.num_features:
+            raise ValueError(
+                f"input has {x.shape[-3]} channels but {type(self).__name__} expects num_features={self.num_features}"
+            )
+
+    def _eager(self, x: torch.Tensor, residual: Optional[torch.Tensor]) -> torch.Tensor:
+        y = apply_act_ref(super().forward(x), self.act, self.negative_slope)
+        return y if residual is None else y + residual
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr() + f", act={self.act}"
+        if self.act == "leaky_relu":
+            s += f", negative_slope={self.negative_slope}"
+        return s
+
+
+class InstanceNormAct(_InstanceNormActBase):
+    """``act(InstanceNorm2d(x)) + residual`` in plain torch: the eager baseline."""
+
+    def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:
+        self._check_input(x)
+        return self._eager(x, residual)
+
+
+class FusedInstanceNorm2d(_InstanceNormActBase):
+    """nn.InstanceNorm2d with the activation and an optional residual add fused into one kernel.
+
+    ``impl`` picks the backend per call ("auto", "triton", "cpp", "ref"). With
+    ``track_running_stats=True`` the layer needs running statistics (and their update), which the
+    fused op does not compute, so it runs the eager composite instead.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1,
+                 affine: bool = False, track_running_stats: bool = False, device=None, dtype=None,
+                 *, act: str = "identity", negative_slope: float = 0.01, impl: str = "auto") -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype,
+                         act=act, negative_slope=negative_slope)
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        self.impl = impl
+
+    def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:
+        self._check_input(x)
+        if self.track_running_stats:
+            return self._eager(x, residual)
+        unbatched = x.dim() == 3
+        if unbatched:
+            x = x.unsqueeze(0)
+            residual = residual.unsqueeze(0) if residual is not None else None
+        y = instance_norm_act(x, self.weight, self.bias, residual, eps=self.eps, act=self.act,
+                              negative_slope=self.negative_slope, impl=self.impl)
+        return y.squeeze(0) if unbatched else y
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", impl={self.impl}"

@@ -1,0 +1,97 @@
+"""Argument checks shared by the fused ops: a bad call raises a Python error naming the argument.
+
+The kernels trust their inputs (no bounds checks at run time), so every public entry point runs
+these first.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+# Offsets inside the kernels are 64-bit; this bound only keeps the index arithmetic of the
+# partial-sum buffers (sized by planes, not elements) far from overflow.
+MAX_PLANES = 2**31 - 1
+
+
+def check_tensor(
+    t: object,
+    name: str,
+    *,
+    ndim: int | None = None,
+    device: torch.device | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be a floating tensor (float16, bfloat16, float32 or float64), got {t.dtype}")
+    if ndim is not None and t.dim() != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(t.shape)}")
+    if t.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(t.shape)}")
+    if device is not None and t.device != device:
+        raise ValueError(f"{name} is on {t.device} but the input is on {device}; all tensors must share a device")
+    if dtype is not None and t.dtype != dtype:
+        raise TypeError(f"{name} has dtype {t.dtype} but the input has {dtype}; pass tensors of one dtype")
+    return t
+
+
+def check_optional(
+    t: object,
+    name: str,
+    shape: tuple[int, ...],
+    *,
+    device: torch.device,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor | None:
+    if t is None:
+        return None
+    t = check_tensor(t, name, device=device, dtype=dtype)
+    if tuple(t.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(t.shape)}")
+    return t
+
+
+def check_positive(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return value
+
+
+def check_finite(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def memory_format_of(x: torch.Tensor) -> torch.memory_format:
+    """channels_last when the 4-D tensor is laid out that way (and not also plain contiguous)."""
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def as_kernel_layout(x: torch.Tensor) -> torch.Tensor:
+    """A 4-D tensor the kernels can index: NCHW-contiguous or channels_last, preserving which."""
+    if x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last):
+        return x
+    return x.contiguous()
+
+
+def like_layout(t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """``t`` with exactly the strides of ``ref`` (same shape), copying only when they differ.
+
+    The kernels index every same-shaped operand with one set of strides, so they must agree even
+    on size-1 dimensions, where "contiguous" and "channels_last" can disagree.
+    """
+    if t.stride() == ref.stride():
+        return t
+    return torch.empty_like(ref, dtype=t.dtype).copy_(t)

@@ -1,0 +1,179 @@
+"""instance_norm_act: y = act(instance_norm(x) * weight + bias) + residual, in one pass each way.
+
+The hot path of the CycleGAN ResNet/UNet generators and the PatchGAN discriminator. Layers:
+``kernels/instance_norm_act.py`` (Triton), ``csrc/`` (C++), this file (reference, torch.library
+ops, autograd, functional form), ``effgan/nn/instance_norm.py`` (module).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from effgan._backend import cpp_extension, resolve_impl
+from effgan.ops._activation import act_code, apply_act_ref
+from effgan.ops._checks import (
+    as_kernel_layout,
+    check_finite,
+    check_optional,
+    check_positive,
+    check_tensor,
+    like_layout,
+)
+from effgan.ops._double_backward import forbid_double_backward
+
+OP = "instance_norm_act"
+
+
+def instance_norm_act_ref(
+    x: torch.Tensor,
+    weight: Optional[torch.Tensor] = None,
+    bias: Optional[torch.Tensor] = None,
+    residual: Optional[torch.Tensor] = None,
+    *,
+    eps: float = 1e-5,
+    act: str = "identity",
+    negative_slope: float = 0.01,
+) -> torch.Tensor:
+    """The eager PyTorch composite: F.instance_norm, the activation, then the residual add."""
+    if x.shape[-1] * x.shape[-2] > 1:
+        y = F.instance_norm(x, weight=weight, bias=bias, eps=eps)
+    else:
+        # F.instance_norm refuses single-element planes; the definition still holds (x - mean = 0).
+        y = _instance_norm_explicit(x, weight, bias, eps)
+    y = apply_act_ref(y, act, negative_slope)
+    if residual is not None:
+        y = y + residual
+    return y
+
+
+def _instance_norm_explicit(x, weight, bias, eps):
+    mean = x.mean(dim=(-2, -1), keepdim=True)
+    var = x.var(dim=(-2, -1), keepdim=True, unbiased=False)
+    y = (x - mean) * torch.rsqrt(var + eps)
+    if weight is not None:
+        y = y * weight[:, None, None]
+    if bias is not None:
+        y = y + bias[:, None, None]
+    return y
+
+
+def _kernels(impl: str):
+    if impl == "triton":
+        from effgan.kernels import instance_norm_act as k
+
+        return k
+    return _CppKernels
+
+
+class _CppKernels:
+    """Adapts the C++ extension's functions to the Triton launchers' signatures."""
+
+    @staticmethod
+    def forward(x, weight, bias, residual, eps, act, slope):
+        return tuple(cpp_extension().instance_norm_act_fwd(x, weight, bias, residual, eps, act, slope))
+
+    @staticmethod
+    def backward(dy, x, weight, bias, mean, rstd, act, slope):
+        return tuple(cpp_extension().instance_norm_act_bwd(dy, x, weight, bias, mean, rstd, act, slope))
+
+
+@torch.library.custom_op("effgan::instance_norm_act_fwd", mutates_args=())
+def _fwd(
+    x: torch.Tensor,
+    weight: Optional[torch.Tensor],
+    bias: Optional[torch.Tensor],
+    residual: Optional[torch.Tensor],
+    eps: float,
+    act: int,
+    negative_slope: float,
+    impl: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _kernels(impl).forward(x, weight, bias, residual, eps, act, negative_slope)
+
+
+@_fwd.register_fake
+def _fwd_fake(x, weight, bias, residual, eps, act, negative_slope, impl):
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    stats = x.new_empty((x.shape[0], x.shape[1]), dtype=acc)
+    return torch.empty_like(x), stats, torch.empty_like(stats)
+
+
+@torch.library.custom_op("effgan::instance_norm_act_bwd", mutates_args=())
+def _bwd(
+    dy: torch.Tensor,
+    x: torch.Tensor,
+    weight: Optional[torch.Tensor],
+    bias: Optional[torch.Tensor],
+    mean: torch.Tensor,
+    rstd: torch.Tensor,
+    act: int,
+    negative_slope: float,
+    impl: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _kernels(impl).backward(dy, x, weight, bias, mean, rstd, act, negative_slope)
+
+
+@_bwd.register_fake
+def _bwd_fake(dy, x, weight, bias, mean, rstd, act, negative_slope, impl):
+    return torch.empty_like(x), torch.empty_like(mean), torch.empty_like(mean)
+
+
+def _setup_context(ctx, inputs, output):
+    x, weight, bias, residual, eps, act, negative_slope, impl = inputs
+    _, mean, rstd = output
+    ctx.save_for_backward(x, weight, bias, mean, rstd)
+    ctx.act, ctx.negative_slope, ctx.impl = act, negative_slope, impl
+    ctx.has_residual = residual is not None
+
+
+def _backward(ctx, dy, _dmean, _drstd):
+    x, weight, bias, mean, rstd = ctx.saved_tensors
+    dy = like_layout(dy, x)
+    dx, sum_dz, sum_dzx = _bwd(dy, x, weight, bias, mean, rstd, ctx.act, ctx.negative_slope, ctx.impl)
+    dweight = dbias = None
+    if weight is not None and ctx.needs_input_grad[1]:
+        dweight = sum_dzx.sum(0).to(weight.dtype)
+    if bias is not None and ctx.needs_input_grad[2]:
+        dbias = sum_dz.sum(0).to(bias.dtype)
+    dresidual = dy if ctx.has_residual else None
+    return dx, dweight, dbias, dresidual, None, None, None, None
+
+
+torch.library.register_autograd("effgan::instance_norm_act_fwd", _backward, setup_context=_setup_context)
+forbid_double_backward(_bwd, OP)
+
+
+def instance_norm_act(
+    x: torch.Tensor,
+    weight: Optional[torch.Tensor] = None,
+    bias: Optional[torch.Tensor] = None,
+    residual: Optional[torch.Tensor] = None,
+    *,
+    eps: float = 1e-5,
+    act: str = "identity",
+    negative_slope: float = 0.01,
+    impl: str = "auto",
+) -> torch.Tensor:
+    """Fused ``act(instance_norm(x) * weight + bias) + residual`` for a 4-D ``x``.
+
+    ``weight``/``bias`` are per-channel (C,) affine parameters or None; ``residual`` has x's shape.
+    The output keeps x's memory format (NCHW or channels_last).
+    """
+    x = check_tensor(x, "x", ndim=4)
+    C = x.shape[1]
+    weight = check_optional(weight, "weight", (C,), device=x.device)
+    bias = check_optional(bias, "bias", (C,), device=x.device)
+    residual = check_optional(residual, "residual", tuple(x.shape), device=x.device, dtype=x.dtype)
+    eps = check_positive(eps, "eps")
+    negative_slope = check_finite(negative_slope, "negative_slope")
+    code = act_code(act)
+    backend = resolve_impl(impl, x.device, OP)
+    if backend == "ref":
+        return instance_norm_act_ref(x, weight, bias, residual, eps=eps, act=act, negative_slope=negative_slope)
+    x = as_kernel_layout(x)
+    if residual is not None:
+        residual = like_layout(residual, x)
+    y, _, _ = _fwd(x, weight, bias, residual, eps, code, negative_slope, backend)
+    return y

@@ -1,0 +1,48 @@
+"""Activations as Triton device functions, selected by a compile-time code.
+
+Codes (shared with effgan/ops/_activation.py and csrc/): 0 identity, 1 relu, 2 leaky_relu,
+3 silu, 4 tanh.
+"""
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _tanh(z):
+    # tanh from exp(-2|z|): no cancellation for large |z|, and it exists in every Triton version
+    # and in the interpreter (libdevice does not).
+    t = tl.exp(-2.0 * tl.abs(z))
+    r = (1.0 - t) / (1.0 + t)
+    return tl.where(z < 0, -r, r)
+
+
+@triton.jit
+def apply_act(z, ACT: tl.constexpr, SLOPE: tl.constexpr):
+    if ACT == 1:
+        z = tl.maximum(z, 0.0)
+    elif ACT == 2:
+        z = tl.where(z > 0, z, z * SLOPE)
+    elif ACT == 3:
+        z = z * tl.sigmoid(z)
+    elif ACT == 4:
+        z = _tanh(z)
+    return z
+
+
+@triton.jit
+def act_grad(z, ACT: tl.constexpr, SLOPE: tl.constexpr):
+    """d act(z) / dz, evaluated at the pre-activation z."""
+    if ACT == 0:
+        g = tl.full(z.shape, 1.0, z.dtype)
+    elif ACT == 1:
+        g = tl.where(z > 0, 1.0, 0.0).to(z.dtype)
+    elif ACT == 2:
+        # Built in z's dtype: a literal pair would be typed float32 and round the slope.
+        g = tl.where(z > 0, tl.full(z.shape, 1.0, z.dtype), tl.full(z.shape, SLOPE, z.dtype))
+    elif ACT == 3:
+        s = tl.sigmoid(z)
+        g = s * (1.0 + z * (1.0 - s))
+    else:
+        t = _tanh(z)
+        g = 1.0 - t * t
+    return g

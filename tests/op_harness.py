@@ -1,0 +1,56 @@
+"""Shared machinery for the fused-op tests: backends, devices, tolerances, the low-precision rule."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from effgan._backend import available_impls
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+# (dtype, atol, rtol) of a fast backend against the reference evaluated in the same dtype.
+TOL = {
+    torch.float64: (1e-9, 1e-7),
+    torch.float32: (2e-5, 2e-5),
+}
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+# Absolute slack added to the "twice eager's error" rule, per dtype (one or two ulps at |y|~4).
+LOW_PRECISION_ATOL = {torch.float16: 2e-3, torch.bfloat16: 2e-2}
+
+
+def fast_backends(op: str) -> list:
+    """pytest params (impl, device) for every non-reference backend that can run ``op`` here.
+
+    Backends that cannot run are still listed, as skips that say why, so a missing backend is
+    visible in the test report rather than silently untested.
+    """
+    params = []
+    cpu = available_impls("cpu", op)
+    for impl in ("triton", "cpp"):
+        marks = [] if impl in cpu else [pytest.mark.skip(reason=f"{impl} unavailable for {op} on cpu")]
+        params.append(pytest.param(impl, "cpu", marks=marks, id=f"{impl}-cpu"))
+    params.append(pytest.param("triton", "cuda", marks=[CUDA], id="triton-cuda"))
+    return params
+
+
+def rand(shape, *, dtype=torch.float32, device="cpu", channels_last=False, scale=1.0, offset=0.0, gen=None):
+    """Random normal data (never zeros), optionally channels_last."""
+    t = torch.randn(shape, generator=gen, dtype=torch.float64) * scale + offset
+    t = t.to(device=device, dtype=dtype)
+    if channels_last:
+        t = t.contiguous(memory_format=torch.channels_last)
+    return t
+
+
+def assert_close(actual, expected, dtype, name=""):
+    atol, rtol = TOL[dtype]
+    torch.testing.assert_close(actual, expected, atol=atol, rtol=rtol, msg=lambda m: f"{name}: {m}")
+
+
+def assert_low_precision_ok(fast, eager_low, exact, dtype, name=""):
+    """The fast kernel's error against float64 is at most twice eager PyTorch's own error (+atol)."""
+    fast_err = (fast.double() - exact).abs().max().item()
+    eager_err = (eager_low.double() - exact).abs().max().item()
+    bound = 2 * eager_err + LOW_PRECISION_ATOL[dtype]
+    assert fast_err <= bound, f"{name}: {dtype} error {fast_err:.3g} > 2 x eager {eager_err:.3g} + atol"
+    assert torch.isfinite(fast).all(), f"{name}: non-finite values"
