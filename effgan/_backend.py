@@ -58,6 +58,19 @@ def cpp_extension():
     return _cpp_build.load_extension()
 
 
+def launcher_module(backend: str, op: str):
+    """The module whose ``forward``/``backward`` run ``op`` on ``backend``.
+
+    Both backends expose the same launcher signatures per op: ``effgan.kernels.<op>`` (Triton) and
+    ``effgan.ops._cpp_kernels.<op>`` (the C++ extension, outputs allocated in Python).
+    """
+    if backend == "triton":
+        return importlib.import_module(f"effgan.kernels.{op}")
+    if backend == "cpp":
+        return getattr(importlib.import_module("effgan.ops._cpp_kernels"), op)
+    raise ValueError(f"no launcher for backend {backend!r}")
+
+
 @functools.cache
 def _warn_fallback_once(op: str, backend: str, reason: str) -> None:
     warnings.warn(

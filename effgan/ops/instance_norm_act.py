@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from effgan._backend import cpp_extension, resolve_impl
+from effgan._backend import launcher_module, resolve_impl
 from effgan.ops._activation import act_code, apply_act_ref
 from effgan.ops._checks import (
     as_kernel_layout,
@@ -60,23 +60,7 @@ def _instance_norm_explicit(x, weight, bias, eps):
 
 
 def _kernels(impl: str):
-    if impl == "triton":
-        from effgan.kernels import instance_norm_act as k
-
-        return k
-    return _CppKernels
-
-
-class _CppKernels:
-    """Adapts the C++ extension's functions to the Triton launchers' signatures."""
-
-    @staticmethod
-    def forward(x, weight, bias, residual, eps, act, slope):
-        return tuple(cpp_extension().instance_norm_act_fwd(x, weight, bias, residual, eps, act, slope))
-
-    @staticmethod
-    def backward(dy, x, weight, bias, mean, rstd, act, slope):
-        return tuple(cpp_extension().instance_norm_act_bwd(dy, x, weight, bias, mean, rstd, act, slope))
+    return launcher_module(impl, OP)
 
 
 @torch.library.custom_op("effgan::instance_norm_act_fwd", mutates_args=())
