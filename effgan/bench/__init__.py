@@ -1,0 +1,1 @@
+"""Benchmarks: op-level (effgan vs eager vs torch.compile) and end-to-end training steps."""

@@ -1,0 +1,109 @@
+"""python -m effgan.bench: op and end-to-end benchmarks on whatever device is present.
+
+Writes one JSON file (device, driver, versions, commit, every timing) and prints a summary table
+last: effgan's fused ops against eager PyTorch and torch.compile of the same composite, measured
+side by side in this one run, plus the device's copy bandwidth measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+
+from effgan.bench import op_cases
+from effgan.bench.bandwidth import copy_bandwidth
+from effgan.bench.device_info import device_info, device_slug
+from effgan.bench.ops_runner import MODES, PROVIDERS, run_op_benchmarks, speedup_table
+from effgan.bench.report import format_e2e_table, format_speedup_table
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m effgan.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="device to benchmark on (default: cuda when present, else cpu)")
+    p.add_argument("--quick", action="store_true",
+                   help="a reduced set of shapes and modes that fits in a few minutes (one GPU call)")
+    p.add_argument("--ops", default="all", help="comma-separated op names, or 'all' (default), or 'none'")
+    p.add_argument("--shapes", default=None,
+                   help="semicolon-separated NxCxHxW shapes overriding the default table, e.g. '1x64x256x256;8x128x64x64'")
+    p.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="activation dtype for the op benchmarks")
+    p.add_argument("--providers", default=",".join(PROVIDERS), help=f"subset of {PROVIDERS}")
+    p.add_argument("--modes", default=None, help=f"subset of {MODES} (default: all; --quick: fwd+bwd and fwd)")
+    p.add_argument("--compile-mode", default=None,
+                   help="torch.compile mode for the compile provider (default: max-autotune-no-cudagraphs on "
+                        "CUDA without --quick, else the default mode)")
+    p.add_argument("--e2e", default="auto", choices=["auto", "yes", "no"],
+                   help="run the end-to-end training-step benchmark (auto: yes)")
+    p.add_argument("--budget", type=float, default=None, help="seconds of timed runs per measurement")
+    p.add_argument("--out", default=None, help="JSON path (default: benchmarks/results/<device>.json)")
+    return p.parse_args(argv)
+
+
+def _shapes(args, device):
+    if args.shapes:
+        try:
+            return [tuple(int(v) for v in s.lower().split("x")) for s in args.shapes.split(";") if s]
+        except ValueError:
+            raise SystemExit(f"--shapes: expected NxCxHxW;... got {args.shapes!r}")
+    if device.type == "cuda":
+        return op_cases.QUICK_GPU_SHAPES if args.quick else op_cases.GPU_SHAPES
+    return op_cases.QUICK_CPU_SHAPES if args.quick else op_cases.CPU_SHAPES
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is available")
+    info = device_info(device)
+    print(f"effgan.bench on {info['device']} (torch {info['torch']}, triton {info['triton']}, commit {info['commit']})")
+    t_start = time.time()
+    bw = copy_bandwidth(device)
+    print(f"copy bandwidth: {bw / 1e9:.1f} GB/s (read + write)")
+
+    available = op_cases.available_ops()
+    names = available if args.ops == "all" else [] if args.ops == "none" else args.ops.split(",")
+    unknown = [n for n in names if n not in op_cases.CASE_BUILDERS]
+    if unknown:
+        raise SystemExit(f"--ops: unknown {unknown}; known: {sorted(op_cases.CASE_BUILDERS)}")
+    modes = args.modes.split(",") if args.modes else (["fwd", "fwd+bwd"] if args.quick else list(MODES))
+    compile_mode = args.compile_mode
+    if compile_mode is None and device.type == "cuda" and not args.quick:
+        compile_mode = "max-autotune-no-cudagraphs"
+    budget = args.budget if args.budget is not None else (0.3 if args.quick else 1.0)
+    rows = run_op_benchmarks(op_cases.cases(names, _shapes(args, device)), device, dtype=DTYPES[args.dtype],
+                             providers=args.providers.split(","), modes=modes, bandwidth=bw, budget_s=budget,
+                             compile_mode=compile_mode)
+    speedups = speedup_table(rows)
+
+    e2e_rows = []
+    if args.e2e != "no":
+        from effgan.bench.e2e import run_e2e_benchmarks
+
+        e2e_rows = run_e2e_benchmarks(device, quick=args.quick, budget_s=budget)
+
+    result = {"info": info, "copy_bandwidth_gbps": bw / 1e9, "compile_mode": compile_mode, "ops": rows,
+              "speedups": speedups, "e2e": e2e_rows, "wall_s": time.time() - t_start,
+              "argv": sys.argv[1:] if argv is None else list(argv)}
+    out = args.out or os.path.join("benchmarks", "results", f"{device_slug(info)}.json")
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"\nwrote {out}\n")
+    print(f"Summary on {info['device']} ({info['date']}), copy bandwidth {bw / 1e9:.1f} GB/s")
+    print(format_speedup_table(speedups))
+    if e2e_rows:
+        print()
+        print(format_e2e_table(e2e_rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
