@@ -147,6 +147,16 @@ def test_large_mean_small_variance(impl, device):
 
 
 @pytest.mark.parametrize("impl,device", fast_backends(OP))
+def test_strided_parameters(impl, device):
+    """Per-channel parameters that are views with a stride (slices of one buffer) are read correctly."""
+    x = rand((2, 3, 5, 6), device=device)
+    params = rand((2, 6), device=device)
+    w, b = params[0, ::2], params[1, 1::2]
+    assert not w.is_contiguous()
+    torch.testing.assert_close(instance_norm_act(x, w, b, impl=impl), instance_norm_act_ref(x, w, b))
+
+
+@pytest.mark.parametrize("impl,device", fast_backends(OP))
 def test_double_backward_raises(impl, device):
     x = rand((1, 2, 4, 4), device=device).requires_grad_()
     y = instance_norm_act(x, act="silu", impl=impl)

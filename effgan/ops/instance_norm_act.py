@@ -159,5 +159,8 @@ def instance_norm_act(
     x = as_kernel_layout(x)
     if residual is not None:
         residual = like_layout(residual, x)
+    # The kernels index the per-channel parameters densely; a strided view (a slice) is copied.
+    weight = weight.contiguous() if weight is not None else None
+    bias = bias.contiguous() if bias is not None else None
     y, _, _ = _fwd(x, weight, bias, residual, eps, code, negative_slope, backend)
     return y

@@ -1,0 +1,118 @@
+"""AdaIN: the StyleGAN synthesis-layer epilogue as a module (noise, bias, activation, norm, style).
+
+The style affine maps a latent ``w`` (N, w_dim) to per-sample (scale, bias) pairs. Its output is
+used as the scale directly (not ``1 + s``): the scale half of the affine's bias starts at 1 and the
+bias half at 0, so a fresh layer is close to a plain instance norm, as in StyleGAN's style
+modulation. Parameters and state_dict keys: ``style.weight`` (2C, w_dim), ``style.bias`` (2C,),
+``noise_weight`` (C,) (absent with ``noise=False``), ``bias`` (C,); the latter two start at zero.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from effgan._backend import IMPLS
+from effgan.ops._activation import act_code
+from effgan.ops.adain import adain
+
+
+def _check_positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+class AdaIN(nn.Module):
+    """``instance_norm(act(x + noise * noise_weight + bias)) * scale(w) + shift(w)`` in one fused op.
+
+    ``forward(x, w, noise=None, generator=None)``: x (N, C, H, W), w (N, w_dim). With ``noise=True``
+    and no ``noise`` given, a fresh (N, 1, H, W) standard-normal image per sample is drawn on x's
+    device (from ``generator`` when one is passed). ``impl`` picks the backend per call.
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        w_dim: int,
+        *,
+        eps: float = 1e-5,
+        noise: bool = True,
+        act: str = "leaky_relu",
+        negative_slope: float = 0.2,
+        impl: str = "auto",
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        self.num_features = _check_positive_int(num_features, "num_features")
+        self.w_dim = _check_positive_int(w_dim, "w_dim")
+        if not (isinstance(eps, (int, float)) and eps > 0):
+            raise ValueError(f"eps must be > 0, got {eps!r}")
+        act_code(act)
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        self.eps = float(eps)
+        self.act = act
+        self.negative_slope = float(negative_slope)
+        self.impl = impl
+        factory = dict(device=device, dtype=dtype)
+        self.style = nn.Linear(w_dim, 2 * num_features, **factory)
+        if noise:
+            self.noise_weight = nn.Parameter(torch.empty(num_features, **factory))
+        else:
+            self.register_parameter("noise_weight", None)
+        self.bias = nn.Parameter(torch.empty(num_features, **factory))
+        self.reset_parameters()
+
+    @property
+    def has_noise(self) -> bool:
+        return self.noise_weight is not None
+
+    def reset_parameters(self) -> None:
+        self.style.reset_parameters()
+        with torch.no_grad():
+            self.style.bias[: self.num_features].fill_(1.0)
+            self.style.bias[self.num_features :].zero_()
+            if self.noise_weight is not None:
+                self.noise_weight.zero_()
+            self.bias.zero_()
+
+    def styles(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(style_scale, style_bias), each (N, C), for latents ``w`` (N, w_dim)."""
+        if not isinstance(w, torch.Tensor):
+            raise TypeError(f"w must be a torch.Tensor, got {type(w).__name__}")
+        if w.dim() != 2 or w.shape[1] != self.w_dim:
+            raise ValueError(f"w must have shape (N, {self.w_dim}), got {tuple(w.shape)}")
+        scale, shift = self.style(w).chunk(2, dim=1)
+        return scale, shift
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        w: torch.Tensor,
+        noise: Optional[torch.Tensor] = None,
+        generator: Optional[torch.Generator] = None,
+    ) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 4 or x.shape[1] != self.num_features:
+            raise ValueError(
+                f"x must have shape (N, {self.num_features}, H, W) (num_features={self.num_features}), "
+                f"got {tuple(x.shape)}"
+            )
+        if noise is not None and not self.has_noise:
+            raise ValueError("noise was given but this AdaIN was built with noise=False")
+        scale, shift = self.styles(w)
+        if self.has_noise and noise is None:
+            N, _, H, W = x.shape
+            noise = torch.randn((N, 1, H, W), generator=generator, device=x.device, dtype=x.dtype)
+        return adain(x, scale, shift, noise, self.noise_weight if noise is not None else None, self.bias,
+                     eps=self.eps, act=self.act, negative_slope=self.negative_slope, impl=self.impl)
+
+    def extra_repr(self) -> str:
+        s = f"{self.num_features}, w_dim={self.w_dim}, eps={self.eps}, noise={self.has_noise}, act={self.act}"
+        if self.act == "leaky_relu":
+            s += f", negative_slope={self.negative_slope}"
+        return s + f", impl={self.impl}"
