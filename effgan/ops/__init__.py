@@ -1,5 +1,27 @@
 """Fused ops: functional forms and their pure-PyTorch references (``<op>_ref``)."""
 from effgan.ops.adain import adain, adain_ref
+from effgan.ops.cyclegan_loss import (
+    CycleGANLosses,
+    cyclegan_generator_loss,
+    cyclegan_generator_loss_ref,
+    gan_loss_d,
+    gan_loss_d_ref,
+)
+from effgan.ops.diff_augment import DiffAugmentParams, diff_augment, diff_augment_ref, sample_diff_augment_params
 from effgan.ops.instance_norm_act import instance_norm_act, instance_norm_act_ref
 
-__all__ = ["adain", "adain_ref", "instance_norm_act", "instance_norm_act_ref"]
+__all__ = [
+    "CycleGANLosses",
+    "DiffAugmentParams",
+    "adain",
+    "adain_ref",
+    "cyclegan_generator_loss",
+    "cyclegan_generator_loss_ref",
+    "diff_augment",
+    "diff_augment_ref",
+    "gan_loss_d",
+    "gan_loss_d_ref",
+    "instance_norm_act",
+    "instance_norm_act_ref",
+    "sample_diff_augment_params",
+]
