@@ -3,5 +3,18 @@ from effgan.nn.adain import AdaIN
 from effgan.nn.diff_augment import DiffAugment
 from effgan.nn.instance_norm import FusedInstanceNorm2d, InstanceNormAct
 from effgan.nn.losses import CycleGANGeneratorLoss, GANDiscriminatorLoss
+from effgan.nn.mbconv import DepthwiseConvNormAct, DepthwiseSeparableConv, MBConv
+from effgan.nn.squeeze_excite import SqueezeExcite
 
-__all__ = ["AdaIN", "CycleGANGeneratorLoss", "DiffAugment", "FusedInstanceNorm2d", "GANDiscriminatorLoss", "InstanceNormAct"]
+__all__ = [
+    "AdaIN",
+    "CycleGANGeneratorLoss",
+    "DepthwiseConvNormAct",
+    "DepthwiseSeparableConv",
+    "DiffAugment",
+    "FusedInstanceNorm2d",
+    "GANDiscriminatorLoss",
+    "InstanceNormAct",
+    "MBConv",
+    "SqueezeExcite",
+]

@@ -8,7 +8,9 @@ from effgan.ops.cyclegan_loss import (
     gan_loss_d_ref,
 )
 from effgan.ops.diff_augment import DiffAugmentParams, diff_augment, diff_augment_ref, sample_diff_augment_params
+from effgan.ops.dwconv_norm_act import dwconv_norm_act, dwconv_norm_act_ref
 from effgan.ops.instance_norm_act import instance_norm_act, instance_norm_act_ref
+from effgan.ops.se_scale import se_project, se_project_ref, se_scale, se_scale_ref
 
 __all__ = [
     "CycleGANLosses",
@@ -19,9 +21,15 @@ __all__ = [
     "cyclegan_generator_loss_ref",
     "diff_augment",
     "diff_augment_ref",
+    "dwconv_norm_act",
+    "dwconv_norm_act_ref",
     "gan_loss_d",
     "gan_loss_d_ref",
     "instance_norm_act",
     "instance_norm_act_ref",
     "sample_diff_augment_params",
+    "se_project",
+    "se_project_ref",
+    "se_scale",
+    "se_scale_ref",
 ]
