@@ -1,0 +1,75 @@
+"""Parameter and FLOP table of the registered models: ``python -m effgan.models.summary``.
+
+Prints the markdown table docs/MODELS.md carries. Models are built on the meta device (shapes
+only), in their plain build, so counting a 256x256 forward costs no arithmetic; FLOPs follow
+``flops.count_flops`` (2 x multiply-accumulates of conv and linear layers).
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from .efficientnet_scaling import preset, scaling_table
+from .flops import count_flops
+from .registry import build
+
+# name -> input shape of one forward (batch 1)
+DEFAULT_ROWS = {
+    "resnet9": (1, 3, 256, 256),
+    "resnet6": (1, 3, 256, 256),
+    "unet256": (1, 3, 256, 256),
+    "unet128": (1, 3, 128, 128),
+    **{f"effnet-resnet-b{phi}": (1, 3, 256, 256) for phi in range(4)},
+    **{f"effnet-b{phi}": (1, 3, 256, 256) for phi in range(4)},
+    "patchgan": (1, 3, 256, 256),
+    "pixelgan": (1, 3, 256, 256),
+    "stylegan-256": (1, 512),
+    "dcgan-classic-g": (1, 100),
+    "dcgan-classic-d": (1, 3, 64, 64),
+}
+
+
+def summarize(rows: dict[str, tuple[int, ...]] = DEFAULT_ROWS) -> list[tuple[str, str, int, int]]:
+    """(name, input, parameters, FLOPs) per row."""
+    table = []
+    for name, shape in rows.items():
+        with torch.device("meta"):
+            model = build(name, fused=False)
+        params = sum(p.numel() for p in model.parameters())
+        forward_kwargs = {"noise_mode": "none"} if name.startswith("stylegan") else None
+        flops = count_flops(model, shape, forward_kwargs=forward_kwargs)
+        shown = f"z: {shape[1]}" if len(shape) == 2 else "x".join(map(str, shape[1:]))
+        table.append((name, shown, params, flops))
+    return table
+
+
+def print_scaling_table() -> None:
+    print("| phi | depth x | width x | resolution | repeats | channels (stem; stages) |")
+    print("|---|---:|---:|---:|---|---|")
+    for row in scaling_table():
+        p = preset(row.phi)
+        repeats = ",".join(str(s.repeats) for s in p.stages)
+        channels = ",".join(str(s.channels) for s in p.stages)
+        print(f"| {row.phi} | {row.depth_mult:.3f} | {row.width_mult:.3f} | {row.resolution} "
+              f"| {repeats} | {p.stem_channels}; {channels} |")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="registered names (default: the docs table)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="print the EfficientNet scaling table instead")
+    args = parser.parse_args(argv)
+    if args.scaling:
+        print_scaling_table()
+        return
+    rows = {n: DEFAULT_ROWS[n] for n in args.names} if args.names else DEFAULT_ROWS
+    print("| model | input | parameters | GFLOPs |")
+    print("|---|---|---:|---:|")
+    for name, shape, params, flops in summarize(rows):
+        print(f"| {name} | {shape} | {params:,} | {flops / 1e9:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
