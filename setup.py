@@ -29,7 +29,8 @@ setup(
     ],
     extras_require={
         "triton": ["triton>=3.6"],
-        "test": ["pytest", "pytest-benchmark", "triton>=3.6"],
+        "test": ["pytest", "pytest-benchmark", "triton>=3.6", "matplotlib", "tensorboard"],
         "logging": ["tensorboard"],
+        "experiments": ["matplotlib"],
     },
 )
