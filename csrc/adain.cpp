@@ -1,0 +1,573 @@
+// AdaIN, the StyleGAN layer epilogue, on the CPU, forward and backward:
+//   u = x + noise[n, hw] * noise_weight[c] + bias[c];  h = act(u);
+//   y = instance_norm(h) * style_scale[n, c] + style_bias[n, c].
+// u and h are never stored; every pass recomputes them from x and the noise image.
+//
+// Same plan as instance_norm_act.cpp (fixed reduction blocks, whole planes per thread when there
+// are enough of them, pixel chunks for channels_last). Statistics are sums of h - shift with
+// shift = h at the plane's first position; the saved (shift, mean - shift, 1/std) are what this
+// file's backward reads. Without noise the kernels read a row of zeros (x + 0 * 0 == x exactly),
+// which keeps one code path; without bias, bias 0.
+//
+// Backward, with hhat = (h - mean) * rstd and k = rstd * style_scale:
+//   d style_bias = sum(dy), d style_scale = sum(dy * hhat),
+//   du = k * (dy - mean(dy) - hhat * mean(dy * hhat)) * act'(u)  (returned as dx),
+//   per-plane sums of du * noise and du (noise-weight and bias gradients, summed over N by the caller).
+#include <ATen/Dispatch.h>
+#include <ATen/ops/zeros.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "adain.h"
+#include "params.h"
+
+namespace effgan {
+namespace {
+
+template <typename A>
+struct AdaCoef {
+  A nw, b;          // noise weight, bias (0 when absent)
+  A shift, mean, rstd;
+  A k, sb;          // rstd * style_scale, style_bias
+};
+
+template <typename T, typename A, int ACT>
+EFFGAN_INLINE A pre_act(T x, T z, const AdaCoef<A>& c) {
+  return static_cast<A>(x) + static_cast<A>(z) * c.nw + c.b;
+}
+
+template <typename T, typename A, int ACT>
+EFFGAN_INLINE void h_sums(const T* __restrict x, const T* __restrict z, int64_t len, const AdaCoef<A>& c, A slope,
+                          double& sum, double& sumsq) {
+  A s[kLanes] = {};
+  A q[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= len; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      const A d = act_forward<ACT>(pre_act<T, A, ACT>(x[i + l], z[i + l], c), slope) - c.shift;
+      s[l] += d;
+      q[l] += d * d;
+    }
+  }
+  for (int l = 0; i + l < len; ++l) {
+    const A d = act_forward<ACT>(pre_act<T, A, ACT>(x[i + l], z[i + l], c), slope) - c.shift;
+    s[l] += d;
+    q[l] += d * d;
+  }
+  sum = static_cast<double>(lane_total(s));
+  sumsq = static_cast<double>(lane_total(q));
+}
+
+template <typename T, typename A, int ACT>
+void style_span(const T* __restrict x, const T* __restrict z, T* __restrict y, int64_t len, const AdaCoef<A>& c,
+                A slope) {
+  for (int64_t i = 0; i < len; ++i) {
+    const A h = act_forward<ACT>(pre_act<T, A, ACT>(x[i], z[i], c), slope);
+    y[i] = static_cast<T>(((h - c.shift) - c.mean) * c.k + c.sb);
+  }
+}
+
+template <typename T, typename A, int ACT>
+EFFGAN_INLINE void dy_sums(const T* __restrict x, const T* __restrict z, const T* __restrict dy, int64_t len,
+                           const AdaCoef<A>& c, A slope, double& sum_dy, double& sum_dyh) {
+  A s[kLanes] = {};
+  A q[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= len; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      const A h = act_forward<ACT>(pre_act<T, A, ACT>(x[i + l], z[i + l], c), slope);
+      const A g = static_cast<A>(dy[i + l]);
+      s[l] += g;
+      q[l] += g * (((h - c.shift) - c.mean) * c.rstd);
+    }
+  }
+  for (int l = 0; i + l < len; ++l) {
+    const A h = act_forward<ACT>(pre_act<T, A, ACT>(x[i + l], z[i + l], c), slope);
+    const A g = static_cast<A>(dy[i + l]);
+    s[l] += g;
+    q[l] += g * (((h - c.shift) - c.mean) * c.rstd);
+  }
+  sum_dy = static_cast<double>(lane_total(s));
+  sum_dyh = static_cast<double>(lane_total(q));
+}
+
+// Writes du over the span and returns its sums of du * z and du.
+template <typename T, typename A, int ACT>
+EFFGAN_INLINE void du_span(const T* __restrict x, const T* __restrict z, const T* __restrict dy, T* __restrict dx,
+                           int64_t len, const AdaCoef<A>& c, A slope, A mdy, A mdyh, double& sum_duz,
+                           double& sum_du) {
+  A s[kLanes] = {};
+  A q[kLanes] = {};
+  auto one = [&](int64_t i, int l) {
+    const A u = pre_act<T, A, ACT>(x[i], z[i], c);
+    const A hhat = ((act_forward<ACT>(u, slope) - c.shift) - c.mean) * c.rstd;
+    A du = c.k * (static_cast<A>(dy[i]) - mdy - hhat * mdyh);
+    if constexpr (ACT != kIdentity) du *= act_grad<ACT>(u, slope);
+    dx[i] = static_cast<T>(du);
+    s[l] += du * static_cast<A>(z[i]);
+    q[l] += du;
+  };
+  int64_t i = 0;
+  for (; i + kLanes <= len; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) one(i + l, l);
+  }
+  for (int l = 0; i + l < len; ++l) one(i + l, l);
+  sum_duz = static_cast<double>(lane_total(s));
+  sum_du = static_cast<double>(lane_total(q));
+}
+
+struct Operands {
+  int64_t N, C, HW;
+  int64_t z_stride_n;  // noise row stride (0: one image for the batch, or the zero row)
+};
+
+// ------------------------------------------------------------------ NCHW
+
+template <typename T, typename A, int ACT>
+void forward_nchw(const T* x, const T* z, const Operands& o, const A* nw, const A* b, const A* scale, const A* sbias,
+                  T* y, A* shift, A* mean, A* rstd, double eps, A slope) {
+  const int64_t P = o.N * o.C, HW = o.HW;
+  const int64_t nblk = ceil_div(HW, kBlock);
+  auto coef = [&](int64_t p) {
+    const int64_t c = p % o.C;
+    AdaCoef<A> k{nw ? nw[c] : A(0), b ? b[c] : A(0), A(0), A(0), A(0), A(0), A(0)};
+    k.shift = act_forward<ACT>(pre_act<T, A, ACT>(x[p * HW], z[(p / o.C) * o.z_stride_n], k), slope);
+    return k;
+  };
+  auto finish = [&](int64_t p, AdaCoef<A>& k, double sum, double sumsq) {
+    const double m = sum / static_cast<double>(HW);
+    const double var = std::max(sumsq / static_cast<double>(HW) - m * m, 0.0);
+    shift[p] = k.shift;
+    mean[p] = k.mean = static_cast<A>(m);
+    rstd[p] = k.rstd = static_cast<A>(1.0 / std::sqrt(var + eps));
+    k.k = k.rstd * scale[p];
+    k.sb = sbias[p];
+  };
+  if (!split_planes(P, nblk)) {
+    parallel_for(0, P, 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        AdaCoef<A> k = coef(p);
+        const T* xp = x + p * HW;
+        const T* zp = z + (p / o.C) * o.z_stride_n;
+        double sum = 0, sumsq = 0;
+        for (int64_t lo = 0; lo < HW; lo += kBlock) {
+          double s, q;
+          h_sums<T, A, ACT>(xp + lo, zp + lo, std::min(kBlock, HW - lo), k, slope, s, q);
+          sum += s;
+          sumsq += q;
+        }
+        finish(p, k, sum, sumsq);
+        style_span<T, A, ACT>(xp, zp, y + p * HW, HW, k, slope);
+      }
+    });
+    return;
+  }
+  std::vector<double> part(2 * P * nblk);
+  parallel_for(0, P * nblk, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t p = t / nblk, lo = (t % nblk) * kBlock;
+      h_sums<T, A, ACT>(x + p * HW + lo, z + (p / o.C) * o.z_stride_n + lo, std::min(kBlock, HW - lo), coef(p), slope,
+                        part[2 * t], part[2 * t + 1]);
+    }
+  });
+  std::vector<AdaCoef<A>> ks(P);
+  for (int64_t p = 0; p < P; ++p) {
+    double sum = 0, sumsq = 0;
+    for (int64_t blk = 0; blk < nblk; ++blk) {
+      sum += part[2 * (p * nblk + blk)];
+      sumsq += part[2 * (p * nblk + blk) + 1];
+    }
+    ks[p] = coef(p);
+    finish(p, ks[p], sum, sumsq);
+  }
+  parallel_for(0, P * nblk, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t p = t / nblk, lo = (t % nblk) * kBlock;
+      style_span<T, A, ACT>(x + p * HW + lo, z + (p / o.C) * o.z_stride_n + lo, y + p * HW + lo,
+                            std::min(kBlock, HW - lo), ks[p], slope);
+    }
+  });
+}
+
+template <typename T, typename A, int ACT>
+void backward_nchw(const T* dy, const T* x, const T* z, const Operands& o, const A* nw, const A* b, const A* scale,
+                   const A* shift, const A* mean, const A* rstd, T* dx, A* sum_dy, A* sum_dyh, A* sum_duz, A* sum_du,
+                   A slope) {
+  const int64_t P = o.N * o.C, HW = o.HW;
+  const int64_t nblk = ceil_div(HW, kBlock);
+  auto coef = [&](int64_t p) {
+    const int64_t c = p % o.C;
+    return AdaCoef<A>{nw ? nw[c] : A(0), b ? b[c] : A(0), shift[p], mean[p], rstd[p], rstd[p] * scale[p], A(0)};
+  };
+  // The two means of the input-gradient formula, from the stored per-plane sums.
+  auto means = [&](int64_t p, A& mdy, A& mdyh) {
+    mdy = static_cast<A>(static_cast<double>(sum_dy[p]) / HW);
+    mdyh = static_cast<A>(static_cast<double>(sum_dyh[p]) / HW);
+  };
+  if (!split_planes(P, nblk)) {
+    parallel_for(0, P, 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const AdaCoef<A> k = coef(p);
+        const int64_t base = p * HW;
+        const T* zp = z + (p / o.C) * o.z_stride_n;
+        double s1 = 0, s2 = 0;
+        for (int64_t lo = 0; lo < HW; lo += kBlock) {
+          double a, c;
+          dy_sums<T, A, ACT>(x + base + lo, zp + lo, dy + base + lo, std::min(kBlock, HW - lo), k, slope, a, c);
+          s1 += a;
+          s2 += c;
+        }
+        sum_dy[p] = static_cast<A>(s1);
+        sum_dyh[p] = static_cast<A>(s2);
+        A mdy, mdyh;
+        means(p, mdy, mdyh);
+        double s3 = 0, s4 = 0;
+        for (int64_t lo = 0; lo < HW; lo += kBlock) {
+          double a, c;
+          du_span<T, A, ACT>(x + base + lo, zp + lo, dy + base + lo, dx + base + lo, std::min(kBlock, HW - lo), k,
+                             slope, mdy, mdyh, a, c);
+          s3 += a;
+          s4 += c;
+        }
+        sum_duz[p] = static_cast<A>(s3);
+        sum_du[p] = static_cast<A>(s4);
+      }
+    });
+    return;
+  }
+  std::vector<double> part(2 * P * nblk);
+  parallel_for(0, P * nblk, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t p = t / nblk, lo = (t % nblk) * kBlock;
+      dy_sums<T, A, ACT>(x + p * HW + lo, z + (p / o.C) * o.z_stride_n + lo, dy + p * HW + lo,
+                         std::min(kBlock, HW - lo), coef(p), slope, part[2 * t], part[2 * t + 1]);
+    }
+  });
+  for (int64_t p = 0; p < P; ++p) {
+    double s1 = 0, s2 = 0;
+    for (int64_t blk = 0; blk < nblk; ++blk) {
+      s1 += part[2 * (p * nblk + blk)];
+      s2 += part[2 * (p * nblk + blk) + 1];
+    }
+    sum_dy[p] = static_cast<A>(s1);
+    sum_dyh[p] = static_cast<A>(s2);
+  }
+  parallel_for(0, P * nblk, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t p = t / nblk, lo = (t % nblk) * kBlock, off = p * HW + lo;
+      A mdy, mdyh;
+      means(p, mdy, mdyh);
+      du_span<T, A, ACT>(x + off, z + (p / o.C) * o.z_stride_n + lo, dy + off, dx + off, std::min(kBlock, HW - lo),
+                         coef(p), slope, mdy, mdyh, part[2 * t], part[2 * t + 1]);
+    }
+  });
+  for (int64_t p = 0; p < P; ++p) {
+    double s3 = 0, s4 = 0;
+    for (int64_t blk = 0; blk < nblk; ++blk) {
+      s3 += part[2 * (p * nblk + blk)];
+      s4 += part[2 * (p * nblk + blk) + 1];
+    }
+    sum_duz[p] = static_cast<A>(s3);
+    sum_du[p] = static_cast<A>(s4);
+  }
+}
+
+// ------------------------------------------------------------------ channels_last
+
+// Sums every chunk's two per-channel partials (N, chunks, 2, C) in chunk order into out0/out1 (N*C).
+template <typename A>
+void combine_chunks(const std::vector<double>& part, int64_t N, int64_t chunks, int64_t C, A* out0, A* out1) {
+  std::vector<double> t0(C), t1(C);
+  for (int64_t n = 0; n < N; ++n) {
+    std::fill(t0.begin(), t0.end(), 0.0);
+    std::fill(t1.begin(), t1.end(), 0.0);
+    for (int64_t k = 0; k < chunks; ++k) {
+      const double* src = part.data() + 2 * (n * chunks + k) * C;
+      for (int64_t c = 0; c < C; ++c) {
+        t0[c] += src[c];
+        t1[c] += src[C + c];
+      }
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      out0[n * C + c] = static_cast<A>(t0[c]);
+      out1[n * C + c] = static_cast<A>(t1[c]);
+    }
+  }
+}
+
+// Per-(n, c) values as arrays, so the channel loop reads them contiguously.
+template <typename A>
+struct ChannelArrays {
+  std::vector<A> nw, b, shift, mean, rstd, k, sb;
+  explicit ChannelArrays(int64_t P) : nw(P), b(P), shift(P), mean(P), rstd(P), k(P), sb(P) {}
+};
+
+template <typename T, typename A, int ACT>
+void forward_cl(const T* x, const T* z, const Operands& o, const A* nw, const A* b, const A* scale, const A* sbias,
+                T* y, A* shift, A* mean, A* rstd, double eps, A slope) {
+  const int64_t N = o.N, C = o.C, HW = o.HW, P = N * C;
+  const PixelChunks ch(HW, C);
+  ChannelArrays<A> a(P);
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t c = 0; c < C; ++c) {
+      const int64_t p = n * C + c;
+      a.nw[p] = nw ? nw[c] : A(0);
+      a.b[p] = b ? b[c] : A(0);
+      const A u = static_cast<A>(x[n * HW * C + c]) + static_cast<A>(z[n * o.z_stride_n]) * a.nw[p] + a.b[p];
+      a.shift[p] = act_forward<ACT>(u, slope);
+    }
+  }
+  std::vector<double> part(2 * N * ch.n * C);
+  parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<A> s(C), q(C);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / ch.n, kk = t % ch.n, pc = n * C;
+      const A* __restrict anw = &a.nw[pc];
+      const A* __restrict ab = &a.b[pc];
+      const A* __restrict ash = &a.shift[pc];
+      std::fill(s.begin(), s.end(), A(0));
+      std::fill(q.begin(), q.end(), A(0));
+      for (int64_t px = ch.begin(kk); px < ch.end(kk, HW); ++px) {
+        const T* row = x + (n * HW + px) * C;
+        const A zv = static_cast<A>(z[n * o.z_stride_n + px]);
+        for (int64_t c = 0; c < C; ++c) {
+          const A d = act_forward<ACT>(static_cast<A>(row[c]) + zv * anw[c] + ab[c], slope) - ash[c];
+          s[c] += d;
+          q[c] += d * d;
+        }
+      }
+      double* out = part.data() + 2 * t * C;
+      for (int64_t c = 0; c < C; ++c) {
+        out[c] = s[c];
+        out[C + c] = q[c];
+      }
+    }
+  });
+  std::vector<double> sum(P), sumsq(P);
+  combine_chunks(part, N, ch.n, C, sum.data(), sumsq.data());
+  for (int64_t p = 0; p < P; ++p) {
+    const double m = sum[p] / static_cast<double>(HW);
+    const double var = std::max(sumsq[p] / static_cast<double>(HW) - m * m, 0.0);
+    shift[p] = a.shift[p];
+    mean[p] = a.mean[p] = static_cast<A>(m);
+    rstd[p] = a.rstd[p] = static_cast<A>(1.0 / std::sqrt(var + eps));
+    a.k[p] = a.rstd[p] * scale[p];
+    a.sb[p] = sbias[p];
+  }
+  parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / ch.n, kk = t % ch.n, pc = n * C;
+      const A* __restrict anw = &a.nw[pc];
+      const A* __restrict ab = &a.b[pc];
+      const A* __restrict ash = &a.shift[pc];
+      const A* __restrict am = &a.mean[pc];
+      const A* __restrict ak = &a.k[pc];
+      const A* __restrict asb = &a.sb[pc];
+      for (int64_t px = ch.begin(kk); px < ch.end(kk, HW); ++px) {
+        const int64_t off = (n * HW + px) * C;
+        const A zv = static_cast<A>(z[n * o.z_stride_n + px]);
+        for (int64_t c = 0; c < C; ++c) {
+          const A h = act_forward<ACT>(static_cast<A>(x[off + c]) + zv * anw[c] + ab[c], slope);
+          y[off + c] = static_cast<T>(((h - ash[c]) - am[c]) * ak[c] + asb[c]);
+        }
+      }
+    }
+  });
+}
+
+template <typename T, typename A, int ACT>
+void backward_cl(const T* dy, const T* x, const T* z, const Operands& o, const A* nw, const A* b, const A* scale,
+                 const A* shift, const A* mean, const A* rstd, T* dx, A* sum_dy, A* sum_dyh, A* sum_duz, A* sum_du,
+                 A slope) {
+  const int64_t N = o.N, C = o.C, HW = o.HW, P = N * C;
+  const PixelChunks ch(HW, C);
+  ChannelArrays<A> a(P);
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t c = 0; c < C; ++c) {
+      const int64_t p = n * C + c;
+      a.nw[p] = nw ? nw[c] : A(0);
+      a.b[p] = b ? b[c] : A(0);
+      a.shift[p] = shift[p];
+      a.mean[p] = mean[p];
+      a.rstd[p] = rstd[p];
+      a.k[p] = rstd[p] * scale[p];
+    }
+  }
+  std::vector<double> part(2 * N * ch.n * C);
+  parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<A> s(C), q(C);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / ch.n, kk = t % ch.n, pc = n * C;
+      const A* __restrict anw = &a.nw[pc];
+      const A* __restrict ab = &a.b[pc];
+      const A* __restrict ash = &a.shift[pc];
+      const A* __restrict am = &a.mean[pc];
+      const A* __restrict ar = &a.rstd[pc];
+      std::fill(s.begin(), s.end(), A(0));
+      std::fill(q.begin(), q.end(), A(0));
+      for (int64_t px = ch.begin(kk); px < ch.end(kk, HW); ++px) {
+        const int64_t off = (n * HW + px) * C;
+        const A zv = static_cast<A>(z[n * o.z_stride_n + px]);
+        for (int64_t c = 0; c < C; ++c) {
+          const A h = act_forward<ACT>(static_cast<A>(x[off + c]) + zv * anw[c] + ab[c], slope);
+          const A g = static_cast<A>(dy[off + c]);
+          s[c] += g;
+          q[c] += g * (((h - ash[c]) - am[c]) * ar[c]);
+        }
+      }
+      double* out = part.data() + 2 * t * C;
+      for (int64_t c = 0; c < C; ++c) {
+        out[c] = s[c];
+        out[C + c] = q[c];
+      }
+    }
+  });
+  combine_chunks(part, N, ch.n, C, sum_dy, sum_dyh);
+  std::vector<A> mdy(P), mdyh(P);
+  for (int64_t p = 0; p < P; ++p) {
+    mdy[p] = static_cast<A>(static_cast<double>(sum_dy[p]) / HW);
+    mdyh[p] = static_cast<A>(static_cast<double>(sum_dyh[p]) / HW);
+  }
+  parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<A> s(C), q(C);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / ch.n, kk = t % ch.n, pc = n * C;
+      const A* __restrict anw = &a.nw[pc];
+      const A* __restrict ab = &a.b[pc];
+      const A* __restrict ash = &a.shift[pc];
+      const A* __restrict am = &a.mean[pc];
+      const A* __restrict ar = &a.rstd[pc];
+      const A* __restrict ak = &a.k[pc];
+      const A* __restrict md = &mdy[pc];
+      const A* __restrict mdh = &mdyh[pc];
+      std::fill(s.begin(), s.end(), A(0));
+      std::fill(q.begin(), q.end(), A(0));
+      for (int64_t px = ch.begin(kk); px < ch.end(kk, HW); ++px) {
+        const int64_t off = (n * HW + px) * C;
+        const A zv = static_cast<A>(z[n * o.z_stride_n + px]);
+        for (int64_t c = 0; c < C; ++c) {
+          const A u = static_cast<A>(x[off + c]) + zv * anw[c] + ab[c];
+          const A hhat = ((act_forward<ACT>(u, slope) - ash[c]) - am[c]) * ar[c];
+          A du = ak[c] * (static_cast<A>(dy[off + c]) - md[c] - hhat * mdh[c]);
+          if constexpr (ACT != kIdentity) du *= act_grad<ACT>(u, slope);
+          dx[off + c] = static_cast<T>(du);
+          s[c] += du * zv;
+          q[c] += du;
+        }
+      }
+      double* out = part.data() + 2 * t * C;
+      for (int64_t c = 0; c < C; ++c) {
+        out[c] = s[c];
+        out[C + c] = q[c];
+      }
+    }
+  });
+  combine_chunks(part, N, ch.n, C, sum_duz, sum_du);
+}
+
+// The noise operand: (N, HW) rows of x's dtype, contiguous along HW, row stride >= 0; absent noise
+// becomes one row of zeros (stride 0).
+struct NoiseRows {
+  at::Tensor rows;
+  int64_t stride_n;
+};
+
+NoiseRows noise_rows(const std::optional<at::Tensor>& noise, const at::Tensor& x, int64_t N, int64_t HW) {
+  if (!noise.has_value() || !noise->defined()) return {at::zeros({HW}, x.options()), 0};
+  check_cpu_float(*noise, "noise");
+  TORCH_CHECK_VALUE(noise->dim() == 2 && noise->size(0) == N && noise->size(1) == HW,
+                    "noise must be an (N, H*W) = (", N, ", ", HW, ") view, got ", noise->sizes());
+  TORCH_CHECK_TYPE(noise->scalar_type() == x.scalar_type(), "noise must have dtype ", x.scalar_type(), ", got ",
+                   noise->scalar_type());
+  TORCH_CHECK_VALUE(noise->stride(1) == 1 || HW == 1, "noise rows must be contiguous, got strides ",
+                    noise->strides());
+  TORCH_CHECK_VALUE(noise->stride(0) >= 0, "noise must have a non-negative row stride");
+  return {*noise, N == 1 ? 0 : noise->stride(0)};
+}
+
+void check_style(const at::Tensor& t, int64_t N, int64_t C, const char* name) {
+  check_cpu_float(t, name);
+  TORCH_CHECK_VALUE(t.dim() == 2 && t.size(0) == N && t.size(1) == C, name, " must have shape (", N, ", ", C,
+                    "), got ", t.sizes());
+}
+
+}  // namespace
+
+void adain_fwd(const at::Tensor& x, const at::Tensor& style_scale, const at::Tensor& style_bias,
+               const std::optional<at::Tensor>& noise, const std::optional<at::Tensor>& noise_weight,
+               const std::optional<at::Tensor>& bias, const at::Tensor& y, const at::Tensor& shift,
+               const at::Tensor& mean, const at::Tensor& rstd, double eps, int64_t act, double slope) {
+  const Layout layout = input_layout(x, "x");
+  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  const at::ScalarType acc = acc_dtype(x.scalar_type());
+  check_like(y, x, "y");
+  check_style(style_scale, N, C, "style_scale");
+  check_style(style_bias, N, C, "style_bias");
+  for (const auto* t : {&shift, &mean, &rstd}) check_shape_dtype(*t, {N, C}, acc, "statistics output");
+  TORCH_CHECK_VALUE(std::isfinite(eps) && eps > 0, "eps must be a finite number > 0, got ", eps);
+  TORCH_CHECK_VALUE(std::isfinite(slope), "slope must be finite, got ", slope);
+  check_act(act);
+  const bool has_noise = noise.has_value() && noise->defined();
+  const bool has_nw = noise_weight.has_value() && noise_weight->defined();
+  TORCH_CHECK_VALUE(has_noise == has_nw, "noise and noise_weight must be given together");
+  const NoiseRows z = noise_rows(noise, x, N, HW);
+  const auto nw = per_channel(noise_weight, C, acc, "noise_weight");
+  const auto b = per_channel(bias, C, acc, "bias");
+  const at::Tensor sc = style_scale.to(acc).contiguous();
+  const at::Tensor sb = style_bias.to(acc).contiguous();
+  const Operands o{N, C, HW, z.stride_n};
+
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "adain_fwd", [&] {
+    using T = scalar_t;
+    using A = acc_t<T>;
+    dispatch_act(static_cast<int>(act), [&](auto tag) {
+      constexpr int ACT = decltype(tag)::value;
+      auto run = layout == Layout::kNCHW ? &forward_nchw<T, A, ACT> : &forward_cl<T, A, ACT>;
+      run(x.const_data_ptr<T>(), z.rows.const_data_ptr<T>(), o, opt_ptr<A>(nw), opt_ptr<A>(b),
+          sc.const_data_ptr<A>(), sb.const_data_ptr<A>(), y.mutable_data_ptr<T>(), shift.mutable_data_ptr<A>(),
+          mean.mutable_data_ptr<A>(), rstd.mutable_data_ptr<A>(), eps, static_cast<A>(slope));
+    });
+  });
+}
+
+void adain_bwd(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& style_scale,
+               const std::optional<at::Tensor>& noise, const std::optional<at::Tensor>& noise_weight,
+               const std::optional<at::Tensor>& bias, const at::Tensor& shift, const at::Tensor& mean,
+               const at::Tensor& rstd, const at::Tensor& dx, const at::Tensor& sum_dy, const at::Tensor& sum_dyh,
+               const at::Tensor& sum_duz, const at::Tensor& sum_du, int64_t act, double slope) {
+  const Layout layout = input_layout(x, "x");
+  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  const at::ScalarType acc = acc_dtype(x.scalar_type());
+  check_like(dy, x, "dy");
+  check_like(dx, x, "dx");
+  check_style(style_scale, N, C, "style_scale");
+  for (const auto* t : {&shift, &mean, &rstd}) check_shape_dtype(*t, {N, C}, acc, "saved statistics");
+  for (const auto* t : {&sum_dy, &sum_dyh, &sum_duz, &sum_du}) check_shape_dtype(*t, {N, C}, acc, "sum output");
+  TORCH_CHECK_VALUE(std::isfinite(slope), "slope must be finite, got ", slope);
+  check_act(act);
+  const bool has_noise = noise.has_value() && noise->defined();
+  const bool has_nw = noise_weight.has_value() && noise_weight->defined();
+  TORCH_CHECK_VALUE(has_noise == has_nw, "noise and noise_weight must be given together");
+  const NoiseRows z = noise_rows(noise, x, N, HW);
+  const auto nw = per_channel(noise_weight, C, acc, "noise_weight");
+  const auto b = per_channel(bias, C, acc, "bias");
+  const at::Tensor sc = style_scale.to(acc).contiguous();
+  const Operands o{N, C, HW, z.stride_n};
+
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "adain_bwd", [&] {
+    using T = scalar_t;
+    using A = acc_t<T>;
+    dispatch_act(static_cast<int>(act), [&](auto tag) {
+      constexpr int ACT = decltype(tag)::value;
+      auto run = layout == Layout::kNCHW ? &backward_nchw<T, A, ACT> : &backward_cl<T, A, ACT>;
+      run(dy.const_data_ptr<T>(), x.const_data_ptr<T>(), z.rows.const_data_ptr<T>(), o, opt_ptr<A>(nw),
+          opt_ptr<A>(b), sc.const_data_ptr<A>(), shift.const_data_ptr<A>(), mean.const_data_ptr<A>(),
+          rstd.const_data_ptr<A>(), dx.mutable_data_ptr<T>(), sum_dy.mutable_data_ptr<A>(),
+          sum_dyh.mutable_data_ptr<A>(), sum_duz.mutable_data_ptr<A>(), sum_du.mutable_data_ptr<A>(),
+          static_cast<A>(slope));
+    });
+  });
+}
+
+}  // namespace effgan

@@ -1,0 +1,173 @@
+// Shared pieces of the CPU kernels: accumulation types, argument checks, layouts, block sizes.
+#pragma once
+
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <c10/core/ScalarType.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Exception.h>
+#include <c10/util/Half.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "activation.h"
+
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
+namespace effgan {
+
+// Every reduced quantity accumulates in float (double for double inputs); the per-block partial
+// sums are then combined in double, in block order.
+template <typename T>
+struct AccOf {
+  using type = float;
+};
+template <>
+struct AccOf<double> {
+  using type = double;
+};
+template <typename T>
+using acc_t = typename AccOf<T>::type;
+
+inline at::ScalarType acc_dtype(at::ScalarType t) {
+  return t == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+// Elements per reduction block. Reductions are split at fixed block boundaries whatever the
+// thread count, and blocks are combined in order, so results do not depend on threading.
+constexpr int64_t kBlock = 4096;
+// Independent accumulators per block: enough for the compiler to keep a few vector registers busy,
+// and a fixed summation order.
+constexpr int kLanes = 16;
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+template <typename A>
+EFFGAN_INLINE A lane_total(const A* lanes) {
+  // Pairwise, in a fixed order.
+  A t[kLanes / 2];
+  for (int l = 0; l < kLanes / 2; ++l) t[l] = lanes[l] + lanes[l + kLanes / 2];
+  for (int l = 0; l < kLanes / 4; ++l) t[l] = t[l] + t[l + kLanes / 4];
+  for (int l = 0; l < kLanes / 8; ++l) t[l] = t[l] + t[l + kLanes / 8];
+  return t[0] + t[1];
+}
+
+// Flush denormals to zero (FTZ + DAZ) while a kernel runs on this thread, restoring the caller's
+// mode afterwards. Where the compiler turns the exp clamp into a blend it evaluates the clamped
+// branch too (e.g. z * sigmoid(-87) in silu), and those products are denormal: without this, silu
+// and tanh loops run several times slower. Only values below 1.2e-38 change (to zero).
+class FlushDenormals {
+ public:
+  FlushDenormals() {
+#if defined(__SSE__)
+    saved_ = _mm_getcsr();
+    _mm_setcsr(saved_ | 0x8040);
+#endif
+  }
+  ~FlushDenormals() {
+#if defined(__SSE__)
+    _mm_setcsr(saved_);
+#endif
+  }
+  FlushDenormals(const FlushDenormals&) = delete;
+  FlushDenormals& operator=(const FlushDenormals&) = delete;
+
+ private:
+  unsigned saved_ = 0;
+};
+
+// at::parallel_for with denormals flushed in every chunk (each thread has its own FP mode).
+template <typename F>
+inline void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& f) {
+  at::parallel_for(begin, end, grain, [&](int64_t b, int64_t e) {
+    FlushDenormals guard;
+    f(b, e);
+  });
+}
+
+enum class Layout { kNCHW, kChannelsLast };
+
+// NCHW planes are split among threads (at block boundaries) only when there are too few planes
+// to go round; otherwise a thread owns whole planes and rereads each from cache.
+inline bool split_planes(int64_t planes, int64_t blocks_per_plane) {
+  return blocks_per_plane > 1 && planes < 2 * static_cast<int64_t>(at::get_num_threads());
+}
+
+// channels_last: chunks of whole pixels of about kBlock values, the unit of work and of
+// reduction order (per-channel partial sums per chunk, combined in chunk order).
+struct PixelChunks {
+  int64_t pix;  // pixels per chunk
+  int64_t n;    // chunks per sample
+  PixelChunks(int64_t HW, int64_t C) : pix(std::max<int64_t>(1, kBlock / C)), n(ceil_div(HW, pix)) {}
+  int64_t begin(int64_t k) const { return k * pix; }
+  int64_t end(int64_t k, int64_t HW) const { return std::min(HW, (k + 1) * pix); }
+};
+
+// ---- argument checks: every violation raises a Python exception, nothing reaches a kernel ----
+
+inline bool is_float_dtype(at::ScalarType t) {
+  return t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16;
+}
+
+inline void check_cpu_float(const at::Tensor& t, const char* name) {
+  TORCH_CHECK_VALUE(t.defined(), name, " is undefined");
+  TORCH_CHECK_VALUE(t.device().is_cpu(), name, " must be a CPU tensor, got ", t.device());
+  TORCH_CHECK_VALUE(t.layout() == at::kStrided, name, " must be a dense (strided) tensor");
+  TORCH_CHECK_TYPE(is_float_dtype(t.scalar_type()), name,
+                   " must be float16, bfloat16, float32 or float64, got ", t.scalar_type());
+}
+
+// A 4-D input the kernels can index: NCHW-contiguous or channels_last-contiguous.
+inline Layout input_layout(const at::Tensor& x, const char* name) {
+  check_cpu_float(x, name);
+  TORCH_CHECK_VALUE(x.dim() == 4, name, " must be 4-D (N, C, H, W), got ", x.dim(), "-D");
+  TORCH_CHECK_VALUE(x.numel() > 0, name, " must not be empty");
+  if (x.is_contiguous()) return Layout::kNCHW;
+  TORCH_CHECK_VALUE(x.is_contiguous(at::MemoryFormat::ChannelsLast), name,
+                    " must be contiguous or channels_last contiguous");
+  return Layout::kChannelsLast;
+}
+
+// Same shape, dtype and strides as `ref` (the kernels index both with one set of offsets).
+inline void check_like(const at::Tensor& t, const at::Tensor& ref, const char* name) {
+  check_cpu_float(t, name);
+  TORCH_CHECK_VALUE(t.sizes() == ref.sizes(), name, " must have shape ", ref.sizes(), ", got ", t.sizes());
+  TORCH_CHECK_TYPE(t.scalar_type() == ref.scalar_type(), name, " must have dtype ", ref.scalar_type(),
+                   ", got ", t.scalar_type());
+  TORCH_CHECK_VALUE(t.strides() == ref.strides(), name, " must have the strides of the input ", ref.strides(),
+                    ", got ", t.strides());
+}
+
+inline void check_shape_dtype(const at::Tensor& t, at::IntArrayRef shape, at::ScalarType dtype, const char* name) {
+  check_cpu_float(t, name);
+  TORCH_CHECK_VALUE(t.sizes() == shape, name, " must have shape ", shape, ", got ", t.sizes());
+  TORCH_CHECK_TYPE(t.scalar_type() == dtype, name, " must have dtype ", dtype, ", got ", t.scalar_type());
+  TORCH_CHECK_VALUE(t.is_contiguous(), name, " must be contiguous");
+}
+
+// A per-channel (C,) parameter of any float dtype, as a contiguous accumulation-type copy
+// (C values: negligible next to the planes).
+inline std::optional<at::Tensor> per_channel(const std::optional<at::Tensor>& t, int64_t C, at::ScalarType acc,
+                                             const char* name) {
+  if (!t.has_value() || !t->defined()) return std::nullopt;
+  check_cpu_float(*t, name);
+  TORCH_CHECK_VALUE(t->dim() == 1 && t->size(0) == C, name, " must have shape (", C, "), got ", t->sizes());
+  return t->to(acc).contiguous();
+}
+
+template <typename T>
+inline const T* opt_ptr(const std::optional<at::Tensor>& t) {
+  return t.has_value() ? t->const_data_ptr<T>() : nullptr;
+}
+
+inline void check_act(int64_t act) {
+  TORCH_CHECK_VALUE(act >= 0 && act < kNumActs, "act must be an activation code in [0, ", kNumActs, "), got ",
+                    act);
+}
+
+}  // namespace effgan

@@ -1,0 +1,160 @@
+"""Building and loading the C++ CPU extension (``csrc/``, shipped as data of ``effgan.csrc``).
+
+The extension is compiled on first use with ``torch.utils.cpp_extension.load`` (ninja) into a
+cache directory keyed by everything that changes the binary: the sources, the torch and Python
+versions, the compiler and the flags. A later process with the same key loads the cached build.
+
+Two processes building the same key at once serialise on an ``fcntl.flock`` lock file beside the
+keyed directory: the first builds, the second waits and then loads what the first built. Holding
+that lock also makes it safe to clear a lock file torch's own builder may have left behind when a
+build was killed (torch's builder would otherwise wait on it forever).
+
+Environment:
+  EFFGAN_EXT_DIR         cache root (default ``~/.cache/effgan/ext``); builds go to ``<root>/<key>``.
+  EFFGAN_VERBOSE_BUILD=1 show the compiler output while building.
+  CXX                    the C++ compiler (torch's default: ``c++``); part of the key.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import importlib.resources
+import os
+import sys
+import time
+from pathlib import Path
+
+EXT_NAME = "effgan_cpp"
+# Bump when the build recipe itself changes in a way the key would not otherwise see.
+RECIPE_VERSION = 1
+# -O3 for loops that auto-vectorise at the baseline ISA (no -march: the cache may be shared by
+# machines with different CPUs); -fno-trapping-math lets GCC turn the activations' selects and
+# clamps into blends (without it those loops stay scalar); -fno-math-errno for sqrt; -fopenmp
+# because at::parallel_for is an OpenMP region in torch's headers: without it every kernel would
+# run on one thread. No -ffast-math: the kernels' summation order is part of their determinism.
+CFLAGS = ("-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function")
+LDFLAGS = ("-fopenmp",)
+SOURCE_SUFFIXES = (".cpp", ".h")
+LOG_TAIL_CHARS = 4000
+
+
+def source_dir() -> Path:
+    """The directory holding the C++ sources (``csrc/`` in a checkout, ``effgan/csrc`` installed)."""
+    return Path(str(importlib.resources.files("effgan.csrc")))
+
+
+def source_files(src: Path | None = None) -> list[Path]:
+    root = source_dir() if src is None else Path(src)
+    return sorted(p for p in root.iterdir() if p.suffix in SOURCE_SUFFIXES and p.is_file())
+
+
+def cache_root() -> Path:
+    env = os.environ.get("EFFGAN_EXT_DIR", "").strip()
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "effgan" / "ext"
+
+
+def build_key(src: Path | None = None, name: str = EXT_NAME) -> str:
+    """A short hash of the sources, the toolchain and the flags: one cache entry per distinct build."""
+    import torch
+
+    h = hashlib.sha256()
+    h.update(f"recipe={RECIPE_VERSION} name={name}\n".encode())
+    h.update(f"torch={torch.__version__}\n".encode())
+    h.update(f"python={sys.version_info[:2]}\n".encode())
+    h.update(f"cxx={os.environ.get('CXX', 'c++')}\n".encode())
+    h.update(f"cflags={CFLAGS} ldflags={LDFLAGS}\n".encode())
+    for path in source_files(src):
+        h.update(path.name.encode() + b"\0")
+        h.update(path.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def build_dir(src: Path | None = None, name: str = EXT_NAME) -> Path:
+    return cache_root() / build_key(src, name)
+
+
+def verbose_build() -> bool:
+    return os.environ.get("EFFGAN_VERBOSE_BUILD", "0").lower() in ("1", "true", "on", "yes")
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    """An exclusive advisory lock held across processes (a no-op where fcntl does not exist)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: fall back to torch's own lock inside the build directory
+        yield
+        return
+    with open(lock_path, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+class ExtensionBuildError(RuntimeError):
+    """The C++ extension failed to compile or load; the message ends with the build log's tail."""
+
+
+def _log_tail(text: str) -> str:
+    text = text.strip()
+    if len(text) > LOG_TAIL_CHARS:
+        text = "...\n" + text[-LOG_TAIL_CHARS:]
+    return text
+
+
+def _build_and_load(target: Path, src: Path, name: str):
+    from torch.utils import cpp_extension
+
+    target.mkdir(parents=True, exist_ok=True)
+    # Only effgan processes use this directory, and we hold the flock: a leftover torch lock file
+    # can only come from a build that was killed, so it is safe (and necessary) to remove it.
+    with contextlib.suppress(FileNotFoundError):
+        (target / "lock").unlink()
+    return cpp_extension.load(
+        name=name,
+        sources=[str(p) for p in source_files(src) if p.suffix == ".cpp"],
+        extra_cflags=list(CFLAGS),
+        extra_ldflags=list(LDFLAGS),
+        extra_include_paths=[str(src)],
+        build_directory=str(target),
+        verbose=verbose_build(),
+    )
+
+
+def build(*, quiet: bool = True, src: Path | None = None, name: str = EXT_NAME):
+    """Build (or reuse) the extension for this machine and return the loaded module.
+
+    ``src``/``name`` default to effgan's own sources; the tests build small stand-ins through them.
+    Raises ExtensionBuildError with the tail of the compiler output when the build fails.
+    """
+    src = source_dir() if src is None else Path(src)
+    target = build_dir(src, name)
+    cache_root().mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with _exclusive(cache_root() / f"{target.name}.lock"):
+        try:
+            module = _build_and_load(target, src, name)
+        except Exception as exc:
+            detail = _log_tail(str(exc))
+            with contextlib.suppress(OSError):
+                (target / "effgan_build_error.log").write_text(str(exc))
+            raise ExtensionBuildError(
+                f"building the effgan C++ extension in {target} failed "
+                f"(compiler: {os.environ.get('CXX', 'c++')}; set EFFGAN_VERBOSE_BUILD=1 for the full "
+                f"output). Build log tail:\n{detail}"
+            ) from exc
+    if not quiet:
+        print(f"effgan C++ extension ready in {target} ({time.perf_counter() - start:.1f} s)")
+    return module
+
+
+@functools.cache
+def load_extension():
+    """The compiled extension module, built on first use and cached per process."""
+    return build()

@@ -1,0 +1,234 @@
+"""The C++ backend's build machinery: cache keys, concurrent builds, a missing compiler, bad calls.
+
+Builds of the real extension are slow, so the machinery tests build a one-function stand-in
+through ``_cpp_build.build(src=..., name=...)``; the tests that call the real extension skip when
+it is unavailable (the op tests then list the cpp backend as skipped, with the reason).
+"""
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from effgan import _cpp_build
+from effgan._backend import cpp_status
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_SOURCE = textwrap.dedent(
+    """
+    #include <pybind11/pybind11.h>
+    static int answer() { return 42; }
+    PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("answer", &answer); }
+    """
+)
+
+needs_extension = pytest.mark.skipif(not cpp_status()[0], reason=f"C++ extension unavailable: {cpp_status()[1]}")
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("EFFGAN_IMPL", "EFFGAN_VERBOSE_BUILD")}
+    env.update(extra)
+    return env
+
+
+def _tiny_sources(tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "tiny.cpp").write_text(TINY_SOURCE)
+    return src
+
+
+def test_key_tracks_sources_toolchain_and_name(tmp_path, monkeypatch):
+    src = tmp_path / "csrc"
+    shutil.copytree(_cpp_build.source_dir(), src, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    key = _cpp_build.build_key(src)
+    assert key == _cpp_build.build_key(src), "the key must be stable"
+    header = next(src.glob("*.h"))
+    header.write_text(header.read_text() + "\n// changed\n")
+    changed = _cpp_build.build_key(src)
+    assert changed != key, "editing a header must change the key"
+    (src / "extra.cpp").write_text("// new source\n")
+    assert _cpp_build.build_key(src) != changed, "adding a source must change the key"
+    (src / "notes.txt").write_text("not a source")
+    (src / "extra.cpp").unlink()
+    assert _cpp_build.build_key(src) == changed, "non-source files are not part of the key"
+    assert _cpp_build.build_key(src, name="other") != changed
+    monkeypatch.setenv("CXX", "/some/other/c++")
+    assert _cpp_build.build_key(src) != changed, "the compiler is part of the key"
+
+
+def test_cache_root_is_overridable(tmp_path, monkeypatch):
+    monkeypatch.setenv("EFFGAN_EXT_DIR", str(tmp_path / "cache"))
+    assert _cpp_build.build_dir() == tmp_path / "cache" / _cpp_build.build_key()
+    out = subprocess.run(
+        [sys.executable, "-m", "effgan.build_ext", "--print-dir"],
+        env=_env(EFFGAN_EXT_DIR=str(tmp_path / "cache")), capture_output=True, text=True, check=True,
+    )
+    assert out.stdout.strip() == str(_cpp_build.build_dir())
+
+
+def test_concurrent_builds_both_succeed(tmp_path):
+    """Two processes building one key at once: one compiles, the other waits, both load it.
+
+    A stale lock file of torch's builder (left by a killed build) is in the way and must not hang them.
+    """
+    src = _tiny_sources(tmp_path)
+    cache = tmp_path / "cache"
+    env = _env(EFFGAN_EXT_DIR=str(cache))
+    script = textwrap.dedent(
+        f"""
+        from effgan import _cpp_build
+        m = _cpp_build.build(src={str(src)!r}, name="effgan_tiny")
+        print("answer", m.answer())
+        """
+    )
+    key_dir = subprocess.run(
+        [sys.executable, "-c", f"from effgan import _cpp_build; print(_cpp_build.build_dir({str(src)!r}, 'effgan_tiny'))"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    Path(key_dir).mkdir(parents=True)
+    (Path(key_dir) / "lock").write_text("")
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0, out
+        assert "answer 42" in out, out
+    assert list(Path(key_dir).glob("effgan_tiny*.so"))
+
+
+def test_missing_compiler_raises_and_auto_falls_back_once(tmp_path):
+    script = textwrap.dedent(
+        """
+        import warnings
+        import torch
+        from effgan import _cpp_build
+        from effgan.ops import instance_norm_act, instance_norm_act_ref
+        try:
+            _cpp_build.load_extension()
+        except _cpp_build.ExtensionBuildError as exc:
+            assert "Build log tail" in str(exc), str(exc)
+            assert "/nonexistent/c++" in str(exc), str(exc)
+        else:
+            raise SystemExit("load_extension() did not raise")
+        x = torch.randn(2, 3, 4, 4)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            y1 = instance_norm_act(x, act="relu")
+            y2 = instance_norm_act(x, act="relu")
+        msgs = [str(w.message) for w in caught if "cpp backend is unavailable" in str(w.message)]
+        assert len(msgs) == 1, [str(w.message) for w in caught]
+        torch.testing.assert_close(y1, instance_norm_act_ref(x, act="relu"))
+        torch.testing.assert_close(y2, y1)
+        try:
+            instance_norm_act(x, impl="cpp")
+        except RuntimeError as exc:
+            assert "impl='cpp' is unavailable" in str(exc)
+        else:
+            raise SystemExit("impl='cpp' did not raise")
+        print("ok")
+        """
+    )
+    env = _env(EFFGAN_EXT_DIR=str(tmp_path / "cache"), CXX="/nonexistent/c++")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stdout + out.stderr
+
+
+# ---------------------------------------------------------------- the real extension
+
+
+def _ext():
+    return _cpp_build.load_extension()
+
+
+def _fwd_args(**over):
+    x = torch.randn(2, 3, 4, 5)
+    args = dict(x=x, weight=None, bias=None, residual=None, y=torch.empty_like(x), mean=torch.empty(2, 3),
+                rstd=torch.empty(2, 3), eps=1e-5, act=0, slope=0.0)
+    args.update(over)
+    return args
+
+
+@needs_extension
+@pytest.mark.parametrize(
+    "over, exc, match",
+    [
+        (dict(x=torch.ones(2, 3, 4, 5, dtype=torch.int32)), TypeError, "x must be float16"),
+        (dict(x=torch.randn(2, 3, 20)), ValueError, "x must be 4-D"),
+        (dict(x=torch.randn(2, 3, 5, 4).transpose(2, 3)), ValueError, "x must be contiguous"),
+        (dict(y=torch.empty(2, 3, 4, 4)), ValueError, "y must have shape"),
+        (dict(y=torch.empty(2, 3, 4, 5, dtype=torch.float64)), TypeError, "y must have dtype"),
+        (dict(y=torch.empty(2, 3, 4, 5).contiguous(memory_format=torch.channels_last)), ValueError, "strides"),
+        (dict(mean=torch.empty(2, 4)), ValueError, "mean must have shape"),
+        (dict(rstd=torch.empty(2, 3, dtype=torch.float64)), TypeError, "rstd must have dtype"),
+        (dict(weight=torch.randn(4)), ValueError, "weight must have shape"),
+        (dict(residual=torch.randn(2, 3, 4, 6)), ValueError, "residual must have shape"),
+        (dict(eps=0.0), ValueError, "eps"),
+        (dict(act=7), ValueError, "act must be"),
+        (dict(slope=float("nan")), ValueError, "slope"),
+        (dict(x=torch.randn(2, 3, 4, 5, device="meta")), ValueError, "CPU tensor"),
+        (dict(x=None), TypeError, "incompatible function arguments"),
+    ],
+)
+def test_bad_calls_into_the_extension_raise(over, exc, match):
+    with pytest.raises(exc, match=match):
+        _ext().instance_norm_act_fwd(**_fwd_args(**over))
+
+
+@needs_extension
+def test_bad_backward_and_adain_calls_raise():
+    x = torch.randn(2, 3, 4, 5)
+    ext = _ext()
+    with pytest.raises(ValueError, match="dy must have shape"):
+        ext.instance_norm_act_bwd(torch.randn(2, 3, 4, 4), x, None, None, torch.zeros(2, 3), torch.ones(2, 3),
+                                  torch.empty_like(x), torch.empty(2, 3), torch.empty(2, 3), 0, 0.0)
+    if hasattr(ext, "adain_fwd"):
+        stats = [torch.empty(2, 3) for _ in range(3)]
+        with pytest.raises(ValueError, match="noise must be"):
+            ext.adain_fwd(x, torch.ones(2, 3), torch.zeros(2, 3), torch.randn(2, 7), torch.ones(3), None,
+                          torch.empty_like(x), *stats, 1e-5, 2, 0.2)
+        with pytest.raises(ValueError, match="together"):
+            ext.adain_fwd(x, torch.ones(2, 3), torch.zeros(2, 3), None, torch.ones(3), None,
+                          torch.empty_like(x), *stats, 1e-5, 2, 0.2)
+        with pytest.raises(ValueError, match="style_scale must have shape"):
+            ext.adain_fwd(x, torch.ones(3, 2), torch.zeros(2, 3), None, None, None,
+                          torch.empty_like(x), *stats, 1e-5, 2, 0.2)
+
+
+@needs_extension
+@pytest.mark.parametrize("shape, channels_last", [((1, 2, 130, 97), False), ((2, 5, 67, 65), True), ((3, 4, 9, 9), False)])
+def test_results_do_not_depend_on_the_thread_count(shape, channels_last):
+    """Reductions are cut at fixed blocks and combined in order: 1 thread and 2 threads agree bitwise.
+
+    (1, 2, 130, 97) has too few planes for the thread count, so its planes are split among threads.
+    """
+    from effgan.ops import instance_norm_act
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=gen) * 3 + 1
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    w, b = torch.randn(shape[1], generator=gen), torch.randn(shape[1], generator=gen)
+    g = torch.randn(shape, generator=gen)
+
+    def run():
+        xl = x.clone().requires_grad_()
+        wl, bl = w.clone().requires_grad_(), b.clone().requires_grad_()
+        y = instance_norm_act(xl, wl, bl, act="silu", impl="cpp")
+        y.backward(g)
+        return y.detach(), xl.grad, wl.grad, bl.grad
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = run()
+        torch.set_num_threads(max(2, threads))
+        many = run()
+    finally:
+        torch.set_num_threads(threads)
+    for a, e in zip(one, many):
+        assert torch.equal(a, e)
