@@ -90,8 +90,10 @@ def _stats_kernel(
     # Shifting by the plane's first conv output keeps the sum of squares accurate when |mean| >> std.
     hw0 = tl.zeros((2,), tl.int32)
     m0 = cmask[:, None] & (hw0[None, :] < HWo)
-    _, _, hi0, wi0 = _out_pos(hw0, Wo, STRIDE, PAD)
-    shift = tl.max(_conv_tile(XP, WP, cmask, m0, hi0, wi0, H, W, sxh, sxw, K, ACC), axis=1)
+    # Names distinct from the loop's: the compiler treats a name assigned before and inside the
+    # loop as loop-carried, and these tiles have a different shape from the loop's.
+    _ho_first, _wo_first, hi_first, wi_first = _out_pos(hw0, Wo, STRIDE, PAD)
+    shift = tl.max(_conv_tile(XP, WP, cmask, m0, hi_first, wi_first, H, W, sxh, sxw, K, ACC), axis=1)
     if s == 0:
         tl.store(STATS + rows, shift, mask=cmask)
     acc_s = tl.zeros((BLOCK_C, BLOCK_HW), ACC)
