@@ -1,0 +1,108 @@
+"""Evaluate a training run's checkpoint on its dataset's test split.
+
+CycleGAN runs get cycle/identity/paired errors and FID/KID per direction; dcgan runs
+FID/KID (and C2ST if asked); cgan runs add the classifier score. FID/KID use the FID
+InceptionV3 when a local weights file is given, else a FeatureNet trained on the
+run's training data and cached in <run>/feature_nets/.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from effgan.evaluate.checkpoint_models import load_run, read_checkpoint, run_config
+from effgan.metrics import (build_extractor, collect_images, evaluate_cyclegan, evaluate_generator,
+                            evaluate_labelled_generator, train_score_classifier)
+from effgan.metrics.cyclegan_eval import collect_domain_items
+from effgan.metrics.feature_net import FeatureNet
+from effgan.metrics.samplers import latent_sampler
+from effgan.train import checkpoint as ckpt
+from effgan.train import config as cfg
+
+METRICS_CACHE_DIR = "feature_nets"  # inside the run directory
+
+
+@dataclass(frozen=True)
+class EvaluationOptions:
+    data: str | None = None  # dataset name or folder; default: the run's own dataset
+    which: str = ckpt.LATEST  # checkpoint file in the run directory (latest.pt or best.pt)
+    max_items: int = 200  # test items evaluated
+    feature_train_items: int = 1000  # training images the FeatureNet (and classifier) learn from
+    fid_weights: str | None = None  # local FID InceptionV3 weights; None: train a FeatureNet
+    feature_steps: int = 300
+    classifier_steps: int = 400
+    c2st_steps: int = 0  # 0 disables the C2ST (it trains a network per evaluation)
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for name in ("max_items", "feature_train_items", "feature_steps", "classifier_steps", "kid_subsets",
+                     "kid_subset_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.c2st_steps < 0:
+            raise ValueError(f"c2st_steps must be >= 0, got {self.c2st_steps}")
+
+
+def _datasets(config: cfg.TrainConfig, options: EvaluationOptions):
+    from effgan.data import EMBEDDED, build_dataset
+
+    name = options.data or config.dataset
+    embedded = name in EMBEDDED
+    kind = "unpaired" if config.model == "cyclegan" else "labelled"
+    common = dict(image_size=config.image_size, seed=config.seed, augment=False)
+    test = build_dataset(name, "test", length=options.max_items if embedded else None, **common)
+    train = build_dataset(name, "train", kind=kind, length=options.feature_train_items if embedded else None,
+                          **common)
+    return test, train
+
+
+def evaluate_checkpoint(run_or_file: str | os.PathLike,
+                        options: EvaluationOptions = EvaluationOptions()) -> dict[str, Any]:
+    """{"checkpoint", "run_dir", "model", "step", "extractor", "options", "metrics": {name: float}}."""
+    from effgan.train.trainer import data_info
+
+    checkpoint = read_checkpoint(run_or_file, options.which)
+    config = run_config(checkpoint[1])
+    test, train = _datasets(config, options)
+    run = load_run(run_or_file, data_info=data_info(test, config.model), device=options.device, checkpoint=checkpoint)
+    cache_dir = os.path.join(run.run_dir, METRICS_CACHE_DIR)
+    kid_args = dict(kid_subsets=options.kid_subsets, kid_subset_size=options.kid_subset_size, seed=options.seed)
+
+    if config.model == "cyclegan":
+        train_items = collect_domain_items(train, max_items=options.feature_train_items)
+        real_images, real_labels = torch.cat([train_items["A"], train_items["B"]]), None
+    else:
+        real_images, real_labels = collect_images(train, max_items=options.feature_train_items, with_labels=True)
+    extractor = build_extractor(fid_weights=options.fid_weights, real_images=real_images, real_labels=real_labels,
+                                cache_dir=cache_dir, steps=options.feature_steps, seed=options.seed,
+                                device=options.device)
+
+    if config.model == "cyclegan":
+        metrics = evaluate_cyclegan(run.generators["G_A"], run.generators["G_B"], test, device=options.device,
+                                    max_items=options.max_items, extractor=extractor, **kid_args)
+    else:
+        conditional = config.model == "cgan"
+        sampler = latent_sampler(run.generators["G"], config.latent_dim, device=options.device, seed=options.seed,
+                                 conditional=conditional)
+        if conditional:
+            # A FeatureNet trained on the labels is already the score classifier; Inception is not.
+            classifier = (extractor.network if isinstance(extractor, FeatureNet)
+                          else train_score_classifier(real_images, real_labels, num_classes=run.num_classes,
+                                                      steps=options.classifier_steps, seed=options.seed,
+                                                      device=options.device))
+            metrics = evaluate_labelled_generator(sampler, test, device=options.device, max_items=options.max_items,
+                                                  extractor=extractor, classifier=classifier,
+                                                  num_classes=run.num_classes, c2st_steps=options.c2st_steps,
+                                                  **kid_args)
+        else:
+            metrics = evaluate_generator(sampler, test, device=options.device, max_items=options.max_items,
+                                         extractor=extractor, c2st_steps=options.c2st_steps, **kid_args)
+    return {"checkpoint": run.checkpoint_path, "run_dir": run.run_dir, "model": config.model, "step": run.step,
+            "extractor": extractor.name, "options": asdict(options), "metrics": metrics}

@@ -1,0 +1,43 @@
+"""Printing evaluation results as an aligned two-column table and writing them as JSON."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isinf(value) or math.isnan(value):
+            return str(value)
+        return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
+    return str(value)
+
+
+def format_table(metrics: dict[str, Any], *, title: str | None = None) -> str:
+    """`metric  value` rows in key order, with a header."""
+    width = max([len("metric")] + [len(k) for k in metrics])
+    lines = [title] if title else []
+    lines.append(f"{'metric':<{width}}  value")
+    lines.append(f"{'-' * width}  {'-' * 10}")
+    lines += [f"{key:<{width}}  {format_value(value)}" for key, value in metrics.items()]
+    return "\n".join(lines)
+
+
+def write_json(payload: dict[str, Any], path: str | os.PathLike) -> None:
+    """JSON with non-finite floats as strings ("inf"), since JSON has no literal for them."""
+    def clean(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value)
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(clean(payload), f, indent=2, sort_keys=False)
+        f.write("\n")

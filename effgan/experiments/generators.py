@@ -1,0 +1,226 @@
+"""python -m effgan.experiments.generators: CycleGAN generators compared on the cans data.
+
+Every generator is trained with the same data, seed, discriminator and step budget
+by effgan.train, then scored on the cans test pairs. The table gives, per generator:
+parameters, FLOPs of one forward at the run's resolution, training step time and
+peak memory (measured in the same run, see step_meter.py), cycle and identity MAE,
+paired MAE/PSNR/SSIM against the true translations, and FID/KID with one FeatureNet
+shared by all rows (trained once on the cans training images), so the rows compare.
+
+Writes results.json, results.md and quality_vs_step_time.png into --out.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import multiprocessing
+import os
+import platform
+import sys
+import time
+from typing import Any
+
+import torch
+
+from effgan.evaluate.checkpoint_models import load_run
+from effgan.evaluate.report import format_value, write_json
+from effgan.experiments.budgets import Budget, parse_budget
+from effgan.experiments.plotting import plot_quality_vs_step_time
+from effgan.experiments.step_meter import StepMeter
+from effgan.metrics import build_extractor, evaluate_cyclegan
+from effgan.metrics.cyclegan_eval import collect_domain_items
+
+DEFAULT_GENERATORS = ("resnet9", "resnet6", "effnet-resnet-b0", "effnet-resnet-b1", "effnet-resnet-b2",
+                      "effnet-resnet-b3", "effnet-b0", "effnet-b1", "effnet-b2", "effnet-b3")
+TABLE_METRICS = ("cycle_mae_a", "cycle_mae_b", "paired_mae_ab", "paired_psnr_ab", "paired_ssim_ab",
+                 "paired_ssim_ba", "fid_ab", "kid_mean_ab", "fid_ba")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def train_config(generator: str, budget: Budget, *, out_dir: str, seed: int, device: torch.device, fused: bool):
+    from effgan.train import CycleGANOptions, TrainConfig
+
+    return TrainConfig(
+        model="cyclegan", dataset="cans", image_size=budget.image_size, ngf=budget.ngf,
+        train_length=budget.train_length,
+        max_steps=budget.steps, checkpoint_every=budget.checkpoint_every, log_every=budget.checkpoint_every,
+        sample_every=10**9,  # no mid-run sample sheets inside the timed interval; the final one is still written
+        seed=seed, device=str(device), fused=fused, out_dir=out_dir, run_name=generator, tensorboard=False,
+        progress=False,
+        cyclegan=CycleGANOptions(generator=generator))
+
+
+def model_cost(config, generator: str) -> tuple[int, int | None]:
+    """(parameters, FLOPs of one forward at the run's resolution) of the plain-torch build."""
+    from effgan.models.flops import count_flops
+    from effgan.train import resolve
+    from effgan.train.cyclegan import build_generator
+    from effgan.train.family import DataInfo
+    from effgan.train.model_builders import registry_builder
+
+    resolved = dataclasses.replace(resolve(config), fused=False)
+    model = build_generator(resolved, DataInfo(channels=3, image_size=resolved.image_size), registry_builder,
+                            False, "ref")
+    params = sum(p.numel() for p in model.parameters())
+    shape = (1, 3, resolved.image_size, resolved.image_size)
+    try:
+        flops = count_flops(model, shape)
+    except (NotImplementedError, RuntimeError):  # an op without a meta kernel: count on the CPU instead
+        flops = count_flops(model, shape, device="cpu")
+    return params, flops
+
+
+def shared_extractor(budget: Budget, *, out_dir: str, seed: int, device: torch.device, fid_weights: str | None):
+    from effgan.data import build_dataset
+
+    train_set = build_dataset("cans", "train", image_size=budget.image_size, kind="unpaired", seed=seed,
+                              length=budget.feature_items)
+    items = collect_domain_items(train_set, max_items=budget.feature_items)
+    return build_extractor(fid_weights=fid_weights, real_images=torch.cat([items["A"], items["B"]]),
+                           cache_dir=os.path.join(out_dir, "feature_nets"), steps=budget.feature_steps, seed=seed,
+                           device=device)
+
+
+def train_and_measure(config, checkpoint_every: int) -> dict[str, Any]:
+    """Train one run with a StepMeter hook; returns where it went and what the meter saw."""
+    from effgan.train import train
+
+    meter = StepMeter(pick_device(config.device), checkpoint_every)
+    try:
+        result = train(config, metrics_fn=meter)
+    finally:
+        meter.close()
+    step_time = meter.step_time_s
+    return {"run_dir": result.run_dir, "steps": result.step, "timed_steps": meter.timed_steps,
+            "step_time_ms": None if step_time is None else 1000 * step_time,
+            "peak_memory_mb": meter.peak_memory_mb, "memory_method": meter.memory_method}
+
+
+def train_in_fresh_process(config, checkpoint_every: int) -> dict[str, Any]:
+    """train_and_measure in a spawned process, so that one generator's memory peak (RSS on a CPU)
+    is not hidden by pages an earlier, larger generator left to this process."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(train_and_measure, (config, checkpoint_every))
+
+
+def run_generator(generator: str, budget: Budget, *, out_dir: str, seed: int, device: torch.device, fused: bool,
+                  isolate: bool, test_set, extractor) -> dict[str, Any]:
+    from effgan.train.family import DataInfo
+
+    config = train_config(generator, budget, out_dir=os.path.join(out_dir, "runs"), seed=seed, device=device,
+                          fused=fused)
+    params, flops = model_cost(config, generator)
+    measure = train_in_fresh_process if isolate else train_and_measure
+    measured = measure(config, budget.checkpoint_every)
+    run = load_run(measured["run_dir"], data_info=DataInfo(channels=3, image_size=budget.image_size), device=device)
+    metrics = evaluate_cyclegan(run.generators["G_A"], run.generators["G_B"], test_set, device=device,
+                                max_items=budget.eval_items, extractor=extractor, kid_subsets=budget.kid_subsets,
+                                seed=seed)
+    return {"generator": generator, "params": params, "flops": flops, **measured, "metrics": metrics}
+
+
+def _short_key(key: str) -> str:
+    return key.split("/", 1)[0]
+
+
+def markdown_table(rows: list[dict], extractor_name: str) -> str:
+    metric_headers = [m if not m.startswith(("fid", "kid")) else f"{m} [{extractor_name}]" for m in TABLE_METRICS]
+    headers = ["generator", "params (M)", "GFLOPs", "step (ms)", "peak mem (MB)", *metric_headers]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for row in rows:
+        short = {_short_key(k): v for k, v in row["metrics"].items()}
+        cells = [row["generator"], f"{row['params'] / 1e6:.3f}",
+                 "n/a" if row["flops"] is None else f"{row['flops'] / 1e9:.3f}",
+                 "n/a" if row["step_time_ms"] is None else f"{row['step_time_ms']:.1f}",
+                 "n/a" if row["peak_memory_mb"] is None else f"{row['peak_memory_mb']:.1f}"]
+        cells += [format_value(short[m]) if m in short else "n/a" for m in TABLE_METRICS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run_experiment(budget: Budget, *, generators: tuple[str, ...] = DEFAULT_GENERATORS, out_dir: str,
+                   seed: int = 0, device: str = "auto", fused: bool = True, isolate: bool = True,
+                   fid_weights: str | None = None) -> dict[str, Any]:
+    """Train and score each generator; write results.json, results.md and the plot into out_dir.
+
+    fused=False trains the plain-torch builds (effgan's eager baseline), which also
+    avoids building the C++ extension in a CPU smoke run. isolate=True trains each
+    generator in a fresh process (clean memory peaks); False trains in this process.
+    """
+    from effgan.data import build_dataset
+
+    if not generators:
+        raise ValueError("generators must name at least one generator")
+    if os.path.exists(os.path.join(out_dir, "runs")):
+        raise ValueError(f"out_dir {out_dir!r} already holds runs; give a fresh folder")
+    torch_device = pick_device(device)
+    extractor = shared_extractor(budget, out_dir=out_dir, seed=seed, device=torch_device, fid_weights=fid_weights)
+    test_set = build_dataset("cans", "test", image_size=budget.image_size, seed=seed, length=budget.eval_items)
+    rows = []
+    for generator in generators:
+        print(f"[generators] {generator}: training {budget.steps} steps on {torch_device}", flush=True)
+        rows.append(run_generator(generator, budget, out_dir=out_dir, seed=seed, device=torch_device, fused=fused,
+                                  isolate=isolate, test_set=test_set, extractor=extractor))
+    device_name = (torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda"
+                   else platform.processor() or "cpu")
+    summary = {"budget": dataclasses.asdict(budget), "seed": seed, "fused": fused, "isolated_processes": isolate,
+               "device": str(torch_device),
+               "device_name": device_name, "torch": torch.__version__, "extractor": extractor.name,
+               "memory_method": rows[0]["memory_method"], "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               "rows": rows}
+    table = markdown_table(rows, extractor.name)
+    write_json(summary, os.path.join(out_dir, "results.json"))
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(f"# CycleGAN generators on cans ({budget.name} budget: {budget.steps} steps, "
+                f"{budget.image_size}x{budget.image_size}, ResNet ngf {budget.ngf}, seed {seed}, "
+                f"{'fused' if fused else 'plain torch'}, "
+                f"{device_name})\n\n{table}\n\n"
+                f"Step time: mean wall time per step after the first checkpoint, data loading and checkpoint "
+                f"writes included. Peak memory: {summary['memory_method']}"
+                f"{', each generator trained in a fresh process' if isolate else ''}. "
+                f"FID/KID extractor: {extractor.name}.\n")
+    plot_quality_vs_step_time(rows, os.path.join(out_dir, "quality_vs_step_time.png"),
+                              quality_keys=["paired_ssim_ab", f"fid_ab/{extractor.name}"],
+                              title=f"cans, {budget.name} budget, {device_name}")
+    summary["table"] = table
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m effgan.experiments.generators", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--budget", default="smoke", help="smoke | small | full | a number of training steps.")
+    p.add_argument("--generators", default=",".join(DEFAULT_GENERATORS),
+                   help="Comma-separated registry names of the generators to compare.")
+    p.add_argument("--out", default=None, help="Output folder (default runs/experiments/generators-<budget>-<time>).")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N.")
+    p.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
+                   help="Train effgan's fused modules (--no-fused: the plain torch builds).")
+    p.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=True,
+                   help="Train each generator in a fresh process (clean memory peaks).")
+    p.add_argument("--fid-weights", default=None, help="Local FID InceptionV3 weights instead of the FeatureNet.")
+    args = p.parse_args(argv)
+    try:
+        budget = parse_budget(args.budget)
+        out = args.out or os.path.join("runs", "experiments",
+                                       f"generators-{budget.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        generators = tuple(g.strip() for g in args.generators.split(",") if g.strip())
+        summary = run_experiment(budget, generators=generators, out_dir=out, seed=args.seed, device=args.device,
+                                 fused=args.fused, isolate=args.isolate,
+                                 fid_weights=args.fid_weights)
+    except ValueError as error:
+        print(f"effgan.experiments.generators: error: {error}", file=sys.stderr)
+        return 2
+    print(summary["table"])
+    print(f"wrote {out}/results.json, results.md, quality_vs_step_time.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Choosing the feature extractor for FID/KID: the standard Inception when its weights are given, else a FeatureNet.
+
+Nothing is downloaded: the Inception weights come from a local file the user names;
+without one, effgan trains its own small network on the real data (cached when a
+cache folder is given, e.g. the run directory).
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn as nn
+
+from effgan.metrics.feature_net import load_or_train_feature_net, train_feature_net
+from effgan.metrics.inception import load_fid_inception
+
+
+def build_extractor(*, fid_weights: str | os.PathLike | None = None, real_images: torch.Tensor | None = None,
+                    real_labels: torch.Tensor | None = None, cache_dir: str | os.PathLike | None = None,
+                    steps: int = 300, seed: int = 0, width: int = 32,
+                    device: torch.device | str = "cpu") -> nn.Module:
+    """The FID InceptionV3 from `fid_weights`, or a FeatureNet trained on `real_images` (and labels if any).
+
+    The returned module has a `name` (it tags every FID/KID number) and maps images in
+    [-1, 1] to (N, D) features.
+    """
+    if fid_weights is not None:
+        return load_fid_inception(fid_weights, device=device)
+    if real_images is None:
+        raise ValueError("real_images is required to train a feature net when no fid_weights are given")
+    kwargs = dict(steps=steps, seed=seed, width=width, device=device)
+    if cache_dir is None:
+        return train_feature_net(real_images, real_labels, **kwargs)
+    return load_or_train_feature_net(cache_dir, real_images, real_labels, **kwargs)

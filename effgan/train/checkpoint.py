@@ -1,0 +1,126 @@
+"""Checkpoints that are safe to load and safe to write.
+
+Safe to load: a checkpoint holds only tensors and primitive containers (dicts, lists, str, int,
+float, bool, None), so ``torch.load(..., weights_only=True)`` reads it and loading can never run
+code. RNG states are therefore stored as tensors, the config as a dict of primitives and the image
+pool as a list of tensors.
+
+Safe to write: :func:`save_atomic` writes to a temporary file in the destination folder, fsyncs
+it and renames it over the old file with ``os.replace`` (atomic on POSIX and Windows), so a crash
+mid-write leaves the previous checkpoint intact.
+"""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from typing import Any
+
+import numpy as np
+import torch
+
+FORMAT_VERSION = 1
+LATEST = "latest.pt"
+BEST = "best.pt"
+CHECKPOINT_DIR = "checkpoints"
+
+
+def save_atomic(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to ``path`` such that readers see either the old or the new file, whole."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        # also on KeyboardInterrupt: never leave a half-written temp file behind
+        try:
+            os.unlink(tmp_path)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: str) -> None:
+    """Make the rename itself durable; not possible on every OS, where it is simply skipped."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint without unpickling arbitrary objects."""
+    data = torch.load(os.fspath(path), map_location=map_location, weights_only=True)
+    if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{os.fspath(path)!r} is not an effgan training checkpoint (format {FORMAT_VERSION})")
+    return data
+
+
+def find(run_or_file: str | os.PathLike, which: str = LATEST) -> str:
+    """Resolve a run directory (or a checkpoint file) to a checkpoint path."""
+    path = os.fspath(run_or_file)
+    if os.path.isfile(path):
+        return path
+    if os.path.isdir(path):
+        for candidate in (os.path.join(path, CHECKPOINT_DIR, which), os.path.join(path, which)):
+            if os.path.isfile(candidate):
+                return candidate
+        raise ValueError(f"no {which} checkpoint in run directory {path!r}")
+    raise ValueError(f"checkpoint {path!r} does not exist")
+
+
+def read_config(run_or_file: str | os.PathLike, which: str = LATEST) -> dict[str, Any]:
+    return load(find(run_or_file, which))["config"]
+
+
+def run_dir_of(checkpoint_path: str) -> str:
+    """The run directory a checkpoint file belongs to."""
+    folder = os.path.dirname(os.path.abspath(checkpoint_path))
+    return os.path.dirname(folder) if os.path.basename(folder) == CHECKPOINT_DIR else folder
+
+
+# ----------------------------------------------------------------------------- RNG states as tensors
+
+def capture_rng_state() -> dict[str, Any]:
+    """Python, numpy, torch CPU and (if initialised) CUDA generator states, as tensors."""
+    version, mt_state, gauss_next = random.getstate()
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": {"version": version, "state": torch.tensor(mt_state, dtype=torch.int64),
+                   "gauss_next": gauss_next},
+        "numpy": {"kind": np_kind, "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
+                  "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss_next"]))
+    npy = state["numpy"]
+    np.random.set_state((npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"],
+                         npy["has_gauss"], npy["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = state["cuda"]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+        else:  # a different machine: keep what matches, in order
+            for index, cuda_state in enumerate(cuda_states[: torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(cuda_state, index)

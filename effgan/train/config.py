@@ -1,0 +1,292 @@
+"""The training configuration: dataclasses, their defaults per model family, and YAML/TOML files.
+
+A run is described by one :class:`TrainConfig`. Options that every family shares sit on it
+directly; options that mean something to one family only sit in its section
+(:class:`CycleGANOptions`, :class:`GANOptions` for dcgan and cgan, :class:`StyleGANOptions`).
+Fields left at ``None`` take the family's default in :func:`resolve`, so that one config class
+serves a 64² CycleGAN with batch 1 and a 32² DCGAN with batch 64 alike.
+
+Every field carries its ``--help`` text in ``metadata["help"]``; the command line is generated
+from these dataclasses (see ``cli.py``), so an option documented here is an option on the CLI.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+FAMILIES = ("cyclegan", "dcgan", "cgan", "stylegan")
+AMP_MODES = ("none", "bf16", "fp16")
+LR_POLICIES = ("linear", "step", "cosine", "constant")
+CYCLEGAN_GENERATORS_FIXED = ("resnet6", "resnet9", "unet128", "unet256")
+DISCRIMINATORS = ("patchgan", "pixelgan")
+GAN_MODES = ("lsgan", "vanilla")
+GAN_ARCHS = ("classic", "shallow", "deep")
+
+
+def _opt(default: Any, help: str, choices: tuple | None = None, **kw: Any) -> Any:
+    """A dataclass field whose help text and allowed values drive the CLI and validation."""
+    meta = {"help": help}
+    if choices is not None:
+        meta["choices"] = choices
+    return field(default=default, metadata=meta, **kw)
+
+
+@dataclass
+class CycleGANOptions:
+    generator: str = _opt("resnet6", "CycleGAN generator: resnet6, resnet9, unet128, unet256 or effnet-*.")
+    discriminator: str = _opt("patchgan", "CycleGAN discriminator.", DISCRIMINATORS)
+    d_layers: int = _opt(3, "Number of strided layers in the PatchGAN discriminator.")
+    gan_mode: str = _opt("lsgan", "Adversarial loss: least squares (lsgan) or BCE (vanilla).", GAN_MODES)
+    lambda_cycle: float = _opt(10.0, "Weight of the cycle-consistency L1 loss (both directions).")
+    lambda_identity: float = _opt(
+        0.5, "Identity loss weight as a fraction of lambda_cycle (0.5 means 0.5*lambda_cycle); 0 disables it.")
+    pool_size: int = _opt(50, "Number of past fakes kept per discriminator (0 disables the pool).")
+
+
+@dataclass
+class GANOptions:
+    """Options of the DCGAN family; cgan is the same networks conditioned on class labels."""
+
+    arch: str = _opt("shallow", "DCGAN architecture (dcgan-<arch> in the model registry).", GAN_ARCHS)
+    label_smoothing: float = _opt(0.9, "Target for real images in the D loss (one-sided smoothing; 1 disables).")
+    noisy_labels: float = _opt(
+        0.0, "Width of uniform noise on D targets: real ~ U(s-w, s), fake ~ U(0, w); 0 disables.")
+    g_steps: int = _opt(1, "Generator updates per step (G:D update ratio, with d_steps).")
+    d_steps: int = _opt(1, "Discriminator updates per step (G:D update ratio, with g_steps).")
+
+
+@dataclass
+class StyleGANOptions:
+    r1_gamma: float = _opt(1.0, "R1 gradient penalty weight gamma (0 disables).")
+    r1_interval: int = _opt(16, "Apply R1 every this many steps (lazy regularisation), scaled by the interval.")
+    mixing_prob: float = _opt(0.9, "Probability of style mixing for a generated batch.")
+    ema_beta: float = _opt(0.999, "Decay of the exponential moving average of generator weights (0 disables).")
+    diffaugment: str = _opt("", "DiffAugment policy for D inputs, e.g. 'color,translation,cutout'; '' disables.")
+    truncation: float = _opt(1.0, "Truncation psi used for sample grids during training.")
+    mapping_layers: int = _opt(4, "Layers of the z -> w mapping network.")
+
+
+@dataclass
+class TrainConfig:
+    # what to train
+    model: str = _opt("cyclegan", "Model family to train.", FAMILIES)
+    dataset: str | None = _opt(
+        None, "Dataset name ('cans', 'digits') or a folder/IDX path; default: cans for cyclegan, digits otherwise.")
+    image_size: int | None = _opt(
+        None, "Training image size; default 64 (cyclegan), 28 (dcgan/cgan shallow/deep), 32 otherwise.")
+    train_length: int | None = _opt(
+        None, "Images generated for the embedded datasets (cans, digits); default 200 (cans), 6000 (digits).")
+    augment: bool = _opt(True, "Random crop jitter (plus flips for unpaired data) on training images.")
+    batch_size: int | None = _opt(None, "Batch size per process; default 1 (cyclegan), 64 (dcgan/cgan), 32 (stylegan).")
+    ngf: int | None = _opt(None, "Generator base width; default 16 (cyclegan), 32 (dcgan/cgan/stylegan).")
+    ndf: int | None = _opt(None, "Discriminator base width; default as ngf.")
+    latent_dim: int | None = _opt(None, "Latent size for dcgan/cgan/stylegan; default 100 (dcgan/cgan), 128 (stylegan).")
+    init: str = _opt("normal", "Weight init (effgan.models.init.init_weights kind); 'none' keeps the model's own.")
+    init_gain: float = _opt(0.02, "Std/gain of the weight init.")
+    # how long
+    epochs: int | None = _opt(None, "Epochs at the initial learning rate; default 1 (cyclegan), 3 (dcgan/cgan), 5 (stylegan).")
+    epochs_decay: int | None = _opt(
+        None, "Epochs over which the learning rate then decays to zero; default = epochs (cyclegan), 0 otherwise.")
+    max_steps: int | None = _opt(None, "Stop after this many optimisation steps in total (resume-aware); default: no cap.")
+    # optimiser and schedule
+    lr: float | None = _opt(None, "Adam learning rate; default 2e-4 (0.002 for stylegan).")
+    beta1: float | None = _opt(None, "Adam beta1; default 0.5 (0.0 for stylegan).")
+    beta2: float | None = _opt(None, "Adam beta2; default 0.999 (0.99 for stylegan).")
+    lr_policy: str = _opt("linear", "Schedule after the constant epochs.", LR_POLICIES)
+    lr_step_epochs: int = _opt(1, "For lr_policy=step: multiply the lr by 0.1 every this many decay epochs.")
+    # reproducibility and hardware
+    seed: int = _opt(0, "Random seed for python, numpy, torch and the data order.")
+    deterministic: bool = _opt(False, "Use deterministic algorithms only (torch.use_deterministic_algorithms).")
+    device: str = _opt("auto", "Device: auto (cuda if available), cpu, cuda or cuda:N.")
+    num_workers: int = _opt(0, "DataLoader worker processes (items are seeded per index, so any count is exact).")
+    cpu_threads: int | None = _opt(
+        None, "torch intra-op threads on CPU; default half the cores per process (small GAN convs gain "
+              "little from more, and oversubscribed cores slow them down many times).")
+    fused: bool = _opt(True, "Use effgan's fused modules (--no-fused builds the plain torch models).")
+    impl: str = _opt("auto", "Kernel backend for fused modules.", ("auto", "triton", "cpp", "ref"))
+    amp: str = _opt("none", "Mixed precision autocast dtype (fp16 adds a GradScaler).", AMP_MODES)
+    channels_last: bool = _opt(False, "Keep models and inputs in channels_last memory format.")
+    compile: bool = _opt(False, "torch.compile the models.")
+    compile_backend: str = _opt("inductor", "torch.compile backend.")
+    cuda_graphs: bool = _opt(False, "Capture each fixed-shape training phase in a CUDA graph and replay it (CUDA only).")
+    # run directory, logs, checkpoints
+    out_dir: str = _opt("runs", "Parent folder of run directories.")
+    run_name: str | None = _opt(None, "Run directory name; default <model>-<timestamp>.")
+    resume: str | None = _opt(None, "Run directory or checkpoint file to continue from.")
+    checkpoint_every: int = _opt(200, "Save a checkpoint every this many steps (and always at the end); 0: end only.")
+    log_every: int = _opt(10, "Log scalars (JSONL, TensorBoard, progress bar) every this many steps.")
+    sample_every: int = _opt(1, "Write a sample grid every this many epochs (and always at the end).")
+    num_samples: int = _opt(
+        6, "Sample grid size: cyclegan shows this many A and B images (real | fake | reconstruction); "
+           "dcgan/stylegan an n x n grid; cgan n per class.")
+    best_metric: str = _opt("loss_G", "Metric that selects best.pt (any logged metric name).")
+    best_mode: str = _opt("min", "Whether a smaller or larger best_metric is better.", ("min", "max"))
+    tensorboard: bool = _opt(True, "Write TensorBoard event files (skipped with a warning if unavailable).")
+    progress: bool = _opt(True, "Show a tqdm progress bar.")
+    # family sections
+    cyclegan: CycleGANOptions = field(default_factory=CycleGANOptions)
+    gan: GANOptions = field(default_factory=GANOptions)
+    stylegan: StyleGANOptions = field(default_factory=StyleGANOptions)
+
+
+SECTIONS = {"cyclegan": CycleGANOptions, "gan": GANOptions, "stylegan": StyleGANOptions}
+
+# Fields whose None default is filled per family by resolve().
+_FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "cyclegan": dict(dataset="cans", image_size=64, batch_size=1, ngf=16, latent_dim=0, epochs=1,
+                     lr=2e-4, beta1=0.5, beta2=0.999),
+    "dcgan": dict(dataset="digits", batch_size=64, ngf=32, latent_dim=100, epochs=3, epochs_decay=0,
+                  lr=2e-4, beta1=0.5, beta2=0.999),
+    "stylegan": dict(dataset="digits", batch_size=32, ngf=32, latent_dim=128, epochs=5, epochs_decay=0,
+                     lr=2e-3, beta1=0.0, beta2=0.99),
+}
+_FAMILY_DEFAULTS["cgan"] = _FAMILY_DEFAULTS["dcgan"]
+
+
+def section_of(field_name: str) -> str | None:
+    """The section that owns a field name, or None for a top-level field."""
+    for section, cls in SECTIONS.items():
+        if field_name in {f.name for f in dataclasses.fields(cls)}:
+            return section
+    return None
+
+
+def resolve(config: TrainConfig) -> TrainConfig:
+    """Return a copy with every family default filled in and all values validated."""
+    validate(config)
+    resolved = dataclasses.replace(config)
+    for name, value in _FAMILY_DEFAULTS[config.model].items():
+        if getattr(resolved, name) is None:
+            setattr(resolved, name, value)
+    if resolved.image_size is None:  # the 28x28 DCGANs exist at one size only
+        resolved.image_size = 28 if config.model in ("dcgan", "cgan") and config.gan.arch != "classic" else 32
+    if resolved.train_length is None:
+        resolved.train_length = 200 if resolved.dataset == "cans" else 6000
+    if resolved.ndf is None:
+        resolved.ndf = resolved.ngf
+    if resolved.epochs_decay is None:
+        resolved.epochs_decay = resolved.epochs
+    validate(resolved)
+    return resolved
+
+
+def _check_choices(obj: Any, where: str) -> None:
+    for f in dataclasses.fields(obj):
+        choices = f.metadata.get("choices")
+        value = getattr(obj, f.name)
+        if choices is not None and value not in choices:
+            raise ValueError(f"{where}{f.name} must be one of {list(choices)}, got {value!r}")
+
+
+def validate(config: TrainConfig) -> None:
+    """Raise ValueError naming the option for values that cannot work."""
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    _check_choices(config, "")
+    for section in SECTIONS:
+        _check_choices(getattr(config, section), f"{section}.")
+    positive = ["image_size", "batch_size", "ngf", "ndf", "lr"]
+    for name in positive:
+        value = getattr(config, name)
+        if value is not None and value <= 0:
+            raise ValueError(f"{name} must be positive, got {value}")
+    for name in ["epochs", "epochs_decay", "max_steps", "latent_dim", "num_workers", "checkpoint_every",
+                 "train_length"]:
+        value = getattr(config, name)
+        if value is not None and value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+    if config.cpu_threads is not None and config.cpu_threads < 1:
+        raise ValueError(f"cpu_threads must be >= 1, got {config.cpu_threads}")
+    for name in ["log_every", "sample_every", "num_samples", "lr_step_epochs"]:
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+    gen = config.cyclegan.generator
+    if gen not in CYCLEGAN_GENERATORS_FIXED and not gen.startswith("effnet-"):
+        raise ValueError(
+            f"cyclegan.generator must be one of {list(CYCLEGAN_GENERATORS_FIXED)} or effnet-*, got {gen!r}")
+    if config.cyclegan.pool_size < 0:
+        raise ValueError(f"cyclegan.pool_size must be >= 0, got {config.cyclegan.pool_size}")
+    if not 0.0 < config.gan.label_smoothing <= 1.0:
+        raise ValueError(f"gan.label_smoothing must be in (0, 1], got {config.gan.label_smoothing}")
+    if config.gan.g_steps < 1 or config.gan.d_steps < 1:
+        raise ValueError("gan.g_steps and gan.d_steps must be >= 1")
+    if config.stylegan.r1_interval < 1:
+        raise ValueError(f"stylegan.r1_interval must be >= 1, got {config.stylegan.r1_interval}")
+    if not 0.0 <= config.stylegan.mixing_prob <= 1.0:
+        raise ValueError(f"stylegan.mixing_prob must be in [0, 1], got {config.stylegan.mixing_prob}")
+    if not 0.0 <= config.stylegan.ema_beta < 1.0:
+        raise ValueError(f"stylegan.ema_beta must be in [0, 1), got {config.stylegan.ema_beta}")
+
+
+# ----------------------------------------------------------------------------- dict and file forms
+
+def to_dict(config: TrainConfig) -> dict[str, Any]:
+    """Nested dict of primitives (what config.yaml and checkpoints store)."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(data: dict[str, Any], base: TrainConfig | None = None) -> TrainConfig:
+    """Overlay a (possibly partial) dict on ``base``.
+
+    Accepts the nested form written by :func:`to_dict` and, for convenience in hand-written
+    files, section options at the top level (``lambda_cycle: 5``) and dashed keys.
+    """
+    if not isinstance(data, dict):
+        raise TypeError(f"config data must be a mapping, got {type(data).__name__}")
+    config = dataclasses.replace(base) if base is not None else TrainConfig()
+    # copy the sections so the base is never mutated
+    for section in SECTIONS:
+        setattr(config, section, dataclasses.replace(getattr(config, section)))
+    top_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for raw_key, value in data.items():
+        key = raw_key.replace("-", "_")
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise TypeError(f"config section {key!r} must be a mapping, got {type(value).__name__}")
+            target = getattr(config, key)
+            names = {f.name for f in dataclasses.fields(target)}
+            for sub_raw, sub_value in value.items():
+                sub = sub_raw.replace("-", "_")
+                if sub not in names:
+                    raise ValueError(f"unknown option {key}.{sub_raw} in config")
+                setattr(target, sub, sub_value)
+        elif key in top_fields:
+            setattr(config, key, value)
+        elif (section := section_of(key)) is not None:
+            setattr(getattr(config, section), key, value)
+        else:
+            raise ValueError(f"unknown option {raw_key!r} in config")
+    return config
+
+
+def load_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML (.yaml/.yml), TOML (.toml) or JSON (.json) config file into a dict."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"config file {path!r} does not exist")
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".toml":
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    elif suffix in (".yaml", ".yml"):
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    elif suffix == ".json":
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    else:
+        raise ValueError(f"config file {path!r} must end in .yaml, .yml, .toml or .json")
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path!r} must hold a mapping at the top level")
+    return data
+
+
+def save_yaml(config: TrainConfig, path: str | os.PathLike) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(to_dict(config), f, sort_keys=False)

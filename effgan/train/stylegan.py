@@ -1,0 +1,175 @@
+"""StyleGAN-style training: non-saturating logistic loss, lazy R1, style mixing, EMA generator.
+
+- G loss softplus(-D(G(z))); D loss softplus(D(G(z))) + softplus(-D(x)).
+- R1 = gamma/2 * E||grad_x D(x)||^2 on every ``r1_interval``-th step, multiplied by the interval
+  (lazy regularisation, StyleGAN2), computed in the same pass as the D loss so the
+  discriminator gets one forward and one backward per step (what DDP expects).
+- Style mixing with probability ``mixing_prob`` (inside the generator's forward).
+- An exponential moving average of the generator weights makes the sample grids and is what
+  ``python -m effgan.sample`` loads.
+- Optional DiffAugment on every image D sees (real and fake), from ``effgan.ops.diff_augment``.
+
+The discriminator is the classic DCGAN discriminator without normalisation (batch statistics
+would leak between samples and make R1 ill-defined).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+from effgan.train import losses
+from effgan.train.config import TrainConfig
+from effgan.train.dcgan import RealFakeDiscriminator
+from effgan.train.distributed import broadcast_module, wrap_ddp
+from effgan.train.family import DataInfo, Family, Runtime, make_adam, set_requires_grad
+from effgan.train.model_builders import ModelBuilder, initialise, registry_builder
+
+
+def build_stylegan_pair(config: TrainConfig, data: DataInfo, builder: ModelBuilder) -> tuple[nn.Module, nn.Module]:
+    from effgan.models.norm_act import NoNormLayer
+
+    width = 4 * config.ngf  # channels at 4x4 and 8x8, halving per resolution after
+    generator = builder(f"stylegan-{data.image_size}", z_dim=config.latent_dim, out_channels=data.channels,
+                        mapping_layers=config.stylegan.mapping_layers, channel_max=width,
+                        channel_base=width * 8, fused=config.fused, impl=config.impl)
+    discriminator = builder("dcgan-classic-d", in_channels=data.channels, ndf=config.ndf,
+                            image_size=data.image_size, norm_layer=NoNormLayer(),
+                            fused=config.fused, impl=config.impl)
+    # the generator keeps its equalised-lr N(0, 1) init (init_weights skips those layers)
+    return generator, initialise(discriminator, config.init, config.init_gain)
+
+
+def _diff_augment_op():
+    try:
+        from effgan.ops import diff_augment
+    except ImportError:
+        return None
+    return diff_augment
+
+
+class StyleGANFamily(Family):
+    name = "stylegan"
+
+    def __init__(self, config: TrainConfig, runtime: Runtime, data: DataInfo,
+                 builder: ModelBuilder = registry_builder) -> None:
+        super().__init__(config, runtime, data)
+        self.opts = config.stylegan
+        self.num_classes = None  # unconditional; evaluation hooks read it like the cgan family's
+        if runtime.cuda_graphs:
+            raise ValueError("--cuda-graphs is not supported for stylegan (style mixing draws on the host); "
+                             "use it with cyclegan or dcgan")
+        generator, discriminator = build_stylegan_pair(config, data, builder)
+        self.generator = runtime.place(generator)
+        self.discriminator = runtime.place(discriminator)
+        self.opt_g = make_adam(self.generator.parameters(), config, runtime.device)
+        # lazy R1 runs less often, so D's Adam is adjusted as in StyleGAN2 to keep the same effective rates
+        ratio = self.opts.r1_interval / (self.opts.r1_interval + 1) if self.opts.r1_gamma > 0 else 1.0
+        self.opt_d = make_adam(self.discriminator.parameters(), config, runtime.device, lr=config.lr * ratio,
+                               betas=(config.beta1 ** ratio, config.beta2 ** ratio))
+        self.scaler_g = runtime.precision.make_scaler()
+        self.scaler_d = runtime.precision.make_scaler()
+        self._g_run = runtime.maybe_compile(wrap_ddp(self.generator, runtime.dist, runtime.device))
+        self._d_run = runtime.maybe_compile(
+            wrap_ddp(RealFakeDiscriminator(self.discriminator), runtime.dist, runtime.device))
+        self._d_frozen = runtime.maybe_compile(self.discriminator)
+        # after DDP's broadcast, so every rank's EMA starts from rank 0's weights
+        self.generator_ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
+        broadcast_module(self.generator_ema, runtime.dist)
+        self._augment = _diff_augment_op() if self.opts.diffaugment else None
+        if self.opts.diffaugment and self._augment is None:
+            raise ValueError("stylegan.diffaugment needs effgan.ops.diff_augment, which is not available")
+        self._fixed_z: torch.Tensor | None = None
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"G": self.generator, "D": self.discriminator}
+
+    def sample_modules(self) -> dict[str, nn.Module]:
+        return {"G_ema": self.generator_ema}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"G": self.opt_g, "D": self.opt_d}
+
+    def scalers(self) -> dict[str, torch.amp.GradScaler]:
+        return {"G": self.scaler_g, "D": self.scaler_d}
+
+    # --- one step -----------------------------------------------------------------------------
+    def _d_input(self, images: torch.Tensor) -> torch.Tensor:
+        if self._augment is None:
+            return images
+        return self._augment(images, self.opts.diffaugment, None, impl=self.config.impl)
+
+    def _generate(self, module: nn.Module, n: int) -> torch.Tensor:
+        z = torch.randn(n, self.config.latent_dim, device=self.runtime.device)
+        return module(z, mixing_prob=self.opts.mixing_prob)
+
+    def _discriminator_step(self, real: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        opts = self.opts
+        self.opt_d.zero_grad(set_to_none=True)
+        do_r1 = opts.r1_gamma > 0 and step % opts.r1_interval == 0
+        real = real.detach().requires_grad_(do_r1)
+        with self.runtime.precision.autocast():
+            with torch.no_grad():
+                fake = self._generate(self._g_run, real.shape[0])
+            real_pred, fake_pred = self._d_run(self._d_input(real), self._d_input(fake.detach()))
+        loss = losses.logistic_discriminator_loss(real_pred, fake_pred)
+        out = {"loss_D": loss.detach(), "D_real": real_pred.detach().float().mean(),
+               "D_fake": fake_pred.detach().float().mean()}
+        if do_r1:
+            penalty = losses.r1_penalty(real_pred, real)
+            # scaled by the interval so the lazy penalty weighs as much as an every-step one
+            loss = loss + penalty * (opts.r1_gamma / 2 * opts.r1_interval)
+            out["r1"] = penalty.detach()
+        self.scaler_d.scale(loss).backward()
+        self.scaler_d.step(self.opt_d)
+        self.scaler_d.update()
+        return out
+
+    def _generator_step(self, n: int) -> dict[str, torch.Tensor]:
+        self.opt_g.zero_grad(set_to_none=True)
+        set_requires_grad(self.discriminator, False)
+        try:
+            with self.runtime.precision.autocast():
+                fake = self._generate(self._g_run, n)
+                pred = self._d_frozen(self._d_input(fake))
+            loss = losses.nonsaturating_generator_loss(pred)
+            self.scaler_g.scale(loss).backward()
+        finally:
+            set_requires_grad(self.discriminator, True)
+        self.scaler_g.step(self.opt_g)
+        self.scaler_g.update()
+        return {"loss_G": loss.detach()}
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        beta = self.opts.ema_beta
+        for ema_p, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
+            ema_p.lerp_(p.detach(), 1.0 - beta)
+        for ema_b, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
+            ema_b.copy_(b)
+
+    def train_step(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
+        from effgan.train.dcgan import split_labelled
+
+        images, _ = split_labelled(batch)
+        real = self.runtime.to_device(images)
+        out = self._discriminator_step(real, step)
+        out.update(self._generator_step(real.shape[0]))
+        self._update_ema()
+        return out
+
+    # --- samples ------------------------------------------------------------------------------
+    def fixed_batch(self, dataset: Any, count: int) -> None:
+        generator = torch.Generator().manual_seed(self.config.seed + 12345)
+        self._fixed_z = torch.randn(count * count, self.config.latent_dim, generator=generator)
+
+    def sample_grid(self) -> tuple[list[torch.Tensor], int]:
+        if self._fixed_z is None:
+            raise RuntimeError("fixed_batch() must be called before sample_grid()")
+        z = self._fixed_z.to(self.runtime.device)
+        count = int(round(z.shape[0] ** 0.5))
+        with self.eval_mode():
+            images = self.generator_ema(z, truncation_psi=self.opts.truncation, noise_mode="none")
+        return [images.float().cpu()], count

@@ -1,0 +1,430 @@
+"""The training loop shared by every family: data order, schedules, checkpoints, logs, signals.
+
+``train(config)`` is the Python entry point behind ``python -m effgan.train``. The loop state is
+(step, epoch, batch within the epoch); the data order is a function of (seed, epoch, rank) and
+every other source of randomness is saved in checkpoints, so a run resumed from a checkpoint
+takes exactly the steps the uninterrupted run would have taken.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch.utils.data import Dataset
+
+from effgan.train import checkpoint as ckpt
+from effgan.train import config as cfg
+from effgan.train.cuda_graphs import check_supported as check_cuda_graphs
+from effgan.train.data_loading import batches_per_epoch, make_train_loader
+from effgan.train.distributed import (DistInfo, all_ranks_true, any_rank_true, destroy_process_group,
+                                      info_from_env, init_process_group, pick_device)
+from effgan.train.family import DataInfo, Family, Runtime
+from effgan.train.model_builders import ModelBuilder, registry_builder
+from effgan.train.precision import Precision
+from effgan.train.run_logger import RunLogger, image_grid
+from effgan.train.schedule import LRMultiplier, make_scheduler
+from effgan.train.signals import catch_stop_signals
+
+MetricsFn = Callable[[Family], dict[str, float]]
+"""Extra evaluation at checkpoint time (e.g. cycle MAE, FID): gets the family, returns name -> value."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or inf; the run stopped without overwriting the last good checkpoint."""
+
+
+@dataclass
+class RunResult:
+    run_dir: str
+    step: int
+    epoch: int
+    checkpoint: str | None
+    sample_grid: str | None
+    losses: dict[str, float] = field(default_factory=dict)
+    stopped_by: str | None = None  # signal name when a SIGINT/SIGTERM ended the run
+
+
+def family_class(model: str) -> type[Family]:
+    if model == "cyclegan":
+        from effgan.train.cyclegan import CycleGANFamily
+        return CycleGANFamily
+    if model in ("dcgan", "cgan"):
+        from effgan.train.dcgan import DCGANFamily
+        return DCGANFamily
+    if model == "stylegan":
+        from effgan.train.stylegan import StyleGANFamily
+        return StyleGANFamily
+    raise ValueError(f"model must be one of {list(cfg.FAMILIES)}, got {model!r}")
+
+
+def build_train_dataset(config: cfg.TrainConfig) -> Dataset:
+    from effgan.data import EMBEDDED, build_dataset
+
+    kind = "unpaired" if config.model == "cyclegan" else "labelled"
+    length = config.train_length if config.dataset in EMBEDDED else None
+    return build_dataset(config.dataset, "train", image_size=config.image_size, kind=kind,
+                         seed=config.seed, augment=config.augment, length=length)
+
+
+def data_info(dataset: Dataset, model: str) -> DataInfo:
+    from effgan.train.cyclegan import split_unpaired
+    from effgan.train.dcgan import split_labelled
+
+    item = dataset[0]
+    image = split_unpaired(item)[0] if model == "cyclegan" else split_labelled(item)[0]
+    classes = getattr(dataset, "classes", None)
+    return DataInfo(channels=int(image.shape[0]), image_size=int(image.shape[-1]),
+                    num_classes=len(classes) if classes else None)
+
+
+@contextlib.contextmanager
+def cpu_thread_count(requested: int | None, device: torch.device, info: DistInfo):
+    """Intra-op threads for a CPU run (restored afterwards); GPU runs keep torch's setting."""
+    if device.type != "cpu":
+        yield
+        return
+    previous = torch.get_num_threads()
+    count = requested or max(1, (os.cpu_count() or 2) // 2 // info.world_size)
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def deterministic_mode(enabled: bool):
+    """Deterministic kernels for the duration of a run; the previous settings come back after."""
+    if not enabled:
+        yield
+        return
+    previous = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+                torch.backends.cudnn.benchmark)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it to be deterministic
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = previous[1], previous[2]
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def new_run_dir(config: cfg.TrainConfig, info: DistInfo) -> str:
+    """runs/<model>-<timestamp>[-k]; rank 0 picks the name and tells the others."""
+    name = None
+    if info.is_main:
+        base = config.run_name or f"{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+        name, k = base, 1
+        while os.path.exists(os.path.join(config.out_dir, name)) and config.run_name is None:
+            name, k = f"{base}-{k}", k + 1
+        os.makedirs(os.path.join(config.out_dir, name), exist_ok=True)
+    if info.enabled:
+        import torch.distributed as dist
+
+        box = [name]
+        dist.broadcast_object_list(box, src=0)
+        name = box[0]
+    return os.path.join(config.out_dir, name)
+
+
+def train(config: cfg.TrainConfig, *, dataset: Dataset | None = None, builder: ModelBuilder = registry_builder,
+          metrics_fn: MetricsFn | None = None) -> RunResult:
+    """Train as ``config`` says; returns where everything went.
+
+    dataset: use this training set instead of building ``config.dataset``.
+    builder: ``builder(name, **kwargs) -> nn.Module`` used for every network (default: the registry).
+    metrics_fn: called at each checkpoint; its values are logged and may select ``best.pt``.
+    """
+    config = cfg.resolve(config)
+    info = info_from_env()
+    device = pick_device(config.device, info)
+    if config.cuda_graphs:
+        check_cuda_graphs(device, config.amp)
+    init_process_group(info, device)
+    try:
+        with deterministic_mode(config.deterministic), cpu_thread_count(config.cpu_threads, device, info):
+            return Trainer(config, info, device, dataset, builder, metrics_fn).run()
+    finally:
+        destroy_process_group()
+
+
+class Trainer:
+    def __init__(self, config: cfg.TrainConfig, info: DistInfo, device: torch.device, dataset: Dataset | None,
+                 builder: ModelBuilder, metrics_fn: MetricsFn | None) -> None:
+        self.config, self.info, self.device, self.metrics_fn = config, info, device, metrics_fn
+        seed_everything(config.seed + info.rank)
+        self.dataset = dataset if dataset is not None else build_train_dataset(config)
+        self.data = data_info(self.dataset, config.model)
+        precision = Precision(config.amp, device.type, cache_enabled=not config.cuda_graphs)
+        self.runtime = Runtime(device=device, dist=info, precision=precision, channels_last=config.channels_last,
+                               compile=config.compile, compile_backend=config.compile_backend,
+                               cuda_graphs=config.cuda_graphs)
+        self.family = family_class(config.model)(config, self.runtime, self.data, builder=builder)
+        multiplier = LRMultiplier(config.lr_policy, config.epochs, config.epochs_decay, config.lr_step_epochs)
+        self.schedulers = {name: make_scheduler(opt, multiplier) for name, opt in self.family.optimizers().items()}
+        self.loader, self.sampler = make_train_loader(self.dataset, config.batch_size, info, seed=config.seed,
+                                                      num_workers=config.num_workers,
+                                                      pin_memory=device.type == "cuda")
+        self.steps_per_epoch = batches_per_epoch(self.sampler, config.batch_size)
+        self.total_epochs = config.epochs + config.epochs_decay
+        total = self.total_epochs * self.steps_per_epoch
+        self.total_steps = min(total, config.max_steps) if config.max_steps is not None else total
+        self.family.fixed_batch(self.dataset, config.num_samples)
+
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.best: dict[str, Any] = {"metric": config.best_metric, "value": None, "step": None}
+        self._resume_state: dict[str, Any] | None = None
+        if config.resume is not None:
+            path = ckpt.find(config.resume)
+            self.run_dir = ckpt.run_dir_of(path)
+            self._load(ckpt.load(path, map_location=device))
+        else:
+            self.run_dir = new_run_dir(config, info)
+        self.ckpt_dir = os.path.join(self.run_dir, ckpt.CHECKPOINT_DIR)
+        self.logger = RunLogger(self.run_dir, enabled=info.is_main, tensorboard=config.tensorboard)
+        if info.is_main:
+            cfg.save_yaml(config, os.path.join(self.run_dir, "config.yaml"))
+        self._finite = torch.ones((), dtype=torch.bool, device=device)
+        self._log_sums: dict[str, torch.Tensor] = {}
+        self._log_count = 0
+        self._ckpt_sums: dict[str, torch.Tensor] = {}
+        self._ckpt_count = 0
+        self._last_losses: dict[str, float] = {}
+        self._last_good_checkpoint: str | None = None
+        self._last_checkpoint_step: int | None = None
+        self._warned_missing_best = False
+
+    # --- checkpoints --------------------------------------------------------------------------
+    def _payload(self, metrics: dict[str, float]) -> dict[str, Any]:
+        family = self.family
+        return {
+            "format": ckpt.FORMAT_VERSION,
+            "family": family.name,
+            "config": cfg.to_dict(self.config),
+            "data": {"channels": self.data.channels, "image_size": self.data.image_size,
+                     "num_classes": self.data.num_classes},
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "models": {k: m.state_dict() for k, m in family.modules().items()},
+            "sample_models": {k: m.state_dict() for k, m in family.sample_modules().items()},
+            "optimizers": {k: o.state_dict() for k, o in family.optimizers().items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "scalers": {k: s.state_dict() for k, s in family.scalers().items()},
+            "extra": family.extra_state(),
+            "rng": ckpt.capture_rng_state(),
+            "best": dict(self.best),
+            "metrics": dict(metrics),
+        }
+
+    def _load(self, state: dict[str, Any]) -> None:
+        if state["family"] != self.family.name:
+            raise ValueError(f"checkpoint is a {state['family']} run, but model={self.config.model!r}")
+        for name, module in self.family.modules().items():
+            module.load_state_dict(state["models"][name])
+        for name, module in self.family.sample_modules().items():
+            if name in state.get("sample_models", {}):
+                module.load_state_dict(state["sample_models"][name])
+        for name, opt in self.family.optimizers().items():
+            opt.load_state_dict(state["optimizers"][name])
+        for name, sched in self.schedulers.items():
+            sched.load_state_dict(state["schedulers"][name])
+        for name, scaler in self.family.scalers().items():
+            scaler.load_state_dict(state["scalers"][name])
+        self.family.load_extra_state(state["extra"])
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.best = dict(state["best"])
+        self._resume_state = state  # RNG is restored right before the loop, after all setup draws
+
+    def _restore_rng(self) -> None:
+        if self._resume_state is None:
+            return
+        if self.info.is_main:
+            ckpt.restore_rng_state(self._resume_state["rng"])
+        else:  # only rank 0's streams are saved; other ranks continue on a fresh, distinct stream
+            seed_everything(self.config.seed + self.info.rank + 7919 * self.step)
+        self._resume_state = None
+
+    def _save(self, metrics: dict[str, float]) -> str | None:
+        if not self.info.is_main:
+            return None
+        payload = self._payload(metrics)
+        path = os.path.join(self.ckpt_dir, ckpt.LATEST)
+        ckpt.save_atomic(payload, path)
+        self._last_good_checkpoint = path
+        value = metrics.get(self.config.best_metric)
+        if value is None:
+            if not self._warned_missing_best:
+                warnings.warn(f"best_metric {self.config.best_metric!r} is not among the metrics "
+                              f"{sorted(metrics)}; best.pt is not written", stacklevel=2)
+                self._warned_missing_best = True
+            return path
+        better = (self.best["value"] is None
+                  or (value < self.best["value"] if self.config.best_mode == "min" else value > self.best["value"]))
+        if better:
+            self.best = {"metric": self.config.best_metric, "value": float(value), "step": self.step}
+            payload["best"] = dict(self.best)
+            ckpt.save_atomic(payload, os.path.join(self.ckpt_dir, ckpt.BEST))
+        return path
+
+    # --- bookkeeping --------------------------------------------------------------------------
+    def _accumulate(self, losses: dict[str, torch.Tensor]) -> None:
+        values = torch.stack([v.float() for v in losses.values()])
+        self._finite &= torch.isfinite(values).all()
+        for sums in (self._log_sums, self._ckpt_sums):
+            for k, v in losses.items():
+                sums[k] = sums[k] + v.float() if k in sums else v.float().clone()
+        self._log_count += 1
+        self._ckpt_count += 1
+        self._step_losses = losses
+
+    def _check_finite(self) -> None:
+        if all_ranks_true(bool(self._finite.item()), self.info, self.device):
+            return
+        bad = {k: float(v) for k, v in self._step_losses.items()}
+        where = (f"the last good checkpoint is {self._last_good_checkpoint}" if self._last_good_checkpoint
+                 else "no checkpoint was written yet")
+        raise NonFiniteLossError(
+            f"a loss became NaN or inf at or before step {self.step} (latest values: {bad}); "
+            f"training stopped and {where}. Try a lower --lr, --amp none or --no-fused to narrow it down.")
+
+    @staticmethod
+    def _means(sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:
+        return {k: float(v.item()) / max(count, 1) for k, v in sums.items()}
+
+    def _log(self, bar) -> None:
+        self._check_finite()
+        means = self._means(self._log_sums, self._log_count)
+        self._log_sums, self._log_count = {}, 0
+        self._last_losses = means
+        lrs = {f"lr_{k}": s.get_last_lr()[0] for k, s in self.schedulers.items()}
+        self.logger.scalars({**means, **lrs}, self.step, self.epoch)
+        if bar is not None:
+            bar.set_postfix({k.removeprefix("loss_"): f"{v:.3f}" for k, v in means.items() if k.startswith("loss_")},
+                            refresh=False)
+
+    def _checkpoint(self) -> str | None:
+        """Collective under DDP (every rank calls it at the same step); rank 0 writes."""
+        self._check_finite()
+        self._last_checkpoint_step = self.step
+        metrics = self._means(self._ckpt_sums, self._ckpt_count)
+        self._ckpt_sums, self._ckpt_count = {}, 0
+        if self.metrics_fn is not None:
+            with self._forked_rng(), self.family.eval_mode():
+                metrics.update({k: float(v) for k, v in self.metrics_fn(self.family).items()})
+        self.logger.scalars(metrics, self.step, self.epoch, kind="checkpoint")
+        return self._save(metrics)
+
+    def _forked_rng(self):
+        devices = [self.device] if self.device.type == "cuda" else []
+        return torch.random.fork_rng(devices=devices)
+
+    def _write_samples(self, tag: str) -> str | None:
+        if not self.info.is_main:
+            return None
+        with self._forked_rng():  # sampling must not shift the training random streams
+            batches, per_row = self.family.sample_grid()
+        grid = image_grid(torch.cat(batches), nrow=per_row)
+        path = os.path.join(self.run_dir, "samples", f"{tag}.png")
+        self.logger.image("samples", grid, self.step, path=path)
+        return path
+
+    # --- the loop -----------------------------------------------------------------------------
+    def _print(self, message: str) -> None:
+        if self.info.is_main:
+            from tqdm import tqdm
+
+            tqdm.write(message, file=sys.stdout)
+
+    def _describe(self) -> str:
+        c = self.config
+        what = {"cyclegan": f"{c.cyclegan.generator} + {c.cyclegan.discriminator}",
+                "dcgan": f"dcgan-{c.gan.arch}", "cgan": f"cgan-{c.gan.arch}", "stylegan": "stylegan"}[c.model]
+        return (f"effgan.train: {c.model} ({what}, ngf {c.ngf}) on {c.dataset} "
+                f"{self.data.image_size}x{self.data.image_size}, {len(self.dataset)} images, batch {c.batch_size}"
+                f"{f' x {self.info.world_size} processes' if self.info.enabled else ''}, device {self.device}\n"
+                f"  {self.total_steps} steps ({self.steps_per_epoch} per epoch), starting at step {self.step}\n"
+                f"  run directory: {self.run_dir}")
+
+    def run(self) -> RunResult:
+        from tqdm import tqdm
+
+        config = self.config
+        self._print(self._describe())
+        bar = tqdm(total=self.total_steps, initial=min(self.step, self.total_steps), unit="it", dynamic_ncols=True,
+                   disable=not (self.info.is_main and config.progress), desc=config.model)
+        stopped_by = None
+        sample_path = None
+        self._restore_rng()
+        try:
+            with catch_stop_signals() as stop:
+                while self.epoch < self.total_epochs and self.step < self.total_steps:
+                    self._start_epoch()
+                    for batch in self.loader:
+                        losses = self.family.train_step(batch, self.step)
+                        self.step += 1
+                        self.batch_in_epoch += 1
+                        bar.update(1)
+                        self._accumulate(losses)
+                        if self.batch_in_epoch == self.steps_per_epoch:
+                            self._end_epoch()  # before any checkpoint, which then starts the next epoch
+                        if self.step % config.log_every == 0:
+                            self._log(bar)
+                        if config.checkpoint_every and self.step % config.checkpoint_every == 0:
+                            self._checkpoint()
+                        if any_rank_true(stop.requested, self.info, self.device) or self.step >= self.total_steps:
+                            break
+                    if any_rank_true(stop.requested, self.info, self.device):
+                        stopped_by = stop.name or "signal"
+                        break
+                # the end (or a stop request): one last checkpoint, unless it was just written
+                if self._last_checkpoint_step != self.step:
+                    self._checkpoint()
+                if stopped_by is not None:
+                    self._print(f"stopped by {stopped_by} at step {self.step}; "
+                                f"resume with: python -m effgan.train --resume {self.run_dir}")
+                else:
+                    sample_path = self._write_samples("final")
+        finally:
+            bar.close()
+            self.logger.close()
+        if self._log_count:
+            self._last_losses = self._means(self._log_sums, self._log_count)
+        latest = os.path.join(self.ckpt_dir, ckpt.LATEST)
+        if sample_path is not None:
+            self._print(f"done: {self.step} steps. final samples: {sample_path}\n  checkpoint: {latest}")
+        return RunResult(run_dir=self.run_dir, step=self.step, epoch=self.epoch,
+                         checkpoint=latest if self.info.is_main else None, sample_grid=sample_path,
+                         losses=self._last_losses, stopped_by=stopped_by)
+
+    def _start_epoch(self) -> None:
+        epoch = self.epoch
+        self.sampler.set_position(epoch, self.batch_in_epoch * self.config.batch_size)
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        # worker seeds derive from the loader's own generator: a function of (seed, epoch) only
+        self.loader.generator.manual_seed(self.config.seed * 100003 + epoch)
+
+    def _end_epoch(self) -> None:
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        for sched in self.schedulers.values():
+            sched.step()
+        if self.epoch % self.config.sample_every == 0 and self.epoch < self.total_epochs:
+            self._write_samples(f"epoch_{self.epoch:04d}")

@@ -1,0 +1,84 @@
+"""The generator experiment: budgets, the step meter, and one end-to-end run at the smallest budget."""
+import json
+import time
+
+import pytest
+import torch
+
+from effgan.experiments.budgets import PRESETS, Budget, parse_budget
+from effgan.experiments.generators import main, markdown_table, run_experiment
+from effgan.experiments.step_meter import StepMeter, current_rss_bytes
+
+
+def test_budget_parsing():
+    assert parse_budget("smoke") is PRESETS["smoke"]
+    custom = parse_budget("40")
+    assert custom.steps == 40 and custom.checkpoint_every == 10 and custom.name == "40-steps"
+    assert parse_budget("7").checkpoint_every == 1
+    with pytest.raises(ValueError, match="budget"):
+        parse_budget("huge")
+    with pytest.raises(ValueError, match="multiple"):
+        Budget("bad", steps=5, checkpoint_every=2, image_size=64, ngf=8, train_length=4, eval_items=4,
+               feature_steps=1, feature_items=4, kid_subsets=1)
+
+
+def test_step_meter_times_the_steps_between_calls_and_tracks_memory():
+    meter = StepMeter("cpu", steps_per_call=5)
+    meter(None)
+    rss_at_start = current_rss_bytes()
+    time.sleep(0.05)
+    held = torch.ones(64 * 2**20 // 4)  # 64 MiB touched while the meter runs
+    held += 1
+    # What the process really grew by (less than 64 MiB if it reused pages it already held).
+    grown = None if rss_at_start is None else current_rss_bytes() - rss_at_start
+    time.sleep(0.05)
+    meter(None)
+    meter.close()
+    assert meter.timed_steps == 5
+    assert 0.1 / 5 <= meter.step_time_s < 1.0
+    if grown is None:
+        assert meter.memory_method == "n/a" and meter.peak_memory_mb is None
+    else:
+        assert meter.memory_method == "cpu_peak_rss_delta_sampled"
+        assert meter.peak_memory_mb * 2**20 >= 0.9 * grown
+    single = StepMeter("cpu", steps_per_call=3)
+    single(None)
+    single.close()
+    assert single.step_time_s is None and single.timed_steps == 0
+
+
+def test_markdown_table_names_the_extractor():
+    rows = [{"generator": "g1", "params": 2_500_000, "flops": 3e9, "step_time_ms": 12.34, "peak_memory_mb": None,
+             "metrics": {"cycle_mae_a": 0.25, "fid_ab/featnet-x": 1.5}}]
+    table = markdown_table(rows, "featnet-x").splitlines()
+    assert "fid_ab [featnet-x]" in table[0]
+    cells = [c.strip() for c in table[2].strip("|").split("|")]
+    assert cells[:6] == ["g1", "2.500", "3.000", "12.3", "n/a", "0.25"]
+
+
+TINY = Budget("tiny", steps=2, checkpoint_every=1, image_size=64, ngf=8, train_length=4, eval_items=4,
+              feature_steps=2, feature_items=8, kid_subsets=2)
+
+
+def test_end_to_end_smallest_budget(tmp_path):
+    # Plain torch modules: the fused build would first compile the C++ extension.
+    summary = run_experiment(TINY, generators=("resnet6",), out_dir=str(tmp_path), device="cpu", fused=False)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["extractor"] == summary["extractor"] and saved["fused"] is False
+    assert saved["isolated_processes"] is True  # trained in a spawned process, evaluated here
+    (row,) = saved["rows"]
+    assert row["generator"] == "resnet6" and row["steps"] == 2 and row["timed_steps"] == 1
+    assert row["params"] > 0 and row["flops"] > 0 and row["step_time_ms"] > 0
+    assert row["memory_method"] in ("cpu_peak_rss_delta_sampled", "n/a")
+    for key in ("cycle_mae_a", "paired_mae_ab", "paired_ssim_ab", f"fid_ab/{saved['extractor']}"):
+        assert isinstance(row["metrics"][key], float)
+    assert (tmp_path / "quality_vs_step_time.png").stat().st_size > 1000
+    assert "| resnet6 |" in (tmp_path / "results.md").read_text()
+    # A second run into the same folder would mix runs: refused.
+    with pytest.raises(ValueError, match="fresh folder"):
+        run_experiment(TINY, generators=("resnet6",), out_dir=str(tmp_path), device="cpu", fused=False)
+
+
+def test_cli_rejects_bad_budget(capsys):
+    assert main(["--budget", "nonsense"]) == 2
+    assert "budget" in capsys.readouterr().err

@@ -1,0 +1,159 @@
+"""The learned metrics: feature net (determinism, naming, cache), classifier score and C2ST on toy data."""
+import numpy as np
+import pytest
+import torch
+
+from effgan.metrics import (FeatureSet, build_extractor, c2st, classifier_score, extract_features, fid,
+                            load_or_train_feature_net, train_feature_net, train_score_classifier)
+from effgan.metrics.c2st import classifier_two_sample_test
+from effgan.metrics.features import comparable_values, distribution_metrics, lower_is_better, metric_value
+
+NUM_CLASSES = 4
+SIZE = 16
+
+
+def toy_labelled(n, seed):
+    """Class k: a bright square in quadrant k of a noisy dark 16x16 image, in [-1, 1]."""
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % NUM_CLASSES
+    images = -0.6 + 0.25 * torch.randn(n, 1, SIZE, SIZE, generator=gen)
+    for i, k in enumerate(labels.tolist()):
+        row, col = divmod(k, 2)
+        images[i, :, row * 8 + 1 : row * 8 + 7, col * 8 + 1 : col * 8 + 7] += 1.4
+    return images.clamp(-1, 1), labels
+
+
+@pytest.fixture(scope="module")
+def toy_train():
+    return toy_labelled(160, seed=0)
+
+
+@pytest.fixture(scope="module")
+def toy_test():
+    return toy_labelled(80, seed=1)
+
+
+def test_feature_net_is_deterministic_by_seed_and_named_by_its_training(toy_train):
+    images, labels = toy_train
+    kwargs = dict(steps=4, width=8, batch_size=32)
+    first = train_feature_net(images, labels, seed=3, **kwargs)
+    again = train_feature_net(images, labels, seed=3, **kwargs)
+    other_seed = train_feature_net(images, labels, seed=4, **kwargs)
+    probe = images[:10]
+    with torch.no_grad():
+        torch.testing.assert_close(first(probe), again(probe), rtol=0, atol=0)
+        assert not torch.allclose(first(probe), other_seed(probe))
+    assert first.name == again.name != other_seed.name
+    assert first.name.startswith("featnet-classifier-")
+    assert first(probe).shape == (10, first.feature_dim) == (10, 32)
+    rotation = train_feature_net(images, seed=3, **kwargs)
+    assert rotation.name.startswith("featnet-rotation-") and rotation.name != first.name
+
+
+def test_feature_net_cache_reuses_weights(toy_train, tmp_path):
+    images, labels = toy_train
+    trained = load_or_train_feature_net(tmp_path, images, labels, steps=4, width=8, seed=0)
+    cached_files = list(tmp_path.glob("feature_net_*.pt"))
+    assert len(cached_files) == 1
+    before = cached_files[0].stat().st_mtime_ns
+    loaded = load_or_train_feature_net(tmp_path, images, labels, steps=4, width=8, seed=0)
+    assert cached_files[0].stat().st_mtime_ns == before  # not retrained
+    assert loaded.name == trained.name
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(images[:5]), trained(images[:5]), rtol=0, atol=0)
+    # Other data must not hit the same cache entry.
+    load_or_train_feature_net(tmp_path, images[:100], labels[:100], steps=4, width=8, seed=0)
+    assert len(list(tmp_path.glob("feature_net_*.pt"))) == 2
+
+
+def test_numbers_from_different_extractors_cannot_be_compared(toy_train):
+    images, labels = toy_train
+    a = build_extractor(real_images=images, real_labels=labels, steps=2, width=8, seed=0)
+    b = build_extractor(real_images=images, real_labels=labels, steps=2, width=8, seed=1)
+    features_a, features_b = extract_features(a, images), extract_features(b, images)
+    assert features_a.features.shape == (160, 32)
+    with pytest.raises(ValueError, match="different extractors"):
+        fid(features_a, features_b)
+    metrics = distribution_metrics(features_a, extract_features(a, images[:80]), suffix="_ab",
+                                   kid_subsets=5, kid_subset_size=40)
+    assert set(metrics) == {f"fid_ab/{a.name}", f"kid_mean_ab/{a.name}", f"kid_std_ab/{a.name}"}
+    assert metric_value(metrics, "fid_ab") == metrics[f"fid_ab/{a.name}"]
+    with pytest.raises(ValueError, match="matches 0 keys"):
+        metric_value(metrics, "fid_ba")
+    assert lower_is_better("fid_ab/x") and not lower_is_better("paired_ssim_ab")
+    # Two evaluations' numbers compare only when the same extractor made them.
+    other = distribution_metrics(features_b, extract_features(b, images[:80]), suffix="_ab", kid_subsets=5,
+                                 kid_subset_size=40)
+    assert comparable_values(metrics, dict(metrics), "fid_ab") == (metrics[f"fid_ab/{a.name}"],) * 2
+    with pytest.raises(ValueError, match="different feature extractors"):
+        comparable_values(metrics, other, "fid_ab")
+    assert comparable_values({"paired_mae_ab": 0.5}, {"paired_mae_ab": 0.25}, "paired_mae_ab") == (0.5, 0.25)
+
+
+def test_feature_set_validates():
+    with pytest.raises(TypeError):
+        FeatureSet("", np.zeros((2, 2)))
+    with pytest.raises(ValueError):
+        FeatureSet("x", np.zeros(3))
+
+
+@pytest.fixture(scope="module")
+def score_classifier(toy_train):
+    images, labels = toy_train
+    return train_score_classifier(images, labels, num_classes=NUM_CLASSES, steps=25, width=8, seed=0)
+
+
+def test_generator_returning_real_images_scores_like_the_real_test_set(score_classifier, toy_test):
+    test_images, test_labels = toy_test
+    per_class = len(test_labels) // NUM_CLASSES
+
+    def real_image_generator(n, labels):
+        # Hand back, for each requested label, the next unused real test image of that class.
+        used = {k: 0 for k in range(NUM_CLASSES)}
+        out = []
+        for k in labels.tolist():
+            candidates = (test_labels == k).nonzero().flatten()
+            out.append(test_images[candidates[used[k]]])
+            used[k] += 1
+        return torch.stack(out)
+
+    result = classifier_score(real_image_generator, score_classifier, num_classes=NUM_CLASSES,
+                              per_class=per_class, real_test_images=test_images, real_test_labels=test_labels)
+    assert result["classifier_acc/real_test"] > 0.9
+    assert result["classifier_acc/generated"] == pytest.approx(result["classifier_acc/real_test"])
+    per_class_values = [result[f"classifier_acc/generated_class_{k}"] for k in range(NUM_CLASSES)]
+    assert np.mean(per_class_values) == pytest.approx(result["classifier_acc/generated"])
+
+
+def test_label_ignoring_generator_scores_chance_exactly(score_classifier):
+    noise = torch.rand(5, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(9)) * 2 - 1
+
+    def ignores_labels(n, labels):
+        # The same images for every class, so each image is "right" for exactly one class.
+        position = torch.cat([torch.arange((labels == k).sum()) for k in labels.unique(sorted=True)])
+        return noise[position % 5]
+
+    result = classifier_score(ignores_labels, score_classifier, num_classes=NUM_CLASSES, per_class=5)
+    assert result["classifier_acc/generated"] == pytest.approx(1 / NUM_CLASSES)
+    assert "classifier_acc/real_test" not in result
+
+
+def test_c2st_is_chance_for_one_distribution_and_high_for_two(toy_train):
+    gen = torch.Generator().manual_seed(5)
+    same_a = torch.randn(160, 1, SIZE, SIZE, generator=gen).clamp(-1, 1)
+    same_b = torch.randn(160, 1, SIZE, SIZE, generator=gen).clamp(-1, 1)
+    different = (0.5 * torch.randn(160, 1, SIZE, SIZE, generator=gen) + 0.5).clamp(-1, 1)
+    kwargs = dict(steps=25, width=8, seed=0)
+    indistinguishable = classifier_two_sample_test(same_a, same_b, **kwargs)
+    separable = classifier_two_sample_test(same_a, different, **kwargs)
+    assert indistinguishable["c2st_n_test"] == 160
+    assert 0.35 < indistinguishable["c2st_accuracy"] < 0.65
+    assert separable["c2st_accuracy"] > 0.9
+
+
+def test_c2st_rejects_bad_input():
+    x = torch.zeros(10, 1, 8, 8)
+    with pytest.raises(ValueError, match="shapes differ"):
+        c2st.classifier_two_sample_test(x, torch.zeros(10, 3, 8, 8))
+    with pytest.raises(ValueError, match="test_fraction"):
+        c2st.classifier_two_sample_test(x, x, test_fraction=1.0)

@@ -1,0 +1,112 @@
+"""The command lines: python -m effgan.train (in a subprocess), effgan.translate and effgan.sample."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from effgan import sample, translate
+from effgan.train import train
+from train_support import one_thread, tiny_config  # noqa: F401 (fixture)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_FLAGS = ["--ngf", "4", "--ndf", "4", "--train-length", "4", "--d-layers", "2", "--pool-size", "2",
+              "--impl", "ref", "--cpu-threads", "1", "--no-tensorboard", "--log-every", "1"]
+
+
+def test_python_m_effgan_train_end_to_end(tmp_path):
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(yaml.safe_dump({"lambda_cycle": 5.0, "max_steps": 7, "seed": 4}))
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    command = [sys.executable, "-m", "effgan.train", "cyclegan", "--config", str(config_file), "--max-steps", "3",
+               "--out-dir", str(tmp_path / "runs"), *TINY_FLAGS]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = os.listdir(tmp_path / "runs")
+    assert len(runs) == 1 and runs[0].startswith("cyclegan-")
+    run = tmp_path / "runs" / runs[0]
+    assert str(run) in done.stdout  # the run directory is named on screen
+    final = run / "samples" / "final.png"
+    assert f"final samples: {final}" in done.stdout and final.is_file()
+    assert "it/s" in done.stderr or "s/it" in done.stderr  # the progress bar
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["max_steps"] == 3 and saved["seed"] == 4  # flag beats file, file beats default
+    assert saved["cyclegan"]["lambda_cycle"] == 5.0 and saved["ngf"] == 4
+
+    # --resume continues the same run from its checkpoint; later flags still override
+    more = subprocess.run([sys.executable, "-m", "effgan.train", "--resume", str(run), "--max-steps", "4",
+                           "--no-progress"], capture_output=True, text=True, env=env, timeout=300)
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert "starting at step 3" in more.stdout
+    assert torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["step"] == 4
+
+
+def test_train_cli_rejects_bad_options(tmp_path):
+    from effgan.train.__main__ import main
+
+    assert main(["--model", "cyclegan", "--batch-size", "0", "--out-dir", str(tmp_path)]) == 2
+    with pytest.raises(SystemExit):
+        main(["--amp", "fp8"])
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_translate_cli(tmp_path, capsys):
+    run = train(tiny_config("cyclegan", tmp_path, run_name="cg", max_steps=1))
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    Image.new("RGB", (50, 30), (200, 10, 10)).save(inputs / "red.png")
+    Image.new("L", (64, 64), 128).save(inputs / "gray.jpg")
+    (inputs / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    assert translate.main(["--checkpoint", run.run_dir, "--input", str(inputs), "--output", str(out),
+                           "--device", "cpu"]) == 0
+    assert sorted(os.listdir(out)) == ["gray.png", "red.png"]
+    with Image.open(out / "red.png") as image:
+        assert image.size == (64, 64) and image.mode == "RGB"  # the training size and channels
+    assert translate.main(["--checkpoint", run.run_dir, "--input", str(inputs / "red.png"), "--output", str(out),
+                           "--direction", "BtoA", "--keep-size", "--device", "cpu"]) == 0
+    with Image.open(out / "red.png") as image:
+        assert image.size == (48, 28)  # own size, rounded down to a multiple of 4
+    # the translation is the generator's output: recompute it from the checkpoint
+    from effgan.train.inference import load_generator
+
+    g_b = load_generator(run.run_dir, "G_B").module
+    x = translate.load_image(inputs / "red.png", 3, None)
+    expected = ((g_b(x).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)[0].permute(1, 2, 0)
+    with Image.open(out / "red.png") as image:
+        assert torch.equal(torch.from_numpy(__import__("numpy").asarray(image).copy()), expected)
+    assert translate.main(["--checkpoint", str(tmp_path / "missing"), "--input", str(inputs),
+                           "--output", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_sample_cli(tmp_path, capsys):
+    dc = train(tiny_config("dcgan", tmp_path, run_name="dc", max_steps=1))
+    grid = tmp_path / "grid.png"
+    assert sample.main(["--checkpoint", dc.run_dir, "-n", "6", "--output", str(grid), "--device", "cpu"]) == 0
+    with Image.open(grid) as image:
+        assert image.size == (3 * 34 + 2, 2 * 34 + 2)  # 6 images, 3 per row
+    first = grid.read_bytes()
+    assert sample.main(["--checkpoint", dc.run_dir, "-n", "6", "--output", str(grid), "--device", "cpu"]) == 0
+    assert grid.read_bytes() == first  # same seed, same images
+    assert sample.main(["--checkpoint", dc.run_dir, "-n", "2", "--label", "3"]) == 2  # not a cgan run
+    assert "--label needs a cgan run" in capsys.readouterr().err
+
+    cg = train(tiny_config("cgan", tmp_path, run_name="cg", max_steps=1))
+    single = tmp_path / "single"
+    assert sample.main(["--checkpoint", cg.run_dir, "-n", "4", "--label", "7", "--individual", str(single),
+                        "--device", "cpu"]) == 0
+    assert sorted(os.listdir(single)) == ["00000.png", "00001.png", "00002.png", "00003.png"]
+    default_grid = os.path.join(cg.run_dir, "samples", "sample-1-n4.png")
+    assert os.path.isfile(default_grid)
+    assert sample.main(["--checkpoint", cg.run_dir, "--label", "10"]) == 2
+    assert sample.main(["--checkpoint", cg.run_dir, "--truncation", "0.7"]) == 2  # stylegan only
+    cyc = train(tiny_config("cyclegan", tmp_path, run_name="cyc", max_steps=1))
+    assert sample.main(["--checkpoint", cyc.run_dir]) == 2
+    assert "effgan.translate" in capsys.readouterr().err

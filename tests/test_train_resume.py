@@ -1,0 +1,129 @@
+"""Resuming, stopping on signals and non-finite losses, and best-checkpoint selection."""
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import torch
+
+from effgan.train import NonFiniteLossError, train
+from effgan.train import checkpoint as ckpt
+from effgan.train.run_logger import read_jsonl
+from train_support import one_thread, tiny_config  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _train_losses(run_dir: str) -> dict[int, dict[str, float]]:
+    records = read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
+    return {r["step"]: {k: v for k, v in r.items() if k.startswith("loss_")} for r in records if r["kind"] == "train"}
+
+
+@pytest.mark.parametrize("model", ["cyclegan", "dcgan"])
+def test_resume_equals_uninterrupted(tmp_path, model):
+    # cyclegan: 3 batches per epoch, pool of 2 -> the interruption is mid-epoch, the resumed part
+    # crosses an epoch boundary (lr decay, new pairing) and the pool's swapping phase.
+    extra = dict(train_length=3) if model == "cyclegan" else dict(train_length=12, batch_size=4, epochs=2)
+    whole = train(tiny_config(model, tmp_path, run_name="whole", max_steps=5, **extra))
+    first = train(tiny_config(model, tmp_path, run_name="split", max_steps=2, **extra))
+    assert first.step == 2
+    resumed = train(tiny_config(model, tmp_path, max_steps=5, resume=first.run_dir, **extra))
+    assert resumed.run_dir == first.run_dir and resumed.step == whole.step == 5
+
+    expected, got = _train_losses(whole.run_dir), _train_losses(resumed.run_dir)
+    assert sorted(got) == [1, 2, 3, 4, 5]
+    for step in (3, 4, 5):
+        assert got[step] == expected[step], f"step {step} differs after resume"
+    a, b = ckpt.load(whole.checkpoint), ckpt.load(resumed.checkpoint)
+    assert (a["epoch"], a["batch_in_epoch"]) == (b["epoch"], b["batch_in_epoch"])
+    for name, weights in a["models"].items():
+        for key, tensor in weights.items():
+            assert torch.equal(tensor, b["models"][name][key]), f"{name}.{key} differs after resume"
+    if model == "cyclegan":
+        for key in ("pool_A", "pool_B"):
+            for x, y in zip(a["extra"][key]["images"], b["extra"][key]["images"]):
+                assert torch.equal(x, y)
+        lr = a["optimizers"]["G"]["param_groups"][0]["lr"]
+        assert lr == b["optimizers"]["G"]["param_groups"][0]["lr"] < 2e-4  # decayed after the first epoch
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    from effgan.train.cyclegan import CycleGANFamily
+
+    original = CycleGANFamily.train_step
+
+    def poisoned(self, batch, step):
+        losses = original(self, batch, step)
+        if step >= 3:  # the 4th step goes wrong
+            losses["loss_G"] = losses["loss_G"] * float("nan")
+        return losses
+
+    monkeypatch.setattr(CycleGANFamily, "train_step", poisoned)
+    config = tiny_config("cyclegan", tmp_path, run_name="nan", checkpoint_every=2, max_steps=8, log_every=1)
+    with pytest.raises(NonFiniteLossError, match="NaN or inf.*step 4.*last good checkpoint"):
+        train(config)
+    state = ckpt.load(tmp_path / "nan" / "checkpoints" / "latest.pt")
+    assert state["step"] == 2
+    assert all(torch.isfinite(t).all() for t in state["models"]["G_A"].values())
+
+
+def test_sigterm_saves_a_checkpoint_and_stops(tmp_path, monkeypatch):
+    from effgan.train.dcgan import DCGANFamily
+
+    original = DCGANFamily.train_step
+
+    def interrupted(self, batch, step):
+        losses = original(self, batch, step)
+        if step == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return losses
+
+    monkeypatch.setattr(DCGANFamily, "train_step", interrupted)
+    result = train(tiny_config("dcgan", tmp_path, run_name="sig", max_steps=50, epochs=20))
+    assert result.stopped_by == "SIGTERM" and result.step == 2
+    assert ckpt.load(result.checkpoint)["step"] == 2
+    # the handler is gone again: the test process still has the default SIGTERM handler
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_best_checkpoint_follows_the_metrics_hook(tmp_path):
+    scores = iter([0.3, 0.9, 0.5, 0.1])
+    seen = []
+
+    def metrics_fn(family):
+        assert not any(m.training for m in family.modules().values())  # evaluated in eval mode
+        value = next(scores)
+        seen.append(value)
+        return {"score": value}
+
+    config = tiny_config("dcgan", tmp_path, run_name="best", checkpoint_every=1, max_steps=4, epochs=1,
+                         best_metric="score", best_mode="max")
+    result = train(config, metrics_fn=metrics_fn)
+    assert seen == [0.3, 0.9, 0.5, 0.1]
+    best = ckpt.load(os.path.join(result.run_dir, "checkpoints", "best.pt"))
+    assert best["step"] == 2 and best["best"]["value"] == pytest.approx(0.9)
+    assert ckpt.load(result.checkpoint)["step"] == 4
+    records = [r for r in read_jsonl(os.path.join(result.run_dir, "metrics.jsonl")) if r["kind"] == "checkpoint"]
+    assert [r["score"] for r in records] == pytest.approx(seen)
+
+
+def test_deterministic_mode_is_scoped_to_the_run(tmp_path):
+    assert not torch.are_deterministic_algorithms_enabled()
+    seen = []
+    from effgan.train.dcgan import DCGANFamily
+
+    original = DCGANFamily.train_step
+
+    def spy(self, batch, step):
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        return original(self, batch, step)
+
+    DCGANFamily.train_step = spy
+    try:
+        a = train(tiny_config("dcgan", tmp_path, run_name="a", max_steps=2, deterministic=True))
+        b = train(tiny_config("dcgan", tmp_path, run_name="b", max_steps=2, deterministic=True))
+    finally:
+        DCGANFamily.train_step = original
+    assert seen == [True] * 4 and not torch.are_deterministic_algorithms_enabled()
+    assert _train_losses(a.run_dir) == _train_losses(b.run_dir)  # same seed, same numbers
