@@ -41,4 +41,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("weight"), py::arg("norm_weight"), py::arg("norm_bias"), py::arg("stats"), py::arg("stride"),
         py::arg("pad"), py::arg("act"), py::arg("slope"), py::arg("dx"), py::arg("dweight"), py::arg("sum_g"),
         py::arg("sum_gz"), py::call_guard<py::gil_scoped_release>());
+  m.def("diff_augment_fwd", &effgan::diff_augment_fwd, py::arg("x"), py::arg("brightness"), py::arg("saturation"),
+        py::arg("contrast"), py::arg("shift"), py::arg("cut"), py::arg("cut_h"), py::arg("cut_w"), py::arg("color"),
+        py::arg("translation"), py::arg("cutout"), py::arg("y"), py::call_guard<py::gil_scoped_release>());
+  m.def("diff_augment_bwd", &effgan::diff_augment_bwd, py::arg("dy"), py::arg("saturation"), py::arg("contrast"),
+        py::arg("shift"), py::arg("cut"), py::arg("cut_h"), py::arg("cut_w"), py::arg("color"), py::arg("translation"),
+        py::arg("cutout"), py::arg("dx"), py::call_guard<py::gil_scoped_release>());
 }

@@ -4,6 +4,7 @@
 
 #include "adain.h"
 #include "cyclegan_loss.h"
+#include "diff_augment.h"
 #include "dwconv_norm_act.h"
 #include "instance_norm_act.h"
 #include "se_scale.h"

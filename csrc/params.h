@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "activation.h"
+#include "thread_pool.h"
 
 #if defined(__SSE__)
 #include <xmmintrin.h>
@@ -81,13 +82,16 @@ class FlushDenormals {
   unsigned saved_ = 0;
 };
 
-// at::parallel_for with denormals flushed in every chunk (each thread has its own FP mode).
+// A parallel loop on effgan's worker pool (thread_pool.h: sleeping workers, chunks claimed
+// dynamically) over at::get_num_threads() threads, with denormals flushed in every chunk (each
+// thread has its own FP mode). f(b, e) is called on disjoint subranges covering [begin, end).
 template <typename F>
 inline void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& f) {
-  at::parallel_for(begin, end, grain, [&](int64_t b, int64_t e) {
+  auto body = [](void* ctx, int64_t b, int64_t e) {
     FlushDenormals guard;
-    f(b, e);
-  });
+    (*static_cast<const F*>(ctx))(b, e);
+  };
+  pool_run(begin, end, grain, at::get_num_threads(), body, const_cast<void*>(static_cast<const void*>(&f)));
 }
 
 enum class Layout { kNCHW, kChannelsLast };

@@ -173,3 +173,30 @@ def _dwconv_norm_act_backward(dy, dsqueeze, x, weight, norm_weight, norm_bias, s
 
 
 dwconv_norm_act = SimpleNamespace(forward=_dwconv_norm_act_forward, backward=_dwconv_norm_act_backward)
+
+
+# ---------------------------------------------------------------- diff_augment
+
+
+def _diff_augment_forward(x, brightness, saturation, contrast, shift, cut, cut_h: int, cut_w: int,
+                          color: bool, translation: bool, cutout: bool):
+    """y for a 4-D NCHW or channels_last ``x``; each transform's parameters are used only when its flag is set."""
+    y = _alloc.empty_like(x)
+    cpp_extension().diff_augment_fwd(x, brightness if color else None, saturation if color else None,
+                                     contrast if color else None, shift if translation else None,
+                                     cut if cutout else None, int(cut_h), int(cut_w), bool(color),
+                                     bool(translation), bool(cutout), y)
+    return y
+
+
+def _diff_augment_backward(dy, brightness, saturation, contrast, shift, cut, cut_h: int, cut_w: int,
+                           color: bool, translation: bool, cutout: bool):
+    """dx for ``dy`` (the strides of the forward's x); ``brightness`` is unused (it has no gradient)."""
+    dx = _alloc.empty_like(dy)
+    cpp_extension().diff_augment_bwd(dy, saturation if color else None, contrast if color else None,
+                                     shift if translation else None, cut if cutout else None, int(cut_h),
+                                     int(cut_w), bool(color), bool(translation), bool(cutout), dx)
+    return dx
+
+
+diff_augment = SimpleNamespace(forward=_diff_augment_forward, backward=_diff_augment_backward)
