@@ -41,6 +41,8 @@ def parse_args(argv=None):
                         "CUDA without --quick, else the default mode)")
     p.add_argument("--e2e", default="auto", choices=["auto", "yes", "no"],
                    help="run the end-to-end training-step benchmark (auto: yes)")
+    p.add_argument("--e2e-models", default=None,
+                   help="comma-separated end-to-end model labels to run (default: the device's set; see effgan/bench/e2e.py)")
     p.add_argument("--budget", type=float, default=None, help="seconds of timed runs per measurement")
     p.add_argument("--out", default=None, help="JSON path (default: benchmarks/results/<device>.json)")
     return p.parse_args(argv)
@@ -85,9 +87,17 @@ def main(argv=None) -> int:
 
     e2e_rows = []
     if args.e2e != "no":
-        from effgan.bench.e2e import run_e2e_benchmarks
+        from effgan.bench import e2e
 
-        e2e_rows = run_e2e_benchmarks(device, quick=args.quick, budget_s=budget)
+        specs = None
+        if args.e2e_models:
+            known = {s.label: s for s in e2e.GPU_SPECS + e2e.CPU_SPECS}
+            wanted = args.e2e_models.split(",")
+            missing = [w for w in wanted if w not in known]
+            if missing:
+                raise SystemExit(f"--e2e-models: unknown {missing}; known: {sorted(known)}")
+            specs = [known[w] for w in wanted]
+        e2e_rows = e2e.run_e2e_benchmarks(device, quick=args.quick, budget_s=budget, specs=specs)
 
     result = {"info": info, "copy_bandwidth_gbps": bw / 1e9, "compile_mode": compile_mode, "ops": rows,
               "speedups": speedups, "e2e": e2e_rows, "wall_s": time.time() - t_start,

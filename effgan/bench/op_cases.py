@@ -86,7 +86,87 @@ def _adain_case(shape, impl: str) -> OpCase:
                   bytes_fwd=2 * el, bytes_bwd=3 * el)
 
 
-CASE_BUILDERS = {"instance_norm_act": _instance_norm_act_case, "adain": _adain_case}
+def _dwconv_norm_act_case(shape, impl: str) -> OpCase:
+    N, C, H, W = shape
+
+    def make(device, dtype, rg):
+        g = torch.Generator().manual_seed(0)
+        return {
+            "x": _rand(shape, device, dtype, rg, g),
+            "weight": _rand((C, 1, 3, 3), device, torch.float32, rg, g),
+            "norm_weight": _rand((C,), device, torch.float32, rg, g),
+            "norm_bias": _rand((C,), device, torch.float32, rg, g),
+        }
+
+    def call(fn, d, **extra):
+        return fn(d["x"], d["weight"], None, d["norm_weight"], d["norm_bias"], act="silu", **extra)
+
+    el = N * C * H * W
+    # fwd: x in, y out; bwd: x, dy in, dx out (the kernel's fp32 pre-norm gradient temporary is extra)
+    return OpCase("dwconv_norm_act", shape, make, lambda d: call(ops.dwconv_norm_act, d, impl=impl),
+                  lambda d: call(ops.dwconv_norm_act_ref, d), bytes_fwd=2 * el, bytes_bwd=3 * el)
+
+
+def _se_scale_case(shape, impl: str) -> OpCase:
+    N, C, H, W = shape
+
+    def make(device, dtype, rg):
+        g = torch.Generator().manual_seed(0)
+        return {"x": _rand(shape, device, dtype, rg, g), "gate": _rand((N, C), device, torch.float32, rg, g)}
+
+    el = N * C * H * W
+    return OpCase("se_scale", shape, make, lambda d: ops.se_scale(d["x"], d["gate"], impl=impl),
+                  lambda d: ops.se_scale_ref(d["x"], d["gate"]), bytes_fwd=2 * el, bytes_bwd=3 * el)
+
+
+def _cyclegan_loss_case(shape, impl: str) -> OpCase:
+    """Images of ``shape`` (N, C, H, W) and PatchGAN-sized logit maps (N, 1, H/8 - 2, W/8 - 2)."""
+    N, C, H, W = shape
+    pshape = (N, 1, max(1, H // 8 - 2), max(1, W // 8 - 2))
+
+    def make(device, dtype, rg):
+        g = torch.Generator().manual_seed(0)
+        d = {k: _rand(pshape, device, dtype, rg, g) for k in ("pred_fake_b", "pred_fake_a")}
+        for k in ("rec_a", "rec_b", "idt_a", "idt_b"):
+            d[k] = _rand(shape, device, dtype, rg, g)
+        for k in ("real_a", "real_b"):  # data: no gradient
+            d[k] = _rand(shape, device, dtype, False, g)
+        return d
+
+    def call(fn, d, **extra):
+        return fn(d["pred_fake_b"], d["pred_fake_a"], d["rec_a"], d["real_a"], d["rec_b"], d["real_b"],
+                  d["idt_a"], d["idt_b"], **extra).total
+
+    el = N * C * H * W
+    # fwd reads six images; bwd reads them again and writes four gradients
+    return OpCase("cyclegan_loss", shape, make, lambda d: call(ops.cyclegan_generator_loss, d, impl=impl),
+                  lambda d: call(ops.cyclegan_generator_loss_ref, d), bytes_fwd=6 * el, bytes_bwd=10 * el)
+
+
+def _diff_augment_case(shape, impl: str) -> OpCase:
+    N, C, H, W = shape
+
+    def make(device, dtype, rg):
+        g = torch.Generator().manual_seed(0)
+        return {"x": _rand(shape, device, dtype, rg, g)}
+
+    def call(fn, d, **extra):
+        # Parameters drawn from one seed in both providers, so both do the same work.
+        return fn(d["x"], "color,translation,cutout", torch.Generator().manual_seed(1), **extra)
+
+    el = N * C * H * W
+    return OpCase("diff_augment", shape, make, lambda d: call(ops.diff_augment, d, impl=impl),
+                  lambda d: call(ops.diff_augment_ref, d), bytes_fwd=2 * el, bytes_bwd=2 * el)
+
+
+CASE_BUILDERS = {
+    "instance_norm_act": _instance_norm_act_case,
+    "adain": _adain_case,
+    "dwconv_norm_act": _dwconv_norm_act_case,
+    "se_scale": _se_scale_case,
+    "cyclegan_loss": _cyclegan_loss_case,
+    "diff_augment": _diff_augment_case,
+}
 
 
 def register(op: str, builder: Callable[[tuple, str], OpCase]) -> None:
@@ -94,7 +174,9 @@ def register(op: str, builder: Callable[[tuple, str], OpCase]) -> None:
 
 
 def available_ops() -> list[str]:
-    return [op for op in CASE_BUILDERS if hasattr(ops, op)]
+    """Every op with a case (named as effgan's backends name them: ``cyclegan_loss`` is the CycleGAN
+    generator loss)."""
+    return list(CASE_BUILDERS)
 
 
 def cases(op_names, shapes, impl: str = "auto") -> list[OpCase]:
