@@ -76,3 +76,33 @@ def test_latent_hook_gives_tagged_fid_for_an_unconditional_generator():
     metrics = hook(family({"G": ToyConditional()}))
     assert set(metrics) == {f"fid/{extractor.name}", f"kid_mean/{extractor.name}", f"kid_std/{extractor.name}"}
     assert metrics[f"fid/{extractor.name}"] >= 0
+
+
+def test_latent_hook_samples_from_the_ema_generator_where_the_family_keeps_one():
+    real = torch.rand(8, 1, 8, 8) * 2 - 1
+
+    class Recording(ToyConditional):
+        calls = 0
+
+        def forward(self, z, labels=None):
+            type(self).calls += 1
+            return super().forward(z, labels)
+
+    hook = LatentGeneratorEvalHook(real, max_items=8)
+    hook(family({"G_ema": Recording()}))  # stylegan's sample_modules() hold the EMA copy only
+    assert Recording.calls == 1
+
+
+def test_cached_score_classifier_is_the_classifier_train_score_classifier_trains(tmp_path):
+    from effgan.metrics import train_score_classifier
+    from effgan.metrics.extractors import build_score_classifier
+
+    images, labels = torch.rand(12, 1, 8, 8) * 2 - 1, torch.arange(12) % 3
+    kwargs = dict(num_classes=3, steps=2, width=4, seed=1)
+    cached = build_score_classifier(images, labels, cache_dir=tmp_path, **kwargs)
+    assert len(list(tmp_path.glob("feature_net_*.pt"))) == 1
+    again = build_score_classifier(images, labels, cache_dir=tmp_path, **kwargs)  # read back from the cache
+    plain = train_score_classifier(images, labels, **kwargs)
+    for a, b, c in zip(cached.state_dict().values(), again.state_dict().values(), plain.state_dict().values()):
+        torch.testing.assert_close(a, c)
+        torch.testing.assert_close(b, c)

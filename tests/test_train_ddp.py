@@ -17,6 +17,9 @@ from effgan.train.run_logger import read_jsonl
 HERE = os.path.dirname(os.path.abspath(__file__))
 LENGTH = {"cyclegan": 8, "dcgan": 16}
 BATCH = {"cyclegan": 1, "dcgan": 4}
+# the dcgan run also evaluates (tiny metric networks), which rank 0 alone does
+EXTRA = {"cyclegan": {}, "dcgan": dict(eval_every=2, eval_items=4, eval_train_items=16, eval_train_steps=2,
+                                      best_metric="fid")}
 
 
 def _free_ports(count: int) -> tuple[int, ...]:
@@ -44,13 +47,16 @@ def _worker(rank: int, world_size: int, ports: tuple[int, int], out_dir: str) ->
 
     def run_and_keep(self):
         families.append(self.family)
+        with open(os.path.join(out_dir, f"{self.config.model}-rank{rank}-evaluates"), "w") as f:
+            f.write(str(self.eval_hook is not None))
         return original_run(self)
 
     trainer.Trainer.run = run_and_keep
     for model, port in zip(("cyclegan", "dcgan"), ports):
         # a fresh rendezvous port per run: re-creating the store on the port just released can hang
         os.environ["MASTER_PORT"] = str(port)
-        trainer.train(tiny_config(model, out_dir, run_name=model, max_steps=2, train_length=LENGTH[model]))
+        trainer.train(tiny_config(model, out_dir, run_name=model, max_steps=2, train_length=LENGTH[model],
+                                  **EXTRA[model]))
         weights = {name: [p.detach() for p in module.parameters()] for name, module in families[-1].modules().items()}
         torch.save(weights, os.path.join(out_dir, f"{model}-rank{rank}.pt"))
 
@@ -85,3 +91,9 @@ def test_two_process_gloo_run_keeps_ranks_in_sync(tmp_path):
         # the sharded sampler gives each rank half the data: steps per epoch halve
         per_epoch = LENGTH[model] // 2 // BATCH[model]
         assert (state["epoch"], state["batch_in_epoch"]) == divmod(2, per_epoch)
+    # only rank 0 built the evaluation; its numbers are in the log and chose best.pt
+    evaluates = {rank: (tmp_path / f"dcgan-rank{rank}-evaluates").read_text() for rank in (0, 1)}
+    assert evaluates == {0: "True", 1: "False"}
+    [record] = [r for r in read_jsonl(str(tmp_path / "dcgan" / "metrics.jsonl")) if r["kind"] == "checkpoint"]
+    assert any(k.startswith("fid/") for k in record)
+    assert (tmp_path / "dcgan" / "checkpoints" / "best.pt").is_file()

@@ -15,9 +15,9 @@ import torch
 
 from effgan.evaluate.checkpoint_models import load_run, read_checkpoint, run_config
 from effgan.metrics import (build_extractor, collect_images, evaluate_cyclegan, evaluate_generator,
-                            evaluate_labelled_generator, train_score_classifier)
+                            evaluate_labelled_generator)
 from effgan.metrics.cyclegan_eval import collect_domain_items
-from effgan.metrics.feature_net import FeatureNet
+from effgan.metrics.extractors import build_score_classifier
 from effgan.metrics.samplers import latent_sampler
 from effgan.train import checkpoint as ckpt
 from effgan.train import config as cfg
@@ -50,16 +50,46 @@ class EvaluationOptions:
             raise ValueError(f"c2st_steps must be >= 0, got {self.c2st_steps}")
 
 
-def _datasets(config: cfg.TrainConfig, options: EvaluationOptions):
+# The pieces below are shared with evaluation during training (effgan/train/evaluation.py), so a
+# run's --eval-every numbers and `python -m effgan.evaluate` on its checkpoints are computed alike
+# (with the same settings they even share the cached FeatureNet, hence its extractor tag).
+
+def eval_dataset(config: cfg.TrainConfig, split: str, items: int, name: str | None = None):
+    """The un-augmented `split` of the run's dataset (or `name`), `items` long when generated."""
     from effgan.data import EMBEDDED, build_dataset
 
-    name = options.data or config.dataset
-    embedded = name in EMBEDDED
-    kind = "unpaired" if config.model == "cyclegan" else "labelled"
-    common = dict(image_size=config.image_size, seed=config.seed, augment=False)
-    test = build_dataset(name, "test", length=options.max_items if embedded else None, **common)
-    train = build_dataset(name, "train", kind=kind, length=options.feature_train_items if embedded else None,
-                          **common)
+    name = name or config.dataset
+    length = items if name in EMBEDDED else None
+    # the test split's own kind: cans test items carry the ground-truth translations
+    kind = "auto" if split == "test" else "unpaired" if config.model == "cyclegan" else "labelled"
+    return build_dataset(name, split, kind=kind, length=length, image_size=config.image_size, seed=config.seed,
+                         augment=False)
+
+
+def reference_images(config: cfg.TrainConfig, train, max_items: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The real training images (and labels, none for cyclegan) the metric networks learn from."""
+    if config.model == "cyclegan":
+        items = collect_domain_items(train, max_items=max_items)
+        return torch.cat([items["A"], items["B"]]), None
+    return collect_images(train, max_items=max_items, with_labels=True)
+
+
+def metric_networks(config: cfg.TrainConfig, real_images: torch.Tensor, real_labels: torch.Tensor | None, *,
+                    fid_weights: str | None, cache_dir: str, feature_steps: int, classifier_steps: int, seed: int,
+                    device, num_classes: int | None):
+    """(FID/KID extractor, classifier for the score or None): cached in cache_dir where effgan trains them."""
+    extractor = build_extractor(fid_weights=fid_weights, real_images=real_images, real_labels=real_labels,
+                                cache_dir=cache_dir, steps=feature_steps, seed=seed, device=device)
+    classifier = None
+    if config.model == "cgan":
+        classifier = build_score_classifier(real_images, real_labels, extractor=extractor, num_classes=num_classes,
+                                            cache_dir=cache_dir, steps=classifier_steps, seed=seed, device=device)
+    return extractor, classifier
+
+
+def _datasets(config: cfg.TrainConfig, options: EvaluationOptions):
+    test = eval_dataset(config, "test", options.max_items, options.data)
+    train = eval_dataset(config, "train", options.feature_train_items, options.data)
     return test, train
 
 
@@ -75,14 +105,11 @@ def evaluate_checkpoint(run_or_file: str | os.PathLike,
     cache_dir = os.path.join(run.run_dir, METRICS_CACHE_DIR)
     kid_args = dict(kid_subsets=options.kid_subsets, kid_subset_size=options.kid_subset_size, seed=options.seed)
 
-    if config.model == "cyclegan":
-        train_items = collect_domain_items(train, max_items=options.feature_train_items)
-        real_images, real_labels = torch.cat([train_items["A"], train_items["B"]]), None
-    else:
-        real_images, real_labels = collect_images(train, max_items=options.feature_train_items, with_labels=True)
-    extractor = build_extractor(fid_weights=options.fid_weights, real_images=real_images, real_labels=real_labels,
-                                cache_dir=cache_dir, steps=options.feature_steps, seed=options.seed,
-                                device=options.device)
+    real_images, real_labels = reference_images(config, train, options.feature_train_items)
+    extractor, classifier = metric_networks(
+        config, real_images, real_labels, fid_weights=options.fid_weights, cache_dir=cache_dir,
+        feature_steps=options.feature_steps, classifier_steps=options.classifier_steps, seed=options.seed,
+        device=options.device, num_classes=run.num_classes)
 
     if config.model == "cyclegan":
         metrics = evaluate_cyclegan(run.generators["G_A"], run.generators["G_B"], test, device=options.device,
@@ -92,11 +119,6 @@ def evaluate_checkpoint(run_or_file: str | os.PathLike,
         sampler = latent_sampler(run.generators["G"], config.latent_dim, device=options.device, seed=options.seed,
                                  conditional=conditional)
         if conditional:
-            # A FeatureNet trained on the labels is already the score classifier; Inception is not.
-            classifier = (extractor.network if isinstance(extractor, FeatureNet)
-                          else train_score_classifier(real_images, real_labels, num_classes=run.num_classes,
-                                                      steps=options.classifier_steps, seed=options.seed,
-                                                      device=options.device))
             metrics = evaluate_labelled_generator(sampler, test, device=options.device, max_items=options.max_items,
                                                   extractor=extractor, classifier=classifier,
                                                   num_classes=run.num_classes, c2st_steps=options.c2st_steps,

@@ -11,7 +11,8 @@ import os
 import torch
 import torch.nn as nn
 
-from effgan.metrics.feature_net import load_or_train_feature_net, train_feature_net
+from effgan.metrics.classifier_score import train_score_classifier
+from effgan.metrics.feature_net import FeatureNet, load_or_train_feature_net, train_feature_net
 from effgan.metrics.inception import load_fid_inception
 
 
@@ -32,3 +33,22 @@ def build_extractor(*, fid_weights: str | os.PathLike | None = None, real_images
     if cache_dir is None:
         return train_feature_net(real_images, real_labels, **kwargs)
     return load_or_train_feature_net(cache_dir, real_images, real_labels, **kwargs)
+
+
+def build_score_classifier(real_images: torch.Tensor, real_labels: torch.Tensor, *, extractor: nn.Module | None = None,
+                           num_classes: int | None = None, cache_dir: str | os.PathLike | None = None,
+                           steps: int = 400, seed: int = 0, width: int = 32,
+                           device: torch.device | str = "cpu") -> nn.Module:
+    """The classifier-score network for labelled `real_images`: the extractor's own network when that is a
+    FeatureNet trained on the labels, else a small classifier trained on them (cached when cache_dir is given).
+    """
+    if isinstance(extractor, FeatureNet) and extractor.config.mode == "classifier":
+        return extractor.network  # a FeatureNet trained on the labels is already the score classifier
+    if cache_dir is None:
+        return train_score_classifier(real_images, real_labels, num_classes=num_classes, steps=steps, seed=seed,
+                                      width=width, device=device)
+    # A classifier-mode FeatureNet is the same seeded SmallCNN trained the same way, and its file cache
+    # is keyed by the data and settings, so it serves as the classifier's cache.
+    net = load_or_train_feature_net(cache_dir, real_images, torch.as_tensor(real_labels).long(),
+                                    num_classes=num_classes, steps=steps, seed=seed, width=width, device=device)
+    return net.network

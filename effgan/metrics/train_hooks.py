@@ -43,7 +43,7 @@ class LatentGeneratorEvalHook:
         num_classes = getattr(family, "num_classes", None)
         device = family.runtime.device
         # The same seed at every checkpoint: the same latents, so changes come from the weights.
-        sampler = latent_sampler(family.sample_modules()["G"], family.config.latent_dim, device=device,
+        sampler = latent_sampler(_sampling_generator(family), family.config.latent_dim, device=device,
                                  seed=self.seed, conditional=num_classes is not None)
         if num_classes is not None:
             return evaluate_labelled_generator(sampler, self.dataset, device=device, max_items=self.max_items,
@@ -51,3 +51,9 @@ class LatentGeneratorEvalHook:
                                                num_classes=num_classes, **self.kid_args)
         return evaluate_generator(sampler, self.dataset, device=device, max_items=self.max_items,
                                   extractor=self.extractor, **self.kid_args)
+
+
+def _sampling_generator(family) -> nn.Module:
+    """The network that makes the family's samples: its EMA copy where it keeps one (stylegan's G_ema), else G."""
+    modules = family.sample_modules()
+    return modules["G_ema"] if "G_ema" in modules else modules["G"]

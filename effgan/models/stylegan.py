@@ -64,8 +64,11 @@ class SynthesisBlock(nn.Module):
             x = self.const.expand(w0.shape[0], -1, -1, -1)
         else:
             x = self.conv0(F.interpolate(x, scale_factor=2.0, mode="nearest"))
-        x = self.adain0(x, w0, noise0)
-        return self.adain1(self.conv1(x), w1, noise1)
+        # adain wants the noise in x's dtype; under autocast they can differ (the constant stays
+        # fp32 while the noise is drawn like the fp16/bf16 ws), so match it here
+        x = self.adain0(x, w0, noise0.to(x.dtype))
+        x = self.conv1(x)
+        return self.adain1(x, w1, noise1.to(x.dtype))
 
 
 class StyleGANGenerator(nn.Module):

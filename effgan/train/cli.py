@@ -37,17 +37,17 @@ def _base_type(annotation: Any) -> type:
 
 
 def _add_field(group: argparse._ArgumentGroup, f: dataclasses.Field, default: Any) -> None:
-    flag = "--" + f.name.replace("_", "-")
+    flags = ["--" + f.name.replace("_", "-"), *f.metadata.get("aliases", ())]
     kind = _base_type(f.type)
     help_text = f.metadata.get("help", "")
     if kind is bool:
-        group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+        group.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction,
                            help=f"{help_text} (default: {default})")
         return
     choices = f.metadata.get("choices")
     metavar = "{" + ",".join(choices) + "}" if choices else f.name.upper()
     shown = "" if default is None else f" (default: {default!r})"  # None: the help names the family defaults
-    group.add_argument(flag, dest=f.name, type=kind, choices=choices, metavar=metavar, help=help_text + shown)
+    group.add_argument(*flags, dest=f.name, type=kind, choices=choices, metavar=metavar, help=help_text + shown)
 
 
 def build_parser() -> argparse.ArgumentParser:

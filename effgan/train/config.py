@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,11 +30,16 @@ GAN_MODES = ("lsgan", "vanilla")
 GAN_ARCHS = ("classic", "shallow", "deep")
 
 
-def _opt(default: Any, help: str, choices: tuple | None = None, **kw: Any) -> Any:
-    """A dataclass field whose help text and allowed values drive the CLI and validation."""
-    meta = {"help": help}
+def _opt(default: Any, help: str, choices: tuple | None = None, aliases: tuple[str, ...] = (), **kw: Any) -> Any:
+    """A dataclass field whose help text and allowed values drive the CLI and validation.
+
+    aliases: extra command-line spellings (e.g. "--diffaug") for the same option.
+    """
+    meta: dict[str, Any] = {"help": help}
     if choices is not None:
         meta["choices"] = choices
+    if aliases:
+        meta["aliases"] = aliases
     return field(default=default, metadata=meta, **kw)
 
 
@@ -67,7 +73,6 @@ class StyleGANOptions:
     r1_interval: int = _opt(16, "Apply R1 every this many steps (lazy regularisation), scaled by the interval.")
     mixing_prob: float = _opt(0.9, "Probability of style mixing for a generated batch.")
     ema_beta: float = _opt(0.999, "Decay of the exponential moving average of generator weights (0 disables).")
-    diffaugment: str = _opt("", "DiffAugment policy for D inputs, e.g. 'color,translation,cutout'; '' disables.")
     truncation: float = _opt(1.0, "Truncation psi used for sample grids during training.")
     mapping_layers: int = _opt(4, "Layers of the z -> w mapping network.")
 
@@ -89,6 +94,11 @@ class TrainConfig:
     latent_dim: int | None = _opt(None, "Latent size for dcgan/cgan/stylegan; default 100 (dcgan/cgan), 128 (stylegan).")
     init: str = _opt("normal", "Weight init (effgan.models.init.init_weights kind); 'none' keeps the model's own.")
     init_gain: float = _opt(0.02, "Std/gain of the weight init.")
+    diffaugment: str = _opt(
+        "", "DiffAugment policy applied to every discriminator input (real and fake, D and G updates), "
+            "a comma-separated subset of color,translation,cutout in that order, e.g. "
+            "'color,translation,cutout'; '' disables. Helps most on small datasets.",
+        aliases=("--diffaug",))
     # how long
     epochs: int | None = _opt(None, "Epochs at the initial learning rate; default 1 (cyclegan), 3 (dcgan/cgan), 5 (stylegan).")
     epochs_decay: int | None = _opt(
@@ -110,7 +120,10 @@ class TrainConfig:
               "little from more, and oversubscribed cores slow them down many times).")
     fused: bool = _opt(True, "Use effgan's fused modules (--no-fused builds the plain torch models).")
     impl: str = _opt("auto", "Kernel backend for fused modules.", ("auto", "triton", "cpp", "ref"))
-    amp: str = _opt("none", "Mixed precision autocast dtype (fp16 adds a GradScaler).", AMP_MODES)
+    amp: str = _opt(
+        "none", "Mixed precision autocast dtype: bf16, or fp16 with a GradScaler per optimiser (its state is "
+                "checkpointed and restored on resume). Both run on CPU and CUDA; a torch that cannot autocast "
+                "to the dtype on the device is an error at startup.", AMP_MODES)
     channels_last: bool = _opt(False, "Keep models and inputs in channels_last memory format.")
     compile: bool = _opt(False, "torch.compile the models.")
     compile_backend: str = _opt("inductor", "torch.compile backend.")
@@ -125,8 +138,27 @@ class TrainConfig:
     num_samples: int = _opt(
         6, "Sample grid size: cyclegan shows this many A and B images (real | fake | reconstruction); "
            "dcgan/stylegan an n x n grid; cgan n per class.")
-    best_metric: str = _opt("loss_G", "Metric that selects best.pt (any logged metric name).")
+    best_metric: str = _opt(
+        "loss_G", "Metric that selects best.pt: a checkpoint's mean loss (loss_G, loss_D, ...) or, with "
+                  "--eval-every, an evaluation metric (paired_ssim_ab, cycle_mae_a, fid_ab, fid, kid_mean, "
+                  "classifier_acc/generated, ...); fid/kid names match whatever extractor tags them.")
     best_mode: str = _opt("min", "Whether a smaller or larger best_metric is better.", ("min", "max"))
+    # evaluation during training
+    eval_every: int = _opt(
+        0, "Evaluate the generators every this many steps and at the end (0: off). Each evaluation is "
+           "also a checkpoint: cyclegan gets cycle/identity MAE, FID/KID per direction and, on cans, "
+           "paired MAE/PSNR/SSIM against the ground truth; dcgan/stylegan FID/KID; cgan also the "
+           "classifier score. Logged like the losses (metrics.jsonl, TensorBoard).")
+    eval_items: int = _opt(200, "Test items (cyclegan) or real and generated images (others) per evaluation.")
+    eval_train_items: int = _opt(
+        1000, "Real training images the metric networks (feature net, cgan classifier) learn from.")
+    eval_train_steps: int = _opt(
+        300, "Training steps of the metric networks; they are trained once and cached in <run>/feature_nets, "
+             "so a resumed run reuses them.")
+    fid_weights: str | None = _opt(
+        None, "Local FID InceptionV3 weights (a state_dict file) for FID/KID; never downloaded. Default: "
+              "effgan's small feature net trained on the dataset (its name tags every FID/KID key; only "
+              "numbers with the same tag compare).")
     tensorboard: bool = _opt(True, "Write TensorBoard event files (skipped with a warning if unavailable).")
     progress: bool = _opt(True, "Show a tqdm progress bar.")
     # family sections
@@ -136,6 +168,10 @@ class TrainConfig:
 
 
 SECTIONS = {"cyclegan": CycleGANOptions, "gan": GANOptions, "stylegan": StyleGANOptions}
+
+# Options that moved out of a section to the top level: (section, name) -> top-level name. Old
+# config files and checkpoints still load (resume, evaluate), with a warning.
+MOVED_OPTIONS = {("stylegan", "diffaugment"): "diffaugment"}
 
 # Fields whose None default is filled per family by resolve().
 _FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -197,15 +233,19 @@ def validate(config: TrainConfig) -> None:
         if value is not None and value <= 0:
             raise ValueError(f"{name} must be positive, got {value}")
     for name in ["epochs", "epochs_decay", "max_steps", "latent_dim", "num_workers", "checkpoint_every",
-                 "train_length"]:
+                 "train_length", "eval_every"]:
         value = getattr(config, name)
         if value is not None and value < 0:
             raise ValueError(f"{name} must be >= 0, got {value}")
     if config.cpu_threads is not None and config.cpu_threads < 1:
         raise ValueError(f"cpu_threads must be >= 1, got {config.cpu_threads}")
-    for name in ["log_every", "sample_every", "num_samples", "lr_step_epochs"]:
+    for name in ["log_every", "sample_every", "num_samples", "lr_step_epochs", "eval_train_steps"]:
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+    for name in ["eval_items", "eval_train_items"]:  # FID/KID need covariances, so two images at least
+        if getattr(config, name) < 2:
+            raise ValueError(f"{name} must be >= 2, got {getattr(config, name)}")
+    _check_diffaugment(config)
     gen = config.cyclegan.generator
     if gen not in CYCLEGAN_GENERATORS_FIXED and not gen.startswith("effnet-"):
         raise ValueError(
@@ -222,6 +262,22 @@ def validate(config: TrainConfig) -> None:
         raise ValueError(f"stylegan.mixing_prob must be in [0, 1], got {config.stylegan.mixing_prob}")
     if not 0.0 <= config.stylegan.ema_beta < 1.0:
         raise ValueError(f"stylegan.ema_beta must be in [0, 1), got {config.stylegan.ema_beta}")
+
+
+def _check_diffaugment(config: TrainConfig) -> None:
+    if not isinstance(config.diffaugment, str):
+        raise ValueError(f"diffaugment must be a string such as 'color,translation,cutout', "
+                         f"got {config.diffaugment!r}")
+    from effgan.ops.diff_augment import parse_policy
+
+    try:
+        parse_policy(config.diffaugment)
+    except ValueError as error:
+        raise ValueError(f"diffaugment {config.diffaugment!r} is not a valid policy: {error}") from None
+    if config.diffaugment and config.cuda_graphs:
+        # the augmentation draws its random parameters on the host at every call; a captured
+        # graph would replay the first draw forever
+        raise ValueError("diffaugment cannot be combined with cuda_graphs; drop one of them")
 
 
 # ----------------------------------------------------------------------------- dict and file forms
@@ -253,6 +309,9 @@ def from_dict(data: dict[str, Any], base: TrainConfig | None = None) -> TrainCon
             names = {f.name for f in dataclasses.fields(target)}
             for sub_raw, sub_value in value.items():
                 sub = sub_raw.replace("-", "_")
+                if (key, sub) in MOVED_OPTIONS:
+                    _migrate_moved(config, data, key, sub, sub_value)
+                    continue
                 if sub not in names:
                     raise ValueError(f"unknown option {key}.{sub_raw} in config")
                 setattr(target, sub, sub_value)
@@ -263,6 +322,19 @@ def from_dict(data: dict[str, Any], base: TrainConfig | None = None) -> TrainCon
         else:
             raise ValueError(f"unknown option {raw_key!r} in config")
     return config
+
+
+def _migrate_moved(config: TrainConfig, data: dict[str, Any], section: str, name: str, value: Any) -> None:
+    """Apply an option found at its old place (e.g. stylegan.diffaugment) to its new top-level field."""
+    new = MOVED_OPTIONS[(section, name)]
+    given = {k.replace("-", "_"): v for k, v in data.items()}
+    if new in given and given[new] != value:
+        raise ValueError(f"config sets both {section}.{name}={value!r} and {new}={given[new]!r}; "
+                         f"{section}.{name} moved to the top level: keep only {new}")
+    if value != getattr(TrainConfig(), new):  # every older checkpoint carries the default: no noise for it
+        warnings.warn(f"config option {section}.{name} is now the top-level option {new} "
+                      f"(--{new.replace('_', '-')}); using {value!r}", FutureWarning, stacklevel=3)
+    setattr(config, new, value)
 
 
 def load_file(path: str | os.PathLike) -> dict[str, Any]:

@@ -3,7 +3,10 @@
 G_A: A -> B and G_B: B -> A; D_A judges domain B images (real B vs G_A's fakes), D_B domain A.
 Per step: the generator step with both discriminators frozen (adversarial + lambda_cycle * L1
 cycle + lambda_cycle * lambda_identity * L1 identity), then the discriminator step on real images
-and fakes drawn from each discriminator's image pool, its loss halved.
+and fakes drawn from each discriminator's image pool, its loss halved. With ``--diffaugment`` every
+image either discriminator sees (real, pooled fake, and the fakes of G's adversarial term) is
+augmented with the same policy; the pools keep the un-augmented fakes, which are augmented afresh
+each time they are drawn.
 
 Each pair of networks is one module whose forward runs both, so DistributedDataParallel sees
 exactly one forward per backward. Since instance norm treats every sample on its own, the calls
@@ -18,6 +21,7 @@ import torch
 from torch import nn
 
 from effgan.train import losses
+from effgan.train.augment import make_d_augment
 from effgan.train.config import TrainConfig
 from effgan.train.cuda_graphs import GraphedPhase
 from effgan.train.distributed import wrap_ddp
@@ -73,6 +77,13 @@ def _halves(pred, n: int):
     return pred[:n], pred[n:]
 
 
+def _as_float(pred):
+    """A D output (or a multi-head tuple of them) in fp32, for the losses."""
+    if isinstance(pred, (tuple, list)):
+        return [p.float() for p in pred]
+    return pred.float()
+
+
 def build_generator(config: TrainConfig, data: DataInfo, builder: ModelBuilder, fused: bool, impl: str) -> nn.Module:
     name = config.cyclegan.generator
     kwargs: dict[str, Any] = dict(in_channels=data.channels, out_channels=data.channels, fused=fused, impl=impl)
@@ -126,6 +137,7 @@ class CycleGANFamily(Family):
         # during the G step D is frozen and only passes gradients to G's output: no DDP needed
         self._d_frozen = runtime.maybe_compile(self.discriminators)
         self._fused = _fused_losses() if config.fused else None
+        self._augment = make_d_augment(config)
         self._g_phase = GraphedPhase(self._generator_phase, enabled=graphs)
         self._d_phase = GraphedPhase(self._discriminator_phase, enabled=graphs)
         self._fixed: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -150,7 +162,10 @@ class CycleGANFamily(Family):
 
     # --- one step -----------------------------------------------------------------------------
     def _generator_loss(self, real_a, real_b, outputs, pred_fake_b, pred_fake_a) -> dict[str, torch.Tensor]:
-        fake_b, rec_a, fake_a, rec_b, idt_a, idt_b = outputs
+        # the losses run in fp32: under autocast the generator outputs are fp16/bf16 while the real
+        # images are fp32, and the fused loss op takes one dtype per image pair
+        fake_b, rec_a, fake_a, rec_b, idt_a, idt_b = (None if t is None else t.float() for t in outputs)
+        pred_fake_b, pred_fake_a = _as_float(pred_fake_b), _as_float(pred_fake_a)
         opts = self.opts
         if self._fused is None:
             return losses.cyclegan_generator_loss_plain(
@@ -177,7 +192,7 @@ class CycleGANFamily(Family):
         try:
             with self.runtime.precision.autocast():
                 outputs = self._g_run(real_a, real_b, self.opts.lambda_identity > 0)
-                pred_fake_b, pred_fake_a = self._d_frozen(outputs[0], outputs[2])
+                pred_fake_b, pred_fake_a = self._d_frozen(self._augment(outputs[0]), self._augment(outputs[2]))
             parts = self._generator_loss(real_a, real_b, outputs, pred_fake_b, pred_fake_a)
             self.scaler_g.scale(parts["G"]).backward()
         finally:
@@ -192,9 +207,12 @@ class CycleGANFamily(Family):
         self.opt_d.zero_grad(set_to_none=True)
         n_b, n_a = real_b.shape[0], real_a.shape[0]
         with self.runtime.precision.autocast():
-            pred_b, pred_a = self._d_run(torch.cat([real_b, pooled_b]), torch.cat([real_a, pooled_a]))
-        real_pred_b, fake_pred_b = _halves(pred_b, n_b)
-        real_pred_a, fake_pred_a = _halves(pred_a, n_a)
+            # each sample draws its own augmentation, so augmenting the [real, fake] batch at once
+            # is the same as augmenting the halves separately
+            pred_b, pred_a = self._d_run(self._augment(torch.cat([real_b, pooled_b])),
+                                         self._augment(torch.cat([real_a, pooled_a])))
+        real_pred_b, fake_pred_b = _halves(_as_float(pred_b), n_b)
+        real_pred_a, fake_pred_a = _halves(_as_float(pred_a), n_a)
         loss_d_a = self._discriminator_loss(real_pred_b, fake_pred_b)
         loss_d_b = self._discriminator_loss(real_pred_a, fake_pred_a)
         self.scaler_d.scale(loss_d_a + loss_d_b).backward()

@@ -5,7 +5,8 @@
 - a G:D update ratio (``g_steps`` generator and ``d_steps`` discriminator updates per step).
 
 cgan is the same loop with class labels: real images bring their own, fakes get uniformly drawn
-labels, and both networks take ``labels=``.
+labels, and both networks take ``labels=``. With ``--diffaugment`` D sees only augmented images
+(real and fake, in both updates); the labels are left alone.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from effgan.train.augment import make_d_augment
 from effgan.train.config import TrainConfig
 from effgan.train.cuda_graphs import GraphedPhase
 from effgan.train.distributed import wrap_ddp
@@ -72,6 +74,7 @@ class DCGANFamily(Family):
         self._d_run = runtime.maybe_compile(
             wrap_ddp(RealFakeDiscriminator(self.discriminator), runtime.dist, runtime.device))
         self._d_frozen = runtime.maybe_compile(self.discriminator)
+        self._augment = make_d_augment(config)
         self._g_phase = GraphedPhase(self._generator_phase, enabled=graphs)
         self._d_phase = GraphedPhase(self._discriminator_phase, enabled=graphs)
         self._fixed_z: torch.Tensor | None = None
@@ -111,7 +114,8 @@ class DCGANFamily(Family):
         with self.runtime.precision.autocast():
             with torch.no_grad():
                 fake = call_with_labels(self._g_run, self._noise(n), fake_labels)
-            real_pred, fake_pred = self._d_run(real, fake.detach(), labels, fake_labels)
+            real_pred, fake_pred = self._d_run(self._augment(real), self._augment(fake.detach()), labels,
+                                               fake_labels)
         real_pred, fake_pred = real_pred.float(), fake_pred.float()
         loss_real = F.binary_cross_entropy_with_logits(real_pred, _as_target(self._targets(real_pred, True), real_pred))
         loss_fake = F.binary_cross_entropy_with_logits(fake_pred, _as_target(self._targets(fake_pred, False), fake_pred))
@@ -130,7 +134,7 @@ class DCGANFamily(Family):
         try:
             with self.runtime.precision.autocast():
                 fake = call_with_labels(self._g_run, self._noise(n), labels)
-                pred = call_with_labels(self._d_frozen, fake, labels).float()
+                pred = call_with_labels(self._d_frozen, self._augment(fake), labels).float()
             # the generator wants D to call its fakes real (target 1, no smoothing)
             loss = F.binary_cross_entropy_with_logits(pred, torch.ones_like(pred))
             self.scaler_g.scale(loss).backward()

@@ -7,7 +7,9 @@
 - Style mixing with probability ``mixing_prob`` (inside the generator's forward).
 - An exponential moving average of the generator weights makes the sample grids and is what
   ``python -m effgan.sample`` loads.
-- Optional DiffAugment on every image D sees (real and fake), from ``effgan.ops.diff_augment``.
+- Optional DiffAugment (``--diffaugment``) on every image D sees, real and fake (``augment.py``);
+  on R1 steps the real images go through the reference implementation, since R1 differentiates
+  D's gradient and the fused kernels have no double backward.
 
 The discriminator is the classic DCGAN discriminator without normalisation (batch statistics
 would leak between samples and make R1 ill-defined).
@@ -21,6 +23,7 @@ import torch
 from torch import nn
 
 from effgan.train import losses
+from effgan.train.augment import make_d_augment
 from effgan.train.config import TrainConfig
 from effgan.train.dcgan import RealFakeDiscriminator
 from effgan.train.distributed import broadcast_module, wrap_ddp
@@ -40,14 +43,6 @@ def build_stylegan_pair(config: TrainConfig, data: DataInfo, builder: ModelBuild
                             fused=config.fused, impl=config.impl)
     # the generator keeps its equalised-lr N(0, 1) init (init_weights skips those layers)
     return generator, initialise(discriminator, config.init, config.init_gain)
-
-
-def _diff_augment_op():
-    try:
-        from effgan.ops import diff_augment
-    except ImportError:
-        return None
-    return diff_augment
 
 
 class StyleGANFamily(Family):
@@ -78,9 +73,7 @@ class StyleGANFamily(Family):
         # after DDP's broadcast, so every rank's EMA starts from rank 0's weights
         self.generator_ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
         broadcast_module(self.generator_ema, runtime.dist)
-        self._augment = _diff_augment_op() if self.opts.diffaugment else None
-        if self.opts.diffaugment and self._augment is None:
-            raise ValueError("stylegan.diffaugment needs effgan.ops.diff_augment, which is not available")
+        self._augment = make_d_augment(config)
         self._fixed_z: torch.Tensor | None = None
 
     def modules(self) -> dict[str, nn.Module]:
@@ -96,11 +89,6 @@ class StyleGANFamily(Family):
         return {"G": self.scaler_g, "D": self.scaler_d}
 
     # --- one step -----------------------------------------------------------------------------
-    def _d_input(self, images: torch.Tensor) -> torch.Tensor:
-        if self._augment is None:
-            return images
-        return self._augment(images, self.opts.diffaugment, None, impl=self.config.impl)
-
     def _generate(self, module: nn.Module, n: int) -> torch.Tensor:
         z = torch.randn(n, self.config.latent_dim, device=self.runtime.device)
         return module(z, mixing_prob=self.opts.mixing_prob)
@@ -113,7 +101,8 @@ class StyleGANFamily(Family):
         with self.runtime.precision.autocast():
             with torch.no_grad():
                 fake = self._generate(self._g_run, real.shape[0])
-            real_pred, fake_pred = self._d_run(self._d_input(real), self._d_input(fake.detach()))
+            real_pred, fake_pred = self._d_run(self._augment(real, double_backward=do_r1),
+                                               self._augment(fake.detach()))
         loss = losses.logistic_discriminator_loss(real_pred, fake_pred)
         out = {"loss_D": loss.detach(), "D_real": real_pred.detach().float().mean(),
                "D_fake": fake_pred.detach().float().mean()}
@@ -133,7 +122,7 @@ class StyleGANFamily(Family):
         try:
             with self.runtime.precision.autocast():
                 fake = self._generate(self._g_run, n)
-                pred = self._d_frozen(self._d_input(fake))
+                pred = self._d_frozen(self._augment(fake))
             loss = losses.nonsaturating_generator_loss(pred)
             self.scaler_g.scale(loss).backward()
         finally:

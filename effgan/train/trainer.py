@@ -32,7 +32,11 @@ from effgan.train.schedule import LRMultiplier, make_scheduler
 from effgan.train.signals import catch_stop_signals
 
 MetricsFn = Callable[[Family], dict[str, float]]
-"""Extra evaluation at checkpoint time (e.g. cycle MAE, FID): gets the family, returns name -> value."""
+"""Extra evaluation at checkpoint time (e.g. cycle MAE, FID): gets the family, returns name -> value.
+
+``--eval-every N`` builds one from the config (see ``evaluation.py``) and runs it every N steps and
+at the end; each of those steps is also a checkpoint, so best.pt can be chosen by its numbers.
+"""
 
 
 class NonFiniteLossError(RuntimeError):
@@ -151,11 +155,16 @@ def train(config: cfg.TrainConfig, *, dataset: Dataset | None = None, builder: M
 
     dataset: use this training set instead of building ``config.dataset``.
     builder: ``builder(name, **kwargs) -> nn.Module`` used for every network (default: the registry).
-    metrics_fn: called at each checkpoint; its values are logged and may select ``best.pt``.
+    metrics_fn: called at each checkpoint (by rank 0); its values are logged and may select ``best.pt``.
+        ``config.eval_every`` adds the built-in evaluation on top (see ``evaluation.py``).
     """
+    from effgan.train.evaluation import check_eval_options
+
     config = cfg.resolve(config)
+    check_eval_options(config, has_metrics_fn=metrics_fn is not None)
     info = info_from_env()
     device = pick_device(config.device, info)
+    Precision(config.amp, device.type).check_supported()
     if config.cuda_graphs:
         check_cuda_graphs(device, config.amp)
     init_process_group(info, device)
@@ -211,6 +220,18 @@ class Trainer:
         self._last_good_checkpoint: str | None = None
         self._last_checkpoint_step: int | None = None
         self._warned_missing_best = False
+        self.eval_hook = self._build_eval_hook()
+
+    def _build_eval_hook(self) -> MetricsFn | None:
+        # rank 0 alone evaluates (the ranks hold the same weights): the others build nothing
+        if not self.config.eval_every or not self.info.is_main:
+            return None
+        from effgan.train.evaluation import build_eval_hook
+
+        self._print(f"effgan.train: preparing the evaluation (its metric networks are trained once and cached "
+                    f"in {os.path.join(self.run_dir, 'feature_nets')})")
+        with self._forked_rng():  # training the metric networks must not shift the training streams
+            return build_eval_hook(self.config, self.data, self.run_dir, self.device)
 
     # --- checkpoints --------------------------------------------------------------------------
     def _payload(self, metrics: dict[str, float]) -> dict[str, Any]:
@@ -261,15 +282,28 @@ class Trainer:
             seed_everything(self.config.seed + self.info.rank + 7919 * self.step)
         self._resume_state = None
 
-    def _save(self, metrics: dict[str, float]) -> str | None:
+    def _best_value(self, metrics: dict[str, float]) -> float | None:
+        """The best_metric's value: an exact key, or a bare "fid" for the one "fid/<extractor>" key."""
+        from effgan.metrics.features import metric_value
+
+        try:
+            return metric_value(metrics, self.config.best_metric)
+        except ValueError:
+            return None
+
+    def _save(self, metrics: dict[str, float], evaluated: bool = False) -> str | None:
         if not self.info.is_main:
             return None
         payload = self._payload(metrics)
         path = os.path.join(self.ckpt_dir, ckpt.LATEST)
         ckpt.save_atomic(payload, path)
         self._last_good_checkpoint = path
-        value = metrics.get(self.config.best_metric)
+        value = self._best_value(metrics)
         if value is None:
+            from effgan.train.evaluation import is_eval_metric
+
+            if is_eval_metric(self.config.best_metric) and not evaluated:
+                return path  # a checkpoint between evaluations: best.pt waits for the next one
             if not self._warned_missing_best:
                 warnings.warn(f"best_metric {self.config.best_metric!r} is not among the metrics "
                               f"{sorted(metrics)}; best.pt is not written", stacklevel=2)
@@ -319,17 +353,42 @@ class Trainer:
             bar.set_postfix({k.removeprefix("loss_"): f"{v:.3f}" for k, v in means.items() if k.startswith("loss_")},
                             refresh=False)
 
-    def _checkpoint(self) -> str | None:
-        """Collective under DDP (every rank calls it at the same step); rank 0 writes."""
+    def _eval_step(self, final: bool) -> bool:
+        """Whether this step evaluates: every eval_every steps and at the end (the same on every rank)."""
+        every = self.config.eval_every
+        return bool(every) and (final or self.step % every == 0)
+
+    def _checkpoint_step(self) -> bool:
+        every = self.config.checkpoint_every
+        return (bool(every) and self.step % every == 0) or self._eval_step(final=False)
+
+    def _checkpoint(self, final: bool = False) -> str | None:
+        """Collective under DDP (every rank calls it at the same step); rank 0 evaluates and writes."""
         self._check_finite()
         self._last_checkpoint_step = self.step
         metrics = self._means(self._ckpt_sums, self._ckpt_count)
         self._ckpt_sums, self._ckpt_count = {}, 0
-        if self.metrics_fn is not None:
-            with self._forked_rng(), self.family.eval_mode():
-                metrics.update({k: float(v) for k, v in self.metrics_fn(self.family).items()})
+        evaluated = self._eval_step(final)
+        if self.info.is_main:
+            metrics.update(self._evaluate(evaluated))
         self.logger.scalars(metrics, self.step, self.epoch, kind="checkpoint")
-        return self._save(metrics)
+        return self._save(metrics, evaluated)
+
+    def _evaluate(self, evaluated: bool) -> dict[str, float]:
+        """The metrics_fn's values at every checkpoint, plus the built-in evaluation's on eval steps."""
+        hooks = [self.metrics_fn] if self.metrics_fn is not None else []
+        if evaluated and self.eval_hook is not None:
+            hooks.append(self.eval_hook)
+        results: dict[str, float] = {}
+        for hook in hooks:
+            with self._forked_rng(), self.family.eval_mode():
+                values = {k: float(v) for k, v in hook(self.family).items()}
+            results.update(values)
+            if hook is self.eval_hook:
+                from effgan.train.evaluation import summary
+
+                self._print(f"eval at step {self.step}: {summary(values)}")
+        return results
 
     def _forked_rng(self):
         devices = [self.device] if self.device.type == "cuda" else []
@@ -360,7 +419,16 @@ class Trainer:
                 f"{self.data.image_size}x{self.data.image_size}, {len(self.dataset)} images, batch {c.batch_size}"
                 f"{f' x {self.info.world_size} processes' if self.info.enabled else ''}, device {self.device}\n"
                 f"  {self.total_steps} steps ({self.steps_per_epoch} per epoch), starting at step {self.step}\n"
+                f"{self._describe_eval()}"
                 f"  run directory: {self.run_dir}")
+
+    def _describe_eval(self) -> str:
+        c = self.config
+        if not c.eval_every:
+            return ""
+        extractor = getattr(getattr(self.eval_hook, "extractor", None), "name", None)
+        return (f"  evaluation every {c.eval_every} steps and at the end, {c.eval_items} items"
+                f"{f', FID/KID with {extractor}' if extractor else ''}; best.pt by {c.best_metric} ({c.best_mode})\n")
 
     def run(self) -> RunResult:
         from tqdm import tqdm
@@ -386,16 +454,17 @@ class Trainer:
                             self._end_epoch()  # before any checkpoint, which then starts the next epoch
                         if self.step % config.log_every == 0:
                             self._log(bar)
-                        if config.checkpoint_every and self.step % config.checkpoint_every == 0:
-                            self._checkpoint()
+                        if self._checkpoint_step():
+                            self._checkpoint(final=self.step >= self.total_steps)
                         if any_rank_true(stop.requested, self.info, self.device) or self.step >= self.total_steps:
                             break
                     if any_rank_true(stop.requested, self.info, self.device):
                         stopped_by = stop.name or "signal"
                         break
-                # the end (or a stop request): one last checkpoint, unless it was just written
+                # the end (or a stop request): one last checkpoint, unless it was just written; the
+                # end of training also evaluates, a stop request does not (it should stop quickly)
                 if self._last_checkpoint_step != self.step:
-                    self._checkpoint()
+                    self._checkpoint(final=stopped_by is None)
                 if stopped_by is not None:
                     self._print(f"stopped by {stopped_by} at step {self.step}; "
                                 f"resume with: python -m effgan.train --resume {self.run_dir}")
