@@ -58,6 +58,7 @@ def cpp_extension():
     return _cpp_build.load_extension()
 
 
+@functools.cache
 def launcher_module(backend: str, op: str):
     """The module whose ``forward``/``backward`` run ``op`` on ``backend``.
 
@@ -76,7 +77,7 @@ def _warn_fallback_once(op: str, backend: str, reason: str) -> None:
     warnings.warn(
         f"effgan.{op}: the {backend} backend is unavailable ({reason}); using the PyTorch reference.",
         RuntimeWarning,
-        stacklevel=4,
+        stacklevel=5,  # _warn_fallback_once, _resolve, resolve_impl, the op, its caller
     )
 
 
@@ -119,11 +120,16 @@ def resolve_impl(impl: str, device: torch.device, op: str) -> str:
     An explicit backend that cannot run raises RuntimeError with the reason; ``"auto"`` falls back
     to the reference with one warning per (op, backend, reason).
     """
-    impl = _check_impl_name(impl, "impl")
-    if impl == "auto":
-        env = os.environ.get(ENV_VAR, "").strip()
-        if env:
-            impl = _check_impl_name(env, f"the environment variable {ENV_VAR}")
+    # Every input of the answer is in the key, the environment included, so the memo below is
+    # never stale; it only spares eager calls the ~10 µs of working it out again.
+    impl = _check_impl_name(impl, "impl")  # first: an unhashable impl must get this error, not lru_cache's
+    return _resolve(impl, device, op, os.environ.get(ENV_VAR, "").strip(), triton_interpreter_enabled())
+
+
+@functools.lru_cache(maxsize=256)
+def _resolve(impl: str, device: torch.device, op: str, env: str, _interpreter: bool) -> str:
+    if impl == "auto" and env:
+        impl = _check_impl_name(env, f"the environment variable {ENV_VAR}")
     if impl != "auto":
         reason = _backend_error(op, impl, device)
         if reason is not None:

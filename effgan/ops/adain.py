@@ -22,6 +22,7 @@ from effgan.ops._checks import (
     like_layout,
 )
 from effgan.ops._double_backward import forbid_double_backward
+from effgan.ops._eager import FusedOp, call_backward
 from effgan.ops.instance_norm_act import instance_norm_act_ref
 
 OP = "adain"
@@ -60,8 +61,7 @@ def _kernels(impl: str):
     return launcher_module(impl, OP)
 
 
-@torch.library.custom_op("effgan::adain_fwd", mutates_args=())
-def _fwd(
+def _fwd_impl(
     x: torch.Tensor,
     style_scale: torch.Tensor,
     style_bias: torch.Tensor,
@@ -76,6 +76,9 @@ def _fwd(
     return _kernels(impl).forward(x, style_scale, style_bias, noise, noise_weight, bias, eps, act, negative_slope)
 
 
+_fwd = torch.library.custom_op("effgan::adain_fwd", _fwd_impl, mutates_args=())
+
+
 @_fwd.register_fake
 def _fwd_fake(x, style_scale, style_bias, noise, noise_weight, bias, eps, act, negative_slope, impl):
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
@@ -83,8 +86,7 @@ def _fwd_fake(x, style_scale, style_bias, noise, noise_weight, bias, eps, act, n
     return torch.empty_like(x), stats, torch.empty_like(stats), torch.empty_like(stats)
 
 
-@torch.library.custom_op("effgan::adain_bwd", mutates_args=())
-def _bwd(
+def _bwd_impl(
     dy: torch.Tensor,
     x: torch.Tensor,
     style_scale: torch.Tensor,
@@ -100,6 +102,9 @@ def _bwd(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     return _kernels(impl).backward(dy, x, style_scale, noise, noise_weight, bias, shift, mean, rstd, act,
                                    negative_slope)
+
+
+_bwd = torch.library.custom_op("effgan::adain_bwd", _bwd_impl, mutates_args=())
 
 
 @_bwd.register_fake
@@ -119,7 +124,7 @@ def _setup_context(ctx, inputs, output):
 def _backward(ctx, dy, _dshift, _dmean, _drstd):
     x, style_scale, noise, noise_weight, bias, shift, mean, rstd = ctx.saved_tensors
     dy = like_layout(dy, x)
-    dx, sum_dy, sum_dyh, sum_duz, sum_du = _bwd(
+    dx, sum_dy, sum_dyh, sum_duz, sum_du = call_backward(_bwd, _bwd_impl, 
         dy, x, style_scale, noise, noise_weight, bias, shift, mean, rstd, ctx.act, ctx.negative_slope, ctx.impl
     )
     need = ctx.needs_input_grad
@@ -138,6 +143,7 @@ def _backward(ctx, dy, _dshift, _dmean, _drstd):
 
 
 torch.library.register_autograd("effgan::adain_fwd", _backward, setup_context=_setup_context)
+_adain = FusedOp(OP, _fwd, _fwd_impl, _setup_context, _backward, nondiff_outputs=(1, 2, 3))
 forbid_double_backward(_bwd, OP)
 
 
@@ -185,5 +191,5 @@ def adain(
     style_scale, style_bias = style_scale.contiguous(), style_bias.contiguous()
     noise_weight = noise_weight.contiguous() if noise_weight is not None else None
     bias = bias.contiguous() if bias is not None else None
-    y, _, _, _ = _fwd(x, style_scale, style_bias, noise, noise_weight, bias, eps, code, negative_slope, backend)
+    y, _, _, _ = _adain(x, style_scale, style_bias, noise, noise_weight, bias, eps, code, negative_slope, backend)
     return y

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from effgan._backend import launcher_module, resolve_impl
 from effgan.ops._checks import as_kernel_layout, check_tensor, like_layout
 from effgan.ops._double_backward import forbid_double_backward
+from effgan.ops._eager import FusedOp, call_backward
 
 OP = "diff_augment"
 TRANSFORMS = ("color", "translation", "cutout")
@@ -185,8 +186,7 @@ def _kernels(impl: str):
     return launcher_module(impl, OP)
 
 
-@torch.library.custom_op("effgan::diff_augment_fwd", mutates_args=())
-def _fwd(
+def _fwd_impl(
     x: torch.Tensor,
     brightness: Optional[torch.Tensor],
     saturation: Optional[torch.Tensor],
@@ -201,13 +201,15 @@ def _fwd(
                                   brightness is not None, translation is not None, cutout_origin is not None)
 
 
+_fwd = torch.library.custom_op("effgan::diff_augment_fwd", _fwd_impl, mutates_args=())
+
+
 @_fwd.register_fake
 def _fwd_fake(x, brightness, saturation, contrast, translation, cutout_origin, cut_h, cut_w, impl):
     return torch.empty_like(x)
 
 
-@torch.library.custom_op("effgan::diff_augment_bwd", mutates_args=())
-def _bwd(
+def _bwd_impl(
     dy: torch.Tensor,
     saturation: Optional[torch.Tensor],
     contrast: Optional[torch.Tensor],
@@ -219,6 +221,9 @@ def _bwd(
 ) -> torch.Tensor:
     return _kernels(impl).backward(dy, None, saturation, contrast, translation, cutout_origin, cut_h, cut_w,
                                    saturation is not None, translation is not None, cutout_origin is not None)
+
+
+_bwd = torch.library.custom_op("effgan::diff_augment_bwd", _bwd_impl, mutates_args=())
 
 
 @_bwd.register_fake
@@ -234,11 +239,12 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, dy):
     x, saturation, contrast, translation, cutout_origin = ctx.saved_tensors
-    dx = _bwd(like_layout(dy, x), saturation, contrast, translation, cutout_origin, *ctx.cut, ctx.impl)
+    dx = call_backward(_bwd, _bwd_impl, like_layout(dy, x), saturation, contrast, translation, cutout_origin, *ctx.cut, ctx.impl)
     return dx, None, None, None, None, None, None, None, None
 
 
 torch.library.register_autograd("effgan::diff_augment_fwd", _backward, setup_context=_setup_context)
+_diff_augment = FusedOp(OP, _fwd, _fwd_impl, _setup_context, _backward)
 forbid_double_backward(_bwd, OP)
 
 
@@ -267,5 +273,5 @@ def diff_augment(
     if backend == "ref":
         return diff_augment_ref(x, policy, params=params)
     x = as_kernel_layout(x)
-    return _fwd(x, params.brightness, params.saturation, params.contrast, params.translation,
+    return _diff_augment(x, params.brightness, params.saturation, params.contrast, params.translation,
                 params.cutout_origin, params.cutout_size[0], params.cutout_size[1], backend)

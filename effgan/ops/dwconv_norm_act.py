@@ -27,6 +27,7 @@ from effgan.ops._checks import (
     memory_format_of,
 )
 from effgan.ops._double_backward import forbid_double_backward
+from effgan.ops._eager import FusedOp, call_backward
 from effgan.ops.instance_norm_act import instance_norm_act_ref
 
 OP = "dwconv_norm_act"
@@ -66,8 +67,7 @@ def _kernels(impl: str):
     return launcher_module(impl, OP)
 
 
-@torch.library.custom_op("effgan::dwconv_norm_act_fwd", mutates_args=())
-def _fwd(
+def _fwd_impl(
     x: torch.Tensor,
     weight: torch.Tensor,
     bias: Optional[torch.Tensor],
@@ -85,6 +85,9 @@ def _fwd(
     return _kernels(impl).forward(x, weight, norm_weight, norm_bias, stride, pad, eps, act, negative_slope)
 
 
+_fwd = torch.library.custom_op("effgan::dwconv_norm_act_fwd", _fwd_impl, mutates_args=())
+
+
 @_fwd.register_fake
 def _fwd_fake(x, weight, bias, norm_weight, norm_bias, stride, pad, eps, act, negative_slope, impl):
     N, C, H, W = x.shape
@@ -95,8 +98,7 @@ def _fwd_fake(x, weight, bias, norm_weight, norm_bias, stride, pad, eps, act, ne
     return y, x.new_empty((N, C)), x.new_empty((3, N, C), dtype=acc)
 
 
-@torch.library.custom_op("effgan::dwconv_norm_act_bwd", mutates_args=())
-def _bwd(
+def _bwd_impl(
     dy: torch.Tensor,
     dsqueeze: torch.Tensor,
     x: torch.Tensor,
@@ -112,6 +114,9 @@ def _bwd(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     return _kernels(impl).backward(dy, dsqueeze, x, weight, norm_weight, norm_bias, stats, stride, pad, act,
                                    negative_slope)
+
+
+_bwd = torch.library.custom_op("effgan::dwconv_norm_act_bwd", _bwd_impl, mutates_args=())
 
 
 @_bwd.register_fake
@@ -136,7 +141,7 @@ def _backward(ctx, dy, dsqueeze, _dstats):
         dy = x.new_zeros(ctx.y_shape)
     if dsqueeze is None:
         dsqueeze = x.new_zeros(ctx.y_shape[:2])
-    dx, dweight, sum_dz, sum_dzx = _bwd(dy, dsqueeze.contiguous(), x, weight, norm_weight, norm_bias, stats,
+    dx, dweight, sum_dz, sum_dzx = call_backward(_bwd, _bwd_impl, dy, dsqueeze.contiguous(), x, weight, norm_weight, norm_bias, stats,
                                         ctx.stride, ctx.pad, ctx.act, ctx.negative_slope, ctx.impl)
     dbias = dnorm_weight = dnorm_bias = None
     if bias is not None and ctx.needs_input_grad[2]:
@@ -149,6 +154,7 @@ def _backward(ctx, dy, dsqueeze, _dstats):
 
 
 torch.library.register_autograd("effgan::dwconv_norm_act_fwd", _backward, setup_context=_setup_context)
+_dwconv_norm_act = FusedOp(OP, _fwd, _fwd_impl, _setup_context, _backward, nondiff_outputs=(2,))
 forbid_double_backward(_bwd, OP)
 
 
@@ -208,6 +214,6 @@ def dwconv_norm_act(
         x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
         pad = 0
     x = as_kernel_layout(x)
-    y, squeeze, _ = _fwd(x, weight.contiguous(), bias, norm_weight, norm_bias, stride, pad, eps, code,
+    y, squeeze, _ = _dwconv_norm_act(x, weight.contiguous(), bias, norm_weight, norm_bias, stride, pad, eps, code,
                          negative_slope, backend)
     return y, squeeze

@@ -22,6 +22,7 @@ from effgan.ops._checks import (
     like_layout,
 )
 from effgan.ops._double_backward import forbid_double_backward
+from effgan.ops._eager import FusedOp, call_backward
 
 OP = "instance_norm_act"
 
@@ -63,8 +64,7 @@ def _kernels(impl: str):
     return launcher_module(impl, OP)
 
 
-@torch.library.custom_op("effgan::instance_norm_act_fwd", mutates_args=())
-def _fwd(
+def _fwd_impl(
     x: torch.Tensor,
     weight: Optional[torch.Tensor],
     bias: Optional[torch.Tensor],
@@ -77,6 +77,9 @@ def _fwd(
     return _kernels(impl).forward(x, weight, bias, residual, eps, act, negative_slope)
 
 
+_fwd = torch.library.custom_op("effgan::instance_norm_act_fwd", _fwd_impl, mutates_args=())
+
+
 @_fwd.register_fake
 def _fwd_fake(x, weight, bias, residual, eps, act, negative_slope, impl):
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
@@ -84,8 +87,7 @@ def _fwd_fake(x, weight, bias, residual, eps, act, negative_slope, impl):
     return torch.empty_like(x), stats, torch.empty_like(stats)
 
 
-@torch.library.custom_op("effgan::instance_norm_act_bwd", mutates_args=())
-def _bwd(
+def _bwd_impl(
     dy: torch.Tensor,
     x: torch.Tensor,
     weight: Optional[torch.Tensor],
@@ -97,6 +99,9 @@ def _bwd(
     impl: str,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return _kernels(impl).backward(dy, x, weight, bias, mean, rstd, act, negative_slope)
+
+
+_bwd = torch.library.custom_op("effgan::instance_norm_act_bwd", _bwd_impl, mutates_args=())
 
 
 @_bwd.register_fake
@@ -115,7 +120,7 @@ def _setup_context(ctx, inputs, output):
 def _backward(ctx, dy, _dmean, _drstd):
     x, weight, bias, mean, rstd = ctx.saved_tensors
     dy = like_layout(dy, x)
-    dx, sum_dz, sum_dzx = _bwd(dy, x, weight, bias, mean, rstd, ctx.act, ctx.negative_slope, ctx.impl)
+    dx, sum_dz, sum_dzx = call_backward(_bwd, _bwd_impl, dy, x, weight, bias, mean, rstd, ctx.act, ctx.negative_slope, ctx.impl)
     dweight = dbias = None
     if weight is not None and ctx.needs_input_grad[1]:
         dweight = sum_dzx.sum(0).to(weight.dtype)
@@ -126,6 +131,7 @@ def _backward(ctx, dy, _dmean, _drstd):
 
 
 torch.library.register_autograd("effgan::instance_norm_act_fwd", _backward, setup_context=_setup_context)
+_instance_norm_act = FusedOp(OP, _fwd, _fwd_impl, _setup_context, _backward, nondiff_outputs=(1, 2))
 forbid_double_backward(_bwd, OP)
 
 
@@ -162,5 +168,5 @@ def instance_norm_act(
     # The kernels index the per-channel parameters densely; a strided view (a slice) is copied.
     weight = weight.contiguous() if weight is not None else None
     bias = bias.contiguous() if bias is not None else None
-    y, _, _ = _fwd(x, weight, bias, residual, eps, code, negative_slope, backend)
+    y, _, _ = _instance_norm_act(x, weight, bias, residual, eps, code, negative_slope, backend)
     return y

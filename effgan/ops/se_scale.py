@@ -14,6 +14,7 @@ import torch
 from effgan._backend import launcher_module, resolve_impl
 from effgan.ops._checks import as_kernel_layout, check_tensor, like_layout
 from effgan.ops._double_backward import forbid_double_backward
+from effgan.ops._eager import FusedOp, call_backward
 
 OP = "se_scale"
 
@@ -27,9 +28,11 @@ def _kernels(impl: str):
     return launcher_module(impl, OP)
 
 
-@torch.library.custom_op("effgan::se_scale_fwd", mutates_args=())
-def _fwd(x: torch.Tensor, gate: torch.Tensor, impl: str) -> torch.Tensor:
+def _fwd_impl(x: torch.Tensor, gate: torch.Tensor, impl: str) -> torch.Tensor:
     return _kernels(impl).forward(x, gate)
+
+
+_fwd = torch.library.custom_op("effgan::se_scale_fwd", _fwd_impl, mutates_args=())
 
 
 @_fwd.register_fake
@@ -37,9 +40,11 @@ def _fwd_fake(x, gate, impl):
     return torch.empty_like(x)
 
 
-@torch.library.custom_op("effgan::se_scale_bwd", mutates_args=())
-def _bwd(dy: torch.Tensor, x: torch.Tensor, gate: torch.Tensor, impl: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _bwd_impl(dy: torch.Tensor, x: torch.Tensor, gate: torch.Tensor, impl: str) -> tuple[torch.Tensor, torch.Tensor]:
     return _kernels(impl).backward(dy, x, gate)
+
+
+_bwd = torch.library.custom_op("effgan::se_scale_bwd", _bwd_impl, mutates_args=())
 
 
 @_bwd.register_fake
@@ -55,11 +60,12 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, dy):
     x, gate = ctx.saved_tensors
-    dx, dgate = _bwd(like_layout(dy, x), x, gate, ctx.impl)
+    dx, dgate = call_backward(_bwd, _bwd_impl, like_layout(dy, x), x, gate, ctx.impl)
     return dx, dgate, None
 
 
 torch.library.register_autograd("effgan::se_scale_fwd", _backward, setup_context=_setup_context)
+_se_scale = FusedOp(OP, _fwd, _fwd_impl, _setup_context, _backward)
 forbid_double_backward(_bwd, OP)
 
 
@@ -75,7 +81,7 @@ def se_scale(x: torch.Tensor, gate: torch.Tensor, *, impl: str = "auto") -> torc
     backend = resolve_impl(impl, x.device, OP)
     if backend == "ref":
         return se_scale_ref(x, gate)
-    return _fwd(as_kernel_layout(x), gate.contiguous(), backend)
+    return _se_scale(as_kernel_layout(x), gate.contiguous(), backend)
 
 
 def se_project_ref(x: torch.Tensor, gate: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,106 @@
+"""The eager fast path (effgan/ops/_eager.py) against the torch.library custom-op path.
+
+In plain eager mode the fused ops run through a torch.autograd.Function; under any mode, tracer or
+transform they run through their custom ops. Both must give bit-identical outputs and gradients,
+double backward must still be refused, and the fast path must really be the one taken in eager.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.overrides import TorchFunctionMode
+
+from effgan import ops
+from tests.op_harness import fast_backends, rand
+
+
+class _PassThrough(TorchFunctionMode):
+    """A torch-function mode that changes nothing: its presence alone selects the custom-op path."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+def _cases():
+    """(name, inputs factory, call(inputs, impl)) for every op that has an eager fast path."""
+    shape = (2, 5, 7, 9)
+
+    def inorm():
+        g = torch.Generator().manual_seed(0)
+        return [rand(shape, gen=g), rand((5,), gen=g), rand((5,), gen=g), rand(shape, gen=g)]
+
+    def adain():
+        g = torch.Generator().manual_seed(0)
+        return [rand(shape, gen=g), rand((2, 5), gen=g), rand((2, 5), gen=g), rand((2, 1, 7, 9), gen=g),
+                rand((5,), gen=g), rand((5,), gen=g)]
+
+    def dwconv():
+        g = torch.Generator().manual_seed(0)
+        return [rand(shape, gen=g), rand((5, 1, 3, 3), gen=g), rand((5,), gen=g), rand((5,), gen=g)]
+
+    def se():
+        g = torch.Generator().manual_seed(0)
+        return [rand(shape, gen=g), torch.rand((2, 5), generator=g, dtype=torch.float64).float()]
+
+    def daug():
+        g = torch.Generator().manual_seed(0)
+        return [rand((2, 3, 8, 8), gen=g)]
+
+    def daug_call(t, impl):
+        params = ops.sample_diff_augment_params(2, 8, 8, "color,translation,cutout",
+                                                torch.Generator().manual_seed(1))
+        return ops.diff_augment(t[0], "color,translation,cutout", params=params, impl=impl)
+
+    return [
+        ("instance_norm_act", inorm,
+         lambda t, impl: ops.instance_norm_act(t[0], t[1], t[2], t[3], act="silu", impl=impl)),
+        ("adain", adain, lambda t, impl: ops.adain(*t, act="leaky_relu", negative_slope=0.2, impl=impl)),
+        ("dwconv_norm_act", dwconv,
+         lambda t, impl: ops.dwconv_norm_act(t[0], t[1], None, t[2], t[3], act="relu", impl=impl)[0]),
+        ("se_scale", se, lambda t, impl: ops.se_scale(t[0], t[1], impl=impl)),
+        ("diff_augment", daug, daug_call),
+    ]
+
+
+CASES = {name: (make, call) for name, make, call in _cases()}
+
+
+def _run(make, call, impl):
+    inputs = [t.requires_grad_() for t in make()]
+    y = call(inputs, impl)
+    dy = torch.randn(y.shape, generator=torch.Generator().manual_seed(2))
+    grads = torch.autograd.grad(y, inputs, dy)
+    return y, grads
+
+
+@pytest.mark.parametrize("impl, device", [p for p in fast_backends("instance_norm_act") if p.id.endswith("-cpu")])
+@pytest.mark.parametrize("name", list(CASES))
+def test_fast_path_matches_custom_op_path(name, impl, device):
+    make, call = CASES[name]
+    torch.manual_seed(0)
+    y_fast, g_fast = _run(make, call, impl)
+    assert y_fast.grad_fn is not None and "_eager" in type(y_fast.grad_fn).__name__, type(y_fast.grad_fn).__name__
+    torch.manual_seed(0)
+    with _PassThrough():
+        y_op, g_op = _run(make, call, impl)
+    assert "_eager" not in type(y_op.grad_fn).__name__
+    assert torch.equal(y_fast, y_op)
+    for a, b in zip(g_fast, g_op):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("impl, device", [p for p in fast_backends("instance_norm_act") if p.id.endswith("-cpu")])
+def test_no_grad_call_builds_no_graph(impl, device):
+    x = rand((1, 4, 5, 5)).requires_grad_()
+    with torch.no_grad():
+        y = ops.instance_norm_act(x, act="relu", impl=impl)
+    assert y.grad_fn is None and not y.requires_grad
+
+
+@pytest.mark.parametrize("impl, device", [p for p in fast_backends("instance_norm_act") if p.id.endswith("-cpu")])
+def test_double_backward_still_refused_on_the_fast_path(impl, device):
+    x = rand((1, 4, 5, 5)).requires_grad_()
+    y = ops.instance_norm_act(x, act="silu", impl=impl)
+    (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="does not support double backward"):
+        gx.sum().backward()
