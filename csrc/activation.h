@@ -3,56 +3,59 @@
 //   0 identity, 1 relu, 2 leaky_relu, 3 silu, 4 tanh.
 //
 // float uses a branch-free exp (Cody-Waite range reduction + a degree-5 minimax polynomial, about
-// 1 ulp) written in plain arithmetic so the loops that call it auto-vectorise at the baseline ISA;
-// libm's expf would keep those loops scalar. double (the gradcheck path) uses libm.
+// 1 ulp) written in plain arithmetic; libm's expf has no vector form. Everything here is written
+// over a lane type V (float, or simd.h's vf8 for eight lanes), so a kernel's vector loop and its
+// scalar tail evaluate the same expressions. double (the gradcheck path) uses libm.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
 
-#define EFFGAN_INLINE inline __attribute__((always_inline))
+#include "simd.h"
 
 namespace effgan {
 
 enum ActCode : int { kIdentity = 0, kRelu = 1, kLeakyRelu = 2, kSilu = 3, kTanh = 4 };
 constexpr int kNumActs = 5;
 
-EFFGAN_INLINE float exp_approx(float x) {
+template <typename V>
+EFFGAN_INLINE V exp_approx(V x) {
   // Clamped so that 2^n below stays a normal float; exp(-87) ~ 1.6e-38, exp(88) ~ 1.65e38.
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
+  const V lo = splat<V>(-87.0f), hi = splat<V>(88.0f);
+  x = x < lo ? lo : x;
+  x = x > hi ? hi : x;
   // n = round(x / ln 2) by the 1.5 * 2^23 trick (exact for |n| < 2^22, no rounding instruction).
   const float kRound = 12582912.0f;
-  float n = (x * 1.44269504088896341f + kRound) - kRound;
+  const V n = (x * 1.44269504088896341f + kRound) - kRound;
   // r = x - n ln2 in two pieces, so that r carries no rounding error from the product.
-  float r = x - n * 0.693359375f;
+  V r = x - n * 0.693359375f;
   r = r + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
+  V p = splat<V>(1.9875691500e-4f);
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  return p * __builtin_bit_cast(float, bits);
+  return p * exp2_int(n);
 }
 
 EFFGAN_INLINE double exp_approx(double x) { return std::exp(x); }
 
-template <typename A>
-EFFGAN_INLINE A sigmoid(A z) {
-  return A(1) / (A(1) + exp_approx(-z));
+template <typename V>
+EFFGAN_INLINE V sigmoid(V z) {
+  return splat<V>(1) / (splat<V>(1) + exp_approx(-z));
 }
 
-template <typename A>
-EFFGAN_INLINE A tanh_act(A z) {
+template <typename V>
+EFFGAN_INLINE V tanh_act(V z) {
   // From exp(-2|z|): no overflow and no cancellation for large |z|.
-  const A az = z < A(0) ? -z : z;
-  const A t = exp_approx(A(-2) * az);
-  const A r = (A(1) - t) / (A(1) + t);
-  return z < A(0) ? -r : r;
+  const V zero = splat<V>(0);
+  const V az = z < zero ? -z : z;
+  const V t = exp_approx(splat<V>(-2) * az);
+  const V r = (splat<V>(1) - t) / (splat<V>(1) + t);
+  return z < zero ? -r : r;
 }
 
 template <>
@@ -60,13 +63,14 @@ EFFGAN_INLINE double tanh_act<double>(double z) {
   return std::tanh(z);
 }
 
-// act(z)
-template <int ACT, typename A>
-EFFGAN_INLINE A act_forward(A z, A slope) {
+// act(z); slope is a scalar of the accumulation type, applied to every lane.
+template <int ACT, typename V, typename S>
+EFFGAN_INLINE V act_forward(V z, S slope) {
+  const V zero = splat<V>(0);
   if constexpr (ACT == kRelu) {
-    return z > A(0) ? z : A(0);
+    return z > zero ? z : zero;
   } else if constexpr (ACT == kLeakyRelu) {
-    return z > A(0) ? z : z * slope;
+    return z > zero ? z : z * slope;
   } else if constexpr (ACT == kSilu) {
     return z * sigmoid(z);
   } else if constexpr (ACT == kTanh) {
@@ -77,22 +81,28 @@ EFFGAN_INLINE A act_forward(A z, A slope) {
 }
 
 // d act(z) / dz at the pre-activation z
-template <int ACT, typename A>
-EFFGAN_INLINE A act_grad(A z, A slope) {
+template <int ACT, typename V, typename S>
+EFFGAN_INLINE V act_grad(V z, S slope) {
+  const V one = splat<V>(1);
   if constexpr (ACT == kRelu) {
-    return z > A(0) ? A(1) : A(0);
+    return z > splat<V>(0) ? one : splat<V>(0);
   } else if constexpr (ACT == kLeakyRelu) {
-    return z > A(0) ? A(1) : slope;
+    return z > splat<V>(0) ? one : splat<V>(slope);
   } else if constexpr (ACT == kSilu) {
-    const A s = sigmoid(z);
-    return s * (A(1) + z * (A(1) - s));
+    const V s = sigmoid(z);
+    return s * (one + z * (one - s));
   } else if constexpr (ACT == kTanh) {
-    const A t = tanh_act(z);
-    return A(1) - t * t;
+    const V t = tanh_act(z);
+    return one - t * t;
   } else {
-    return A(1);
+    return one;
   }
 }
+
+// Activations whose evaluation (an exp and a division per value) costs more than a pass over
+// memory: kernels keep their values between passes instead of evaluating them twice.
+template <int ACT>
+constexpr bool kCostlyAct = ACT == kSilu || ACT == kTanh;
 
 // Calls f(std::integral_constant<int, ACT>{}) for the runtime code `act` (checked by the caller),
 // so a generic lambda gets the activation as a compile-time constant: decltype(tag)::value.

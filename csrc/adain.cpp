@@ -1,13 +1,14 @@
 // AdaIN, the StyleGAN layer epilogue, on the CPU, forward and backward:
 //   u = x + noise[n, hw] * noise_weight[c] + bias[c];  h = act(u);
 //   y = instance_norm(h) * style_scale[n, c] + style_bias[n, c].
-// u and h are never stored; every pass recomputes them from x and the noise image.
+// u and h are never written out: passes recompute them from x and the noise image, except that the
+// forward keeps one plane of h per thread between its two passes for costly activations (silu, tanh).
 //
 // Same plan as instance_norm_act.cpp (fixed reduction blocks, whole planes per thread when there
-// are enough of them, pixel chunks for channels_last). Statistics are sums of h - shift with
-// shift = h at the plane's first position; the saved (shift, mean - shift, 1/std) are what this
-// file's backward reads. Without noise the kernels read a row of zeros (x + 0 * 0 == x exactly),
-// which keeps one code path; without bias, bias 0.
+// are enough of them, pixel chunks for channels_last, simd.h vectors for float and bfloat16).
+// Statistics are sums of h - shift with shift = h at the plane's first position; the saved
+// (shift, mean - shift, 1/std) are what this file's backward reads. Without noise the kernels read
+// a row of zeros (x + 0 * 0 == x exactly), which keeps one code path; without bias, bias 0.
 //
 // Backward, with hhat = (h - mean) * rstd and k = rstd * style_scale:
 //   d style_bias = sum(dy), d style_scale = sum(dy * hhat),
@@ -32,64 +33,71 @@ struct AdaCoef {
   A k, sb;          // rstd * style_scale, style_bias
 };
 
-template <typename T, typename A, int ACT>
-EFFGAN_INLINE A pre_act(T x, T z, const AdaCoef<A>& c) {
-  return static_cast<A>(x) + static_cast<A>(z) * c.nw + c.b;
+// u = x + z * noise_weight + bias, elementwise over lanes: x is a value or a vector of values, and
+// z and the coefficients are scalars or vectors (one plane, or a row of channels at one pixel).
+template <typename X, typename Z, typename K>
+EFFGAN_INLINE X pre_act(X x, Z z, K nw, K b) {
+  return x + z * nw + b;
 }
 
+// The sums of h - shift and its square over the span; h is also written to h_keep when given.
 template <typename T, typename A, int ACT>
 EFFGAN_INLINE void h_sums(const T* __restrict x, const T* __restrict z, int64_t len, const AdaCoef<A>& c, A slope,
-                          double& sum, double& sumsq) {
-  A s[kLanes] = {};
-  A q[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= len; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      const A d = act_forward<ACT>(pre_act<T, A, ACT>(x[i + l], z[i + l], c), slope) - c.shift;
-      s[l] += d;
-      q[l] += d * d;
-    }
-  }
-  for (int l = 0; i + l < len; ++l) {
-    const A d = act_forward<ACT>(pre_act<T, A, ACT>(x[i + l], z[i + l], c), slope) - c.shift;
-    s[l] += d;
-    q[l] += d * d;
-  }
-  sum = static_cast<double>(lane_total(s));
-  sumsq = static_cast<double>(lane_total(q));
+                          double& sum, double& sumsq, A* __restrict h_keep) {
+  double sums[2];
+  lane_sums<2, T, A>(
+      len,
+      [&](auto v, int64_t i, auto* t) {
+        using V = decltype(v);
+        const V h = act_forward<ACT>(pre_act(load<V>(x + i), load<V>(z + i), c.nw, c.b), slope);
+        if (h_keep != nullptr) store(h_keep + i, h);
+        const V d = h - c.shift;
+        t[0] = d;
+        t[1] = d * d;
+      },
+      sums);
+  sum = sums[0];
+  sumsq = sums[1];
 }
 
+// y over the span, from h_kept (h_sums' h_keep) when given, else recomputing h.
 template <typename T, typename A, int ACT>
 void style_span(const T* __restrict x, const T* __restrict z, T* __restrict y, int64_t len, const AdaCoef<A>& c,
-                A slope) {
-  for (int64_t i = 0; i < len; ++i) {
-    const A h = act_forward<ACT>(pre_act<T, A, ACT>(x[i], z[i], c), slope);
-    y[i] = static_cast<T>(((h - c.shift) - c.mean) * c.k + c.sb);
-  }
+                A slope, const A* __restrict h_kept) {
+  const AdaCoef<A> k = c;  // a copy: the stores through y cannot be taken to change it
+  for_each_lanes<T, A>(len, [&](auto v, int64_t i) {
+    using V = decltype(v);
+    const V h = h_kept != nullptr ? load<V>(h_kept + i)
+                                  : act_forward<ACT>(pre_act(load<V>(x + i), load<V>(z + i), k.nw, k.b), slope);
+    store(y + i, ((h - k.shift) - k.mean) * k.k + k.sb);
+  });
 }
 
 template <typename T, typename A, int ACT>
 EFFGAN_INLINE void dy_sums(const T* __restrict x, const T* __restrict z, const T* __restrict dy, int64_t len,
                            const AdaCoef<A>& c, A slope, double& sum_dy, double& sum_dyh) {
-  A s[kLanes] = {};
-  A q[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= len; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      const A h = act_forward<ACT>(pre_act<T, A, ACT>(x[i + l], z[i + l], c), slope);
-      const A g = static_cast<A>(dy[i + l]);
-      s[l] += g;
-      q[l] += g * (((h - c.shift) - c.mean) * c.rstd);
-    }
-  }
-  for (int l = 0; i + l < len; ++l) {
-    const A h = act_forward<ACT>(pre_act<T, A, ACT>(x[i + l], z[i + l], c), slope);
-    const A g = static_cast<A>(dy[i + l]);
-    s[l] += g;
-    q[l] += g * (((h - c.shift) - c.mean) * c.rstd);
-  }
-  sum_dy = static_cast<double>(lane_total(s));
-  sum_dyh = static_cast<double>(lane_total(q));
+  double sums[2];
+  lane_sums<2, T, A>(
+      len,
+      [&](auto v, int64_t i, auto* t) {
+        using V = decltype(v);
+        const V h = act_forward<ACT>(pre_act(load<V>(x + i), load<V>(z + i), c.nw, c.b), slope);
+        const V g = load<V>(dy + i);
+        t[0] = g;
+        t[1] = g * (((h - c.shift) - c.mean) * c.rstd);
+      },
+      sums);
+  sum_dy = sums[0];
+  sum_dyh = sums[1];
+}
+
+// du = k * (dy - mean(dy) - hhat * mean(dy * hhat)) * act'(u) for lanes of u.
+template <int ACT, typename V, typename K, typename A>
+EFFGAN_INLINE V input_grad(V u, V dy, K shift, K mean, K rstd, K k, K mdy, K mdyh, A slope) {
+  const V hhat = ((act_forward<ACT>(u, slope) - shift) - mean) * rstd;
+  V du = k * (dy - mdy - hhat * mdyh);
+  if constexpr (ACT != kIdentity) du *= act_grad<ACT>(u, slope);
+  return du;
 }
 
 // Writes du over the span and returns its sums of du * z and du.
@@ -97,24 +105,22 @@ template <typename T, typename A, int ACT>
 EFFGAN_INLINE void du_span(const T* __restrict x, const T* __restrict z, const T* __restrict dy, T* __restrict dx,
                            int64_t len, const AdaCoef<A>& c, A slope, A mdy, A mdyh, double& sum_duz,
                            double& sum_du) {
-  A s[kLanes] = {};
-  A q[kLanes] = {};
-  auto one = [&](int64_t i, int l) {
-    const A u = pre_act<T, A, ACT>(x[i], z[i], c);
-    const A hhat = ((act_forward<ACT>(u, slope) - c.shift) - c.mean) * c.rstd;
-    A du = c.k * (static_cast<A>(dy[i]) - mdy - hhat * mdyh);
-    if constexpr (ACT != kIdentity) du *= act_grad<ACT>(u, slope);
-    dx[i] = static_cast<T>(du);
-    s[l] += du * static_cast<A>(z[i]);
-    q[l] += du;
-  };
-  int64_t i = 0;
-  for (; i + kLanes <= len; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) one(i + l, l);
-  }
-  for (int l = 0; i + l < len; ++l) one(i + l, l);
-  sum_duz = static_cast<double>(lane_total(s));
-  sum_du = static_cast<double>(lane_total(q));
+  const AdaCoef<A> k = c;  // a copy: the stores through dx cannot be taken to change it
+  double sums[2];
+  lane_sums<2, T, A>(
+      len,
+      [&](auto v, int64_t i, auto* t) {
+        using V = decltype(v);
+        const V zv = load<V>(z + i);
+        const V du = input_grad<ACT>(pre_act(load<V>(x + i), zv, k.nw, k.b), load<V>(dy + i), k.shift, k.mean,
+                                     k.rstd, k.k, mdy, mdyh, slope);
+        store(dx + i, du);
+        t[0] = du * zv;
+        t[1] = du;
+      },
+      sums);
+  sum_duz = sums[0];
+  sum_du = sums[1];
 }
 
 struct Operands {
@@ -132,7 +138,9 @@ void forward_nchw(const T* x, const T* z, const Operands& o, const A* nw, const 
   auto coef = [&](int64_t p) {
     const int64_t c = p % o.C;
     AdaCoef<A> k{nw ? nw[c] : A(0), b ? b[c] : A(0), A(0), A(0), A(0), A(0), A(0)};
-    k.shift = act_forward<ACT>(pre_act<T, A, ACT>(x[p * HW], z[(p / o.C) * o.z_stride_n], k), slope);
+    k.shift = act_forward<ACT>(pre_act(static_cast<A>(x[p * HW]), static_cast<A>(z[(p / o.C) * o.z_stride_n]),
+                                       k.nw, k.b),
+                               slope);
     return k;
   };
   auto finish = [&](int64_t p, AdaCoef<A>& k, double sum, double sumsq) {
@@ -146,6 +154,10 @@ void forward_nchw(const T* x, const T* z, const Operands& o, const A* nw, const 
   };
   if (!split_planes(P, nblk)) {
     parallel_for(0, P, 1, [&](int64_t p0, int64_t p1) {
+      // A costly activation's h is kept for the output pass (a plane per thread, read back from L2)
+      // rather than evaluated twice; the same values either way.
+      std::vector<A> h_buf(kCostlyAct<ACT> ? HW : 0);
+      A* h_keep = kCostlyAct<ACT> ? h_buf.data() : nullptr;
       for (int64_t p = p0; p < p1; ++p) {
         AdaCoef<A> k = coef(p);
         const T* xp = x + p * HW;
@@ -153,12 +165,13 @@ void forward_nchw(const T* x, const T* z, const Operands& o, const A* nw, const 
         double sum = 0, sumsq = 0;
         for (int64_t lo = 0; lo < HW; lo += kBlock) {
           double s, q;
-          h_sums<T, A, ACT>(xp + lo, zp + lo, std::min(kBlock, HW - lo), k, slope, s, q);
+          h_sums<T, A, ACT>(xp + lo, zp + lo, std::min(kBlock, HW - lo), k, slope, s, q,
+                            h_keep != nullptr ? h_keep + lo : nullptr);
           sum += s;
           sumsq += q;
         }
         finish(p, k, sum, sumsq);
-        style_span<T, A, ACT>(xp, zp, y + p * HW, HW, k, slope);
+        style_span<T, A, ACT>(xp, zp, y + p * HW, HW, k, slope, h_keep);
       }
     });
     return;
@@ -168,7 +181,7 @@ void forward_nchw(const T* x, const T* z, const Operands& o, const A* nw, const 
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t p = t / nblk, lo = (t % nblk) * kBlock;
       h_sums<T, A, ACT>(x + p * HW + lo, z + (p / o.C) * o.z_stride_n + lo, std::min(kBlock, HW - lo), coef(p), slope,
-                        part[2 * t], part[2 * t + 1]);
+                        part[2 * t], part[2 * t + 1], nullptr);
     }
   });
   std::vector<AdaCoef<A>> ks(P);
@@ -185,7 +198,7 @@ void forward_nchw(const T* x, const T* z, const Operands& o, const A* nw, const 
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t p = t / nblk, lo = (t % nblk) * kBlock;
       style_span<T, A, ACT>(x + p * HW + lo, z + (p / o.C) * o.z_stride_n + lo, y + p * HW + lo,
-                            std::min(kBlock, HW - lo), ks[p], slope);
+                            std::min(kBlock, HW - lo), ks[p], slope, nullptr);
     }
   });
 }
@@ -314,28 +327,32 @@ void forward_cl(const T* x, const T* z, const Operands& o, const A* nw, const A*
       const int64_t p = n * C + c;
       a.nw[p] = nw ? nw[c] : A(0);
       a.b[p] = b ? b[c] : A(0);
-      const A u = static_cast<A>(x[n * HW * C + c]) + static_cast<A>(z[n * o.z_stride_n]) * a.nw[p] + a.b[p];
+      const A u = pre_act(static_cast<A>(x[n * HW * C + c]), static_cast<A>(z[n * o.z_stride_n]), a.nw[p], a.b[p]);
       a.shift[p] = act_forward<ACT>(u, slope);
     }
   }
   std::vector<double> part(2 * N * ch.n * C);
   parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<A> s(C), q(C);
+    std::vector<A> s_buf(C), q_buf(C);
+    A* __restrict s = s_buf.data();
+    A* __restrict q = q_buf.data();
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / ch.n, kk = t % ch.n, pc = n * C;
       const A* __restrict anw = &a.nw[pc];
       const A* __restrict ab = &a.b[pc];
       const A* __restrict ash = &a.shift[pc];
-      std::fill(s.begin(), s.end(), A(0));
-      std::fill(q.begin(), q.end(), A(0));
+      std::fill(s, s + C, A(0));
+      std::fill(q, q + C, A(0));
       for (int64_t px = ch.begin(kk); px < ch.end(kk, HW); ++px) {
         const T* row = x + (n * HW + px) * C;
         const A zv = static_cast<A>(z[n * o.z_stride_n + px]);
-        for (int64_t c = 0; c < C; ++c) {
-          const A d = act_forward<ACT>(static_cast<A>(row[c]) + zv * anw[c] + ab[c], slope) - ash[c];
-          s[c] += d;
-          q[c] += d * d;
-        }
+        for_each_lanes<T, A>(C, [&](auto v, int64_t c) {
+          using V = decltype(v);
+          const V d = act_forward<ACT>(pre_act(load<V>(row + c), zv, load<V>(anw + c), load<V>(ab + c)), slope) -
+                      load<V>(ash + c);
+          store(s + c, load<V>(s + c) + d);
+          store(q + c, load<V>(q + c) + d * d);
+        });
       }
       double* out = part.data() + 2 * t * C;
       for (int64_t c = 0; c < C; ++c) {
@@ -367,10 +384,11 @@ void forward_cl(const T* x, const T* z, const Operands& o, const A* nw, const A*
       for (int64_t px = ch.begin(kk); px < ch.end(kk, HW); ++px) {
         const int64_t off = (n * HW + px) * C;
         const A zv = static_cast<A>(z[n * o.z_stride_n + px]);
-        for (int64_t c = 0; c < C; ++c) {
-          const A h = act_forward<ACT>(static_cast<A>(x[off + c]) + zv * anw[c] + ab[c], slope);
-          y[off + c] = static_cast<T>(((h - ash[c]) - am[c]) * ak[c] + asb[c]);
-        }
+        for_each_lanes<T, A>(C, [&](auto v, int64_t c) {
+          using V = decltype(v);
+          const V h = act_forward<ACT>(pre_act(load<V>(x + off + c), zv, load<V>(anw + c), load<V>(ab + c)), slope);
+          store(y + off + c, ((h - load<V>(ash + c)) - load<V>(am + c)) * load<V>(ak + c) + load<V>(asb + c));
+        });
       }
     }
   });
@@ -396,7 +414,9 @@ void backward_cl(const T* dy, const T* x, const T* z, const Operands& o, const A
   }
   std::vector<double> part(2 * N * ch.n * C);
   parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<A> s(C), q(C);
+    std::vector<A> s_buf(C), q_buf(C);
+    A* __restrict s = s_buf.data();
+    A* __restrict q = q_buf.data();
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / ch.n, kk = t % ch.n, pc = n * C;
       const A* __restrict anw = &a.nw[pc];
@@ -404,17 +424,18 @@ void backward_cl(const T* dy, const T* x, const T* z, const Operands& o, const A
       const A* __restrict ash = &a.shift[pc];
       const A* __restrict am = &a.mean[pc];
       const A* __restrict ar = &a.rstd[pc];
-      std::fill(s.begin(), s.end(), A(0));
-      std::fill(q.begin(), q.end(), A(0));
+      std::fill(s, s + C, A(0));
+      std::fill(q, q + C, A(0));
       for (int64_t px = ch.begin(kk); px < ch.end(kk, HW); ++px) {
         const int64_t off = (n * HW + px) * C;
         const A zv = static_cast<A>(z[n * o.z_stride_n + px]);
-        for (int64_t c = 0; c < C; ++c) {
-          const A h = act_forward<ACT>(static_cast<A>(x[off + c]) + zv * anw[c] + ab[c], slope);
-          const A g = static_cast<A>(dy[off + c]);
-          s[c] += g;
-          q[c] += g * (((h - ash[c]) - am[c]) * ar[c]);
-        }
+        for_each_lanes<T, A>(C, [&](auto v, int64_t c) {
+          using V = decltype(v);
+          const V h = act_forward<ACT>(pre_act(load<V>(x + off + c), zv, load<V>(anw + c), load<V>(ab + c)), slope);
+          const V g = load<V>(dy + off + c);
+          store(s + c, load<V>(s + c) + g);
+          store(q + c, load<V>(q + c) + g * (((h - load<V>(ash + c)) - load<V>(am + c)) * load<V>(ar + c)));
+        });
       }
       double* out = part.data() + 2 * t * C;
       for (int64_t c = 0; c < C; ++c) {
@@ -430,7 +451,9 @@ void backward_cl(const T* dy, const T* x, const T* z, const Operands& o, const A
     mdyh[p] = static_cast<A>(static_cast<double>(sum_dyh[p]) / HW);
   }
   parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<A> s(C), q(C);
+    std::vector<A> s_buf(C), q_buf(C);
+    A* __restrict s = s_buf.data();
+    A* __restrict q = q_buf.data();
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / ch.n, kk = t % ch.n, pc = n * C;
       const A* __restrict anw = &a.nw[pc];
@@ -441,20 +464,20 @@ void backward_cl(const T* dy, const T* x, const T* z, const Operands& o, const A
       const A* __restrict ak = &a.k[pc];
       const A* __restrict md = &mdy[pc];
       const A* __restrict mdh = &mdyh[pc];
-      std::fill(s.begin(), s.end(), A(0));
-      std::fill(q.begin(), q.end(), A(0));
+      std::fill(s, s + C, A(0));
+      std::fill(q, q + C, A(0));
       for (int64_t px = ch.begin(kk); px < ch.end(kk, HW); ++px) {
         const int64_t off = (n * HW + px) * C;
         const A zv = static_cast<A>(z[n * o.z_stride_n + px]);
-        for (int64_t c = 0; c < C; ++c) {
-          const A u = static_cast<A>(x[off + c]) + zv * anw[c] + ab[c];
-          const A hhat = ((act_forward<ACT>(u, slope) - ash[c]) - am[c]) * ar[c];
-          A du = ak[c] * (static_cast<A>(dy[off + c]) - md[c] - hhat * mdh[c]);
-          if constexpr (ACT != kIdentity) du *= act_grad<ACT>(u, slope);
-          dx[off + c] = static_cast<T>(du);
-          s[c] += du * zv;
-          q[c] += du;
-        }
+        for_each_lanes<T, A>(C, [&](auto v, int64_t c) {
+          using V = decltype(v);
+          const V du = input_grad<ACT>(pre_act(load<V>(x + off + c), zv, load<V>(anw + c), load<V>(ab + c)),
+                                       load<V>(dy + off + c), load<V>(ash + c), load<V>(am + c), load<V>(ar + c),
+                                       load<V>(ak + c), load<V>(md + c), load<V>(mdh + c), slope);
+          store(dx + off + c, du);
+          store(s + c, load<V>(s + c) + du * zv);
+          store(q + c, load<V>(q + c) + du);
+        });
       }
       double* out = part.data() + 2 * t * C;
       for (int64_t c = 0; c < C; ++c) {

@@ -19,46 +19,61 @@ namespace {
 
 enum TermKind : int { kLsgan = 0, kVanilla = 1, kL1 = 2 };
 
-template <int KIND, typename A>
-EFFGAN_INLINE A term_value(A x, A y, A target) {
+// Terms over lanes V (a value of A, or vf8). The vanilla term needs libm's log1p and exp, which
+// have no vector form here: it stays scalar (kVectorTerm).
+template <int KIND, typename V, typename A>
+EFFGAN_INLINE V term_value(V x, V y, A target) {
   if constexpr (KIND == kLsgan) {
-    const A d = x - target;
+    const V d = x - target;
     return d * d;
   } else if constexpr (KIND == kVanilla) {
     // max(x, 0) - x * t + log(1 + exp(-|x|)): no overflow for any logit.
-    return (x > A(0) ? x : A(0)) - x * target + std::log1p(std::exp(-std::abs(x)));
+    return (x > V(0) ? x : V(0)) - x * target + std::log1p(std::exp(-std::abs(x)));
   } else {
-    return std::abs(x - y);
+    return abs_lanes(x - y);
   }
 }
 
-template <int KIND, typename A>
-EFFGAN_INLINE A term_grad(A x, A y, A target) {
+template <int KIND, typename V, typename A>
+EFFGAN_INLINE V term_grad(V x, V y, A target) {
   if constexpr (KIND == kLsgan) {
-    return A(2) * (x - target);
+    return splat<V>(2) * (x - target);
   } else if constexpr (KIND == kVanilla) {
-    const A e = std::exp(-std::abs(x));
-    const A sig = x >= A(0) ? A(1) / (A(1) + e) : e / (A(1) + e);
+    const V e = std::exp(-std::abs(x));
+    const V sig = x >= V(0) ? V(1) / (V(1) + e) : e / (V(1) + e);
     return sig - target;
   } else {
-    const A d = x - y;
-    return d > A(0) ? A(1) : (d < A(0) ? A(-1) : A(0));  // sign(0) = 0, as torch's L1 gradient
+    const V d = x - y, zero = splat<V>(0), one = splat<V>(1);
+    return d > zero ? one : (d < zero ? -one : zero);  // sign(0) = 0, as torch's L1 gradient
+  }
+}
+
+template <typename T, typename A, int KIND>
+constexpr bool kVectorTerm = kHasVec<T, A> && KIND != kVanilla;
+
+// x (and for L1 terms y) at i, as lanes V.
+template <int KIND, typename V, typename T>
+EFFGAN_INLINE void load_pair(const T* x, const T* y, int64_t i, V& xv, V& yv) {
+  xv = load<V>(x + i);
+  if constexpr (KIND == kL1) {
+    yv = load<V>(y + i);
+  } else {
+    yv = splat<V>(0);
   }
 }
 
 template <typename T, typename A, int KIND>
 EFFGAN_INLINE double block_sum(const T* __restrict x, const T* __restrict y, int64_t len, A target) {
-  A s[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= len; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      s[l] += term_value<KIND>(static_cast<A>(x[i + l]), KIND == kL1 ? static_cast<A>(y[i + l]) : A(0), target);
-    }
-  }
-  for (int l = 0; i + l < len; ++l) {
-    s[l] += term_value<KIND>(static_cast<A>(x[i + l]), KIND == kL1 ? static_cast<A>(y[i + l]) : A(0), target);
-  }
-  return static_cast<double>(lane_total(s));
+  double sum[1];
+  lane_sums<1, T, A, kVectorTerm<T, A, KIND>>(
+      len,
+      [&](auto v, int64_t i, auto* t) {
+        decltype(v) xv, yv;
+        load_pair<KIND>(x, y, i, xv, yv);
+        t[0] = term_value<KIND>(xv, yv, target);
+      },
+      sum);
+  return sum[0];
 }
 
 template <typename T, typename A, int KIND>
@@ -80,11 +95,14 @@ template <typename T, typename A, int KIND>
 void term_grads(const T* x, const T* y, T* dx, T* dy, int64_t numel, A target, A scale) {
   parallel_for(0, ceil_div(numel, kBlock), 1, [&](int64_t b0, int64_t b1) {
     const int64_t lo = b0 * kBlock, hi = std::min(numel, b1 * kBlock);
-    for (int64_t i = lo; i < hi; ++i) {
-      const A g = term_grad<KIND>(static_cast<A>(x[i]), KIND == kL1 ? static_cast<A>(y[i]) : A(0), target) * scale;
-      if (dx) dx[i] = static_cast<T>(g);
-      if (dy) dy[i] = static_cast<T>(-g);
-    }
+    for_each_lanes<T, A, kVectorTerm<T, A, KIND>>(hi - lo, [&](auto v, int64_t i) {
+      using V = decltype(v);
+      V xv, yv;
+      load_pair<KIND>(x, y, lo + i, xv, yv);
+      const V g = term_grad<KIND>(xv, yv, target) * scale;
+      if (dx) store(dx + lo + i, g);
+      if (dy) store(dy + lo + i, -g);
+    });
   });
 }
 

@@ -9,7 +9,14 @@
 // Backward per plane: z is recomputed into the buffer; g = (dy + dsqueeze / HWo) * act'(.) goes to
 // a second buffer; then dz = rstd * w * (g - mean(g) - zhat * mean(g * zhat)) overwrites z, the
 // conv-weight partials sum(dz * x[tap]) are taken per plane (summed over the batch in order
-// afterwards) and dx is the transposed conv of dz, scattered tap by tap into a plane buffer.
+// afterwards) and dx is the transposed conv of dz: for stride 1 the forward conv routine with the
+// flipped kernel, writing dx directly; for stride 2 scattered tap by tap into a plane buffer.
+//
+// The conv loops are register-blocked over simd.h's vf8 (float; bfloat16 and Half inputs are
+// converted into a float copy of the plane, double runs the same code on scalars): a strip of
+// output columns keeps its sums in registers over all K*K taps, so each output is stored once
+// instead of updated once per tap. The copy carries a zero frame for the padding, so border outputs
+// take the same vector path as the rest (see PaddedPlane).
 //
 // Padding: zeros are skipped taps (reflect padding is applied by the caller, pad = 0 here).
 // channels_last inputs run the same kernels on NCHW copies (one extra pass each way): the plane
@@ -40,28 +47,139 @@ struct Geometry {
   }
 };
 
-// z[Ho, Wo] = depthwise conv of one input plane x[H, W] with the K*K weights w.
-template <typename T, typename A, int S>
-void conv_plane(const T* __restrict x, const A* __restrict w, A* __restrict z, const Geometry& g) {
-  std::fill(z, z + g.HWo(), A(0));
-  for (int64_t ho = 0; ho < g.Ho; ++ho) {
-    A* __restrict zr = z + ho * g.Wo;
-    for (int kh = 0; kh < g.K; ++kh) {
-      const int64_t hi = ho * S - g.P + kh;
-      if (hi < 0 || hi >= g.H) continue;
-      const T* __restrict xr = x + hi * g.W;
-      for (int kw = 0; kw < g.K; ++kw) {
-        const A wt = w[kh * g.K + kw];
-        int64_t lo, hi_c;
-        g.valid_cols(kw, lo, hi_c);
-        const T* __restrict xs = xr + kw - g.P;
-        for (int64_t wo = lo; wo <= hi_c; ++wo) zr[wo] += wt * static_cast<A>(xs[wo * S]);
-      }
+// Lanes 0, 2, .., 14 and 1, 3, .., 15 of the sixteen values lo:hi (stride-2 taps).
+EFFGAN_INLINE vf8 even_lanes(vf8 lo, vf8 hi) { return __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14); }
+EFFGAN_INLINE vf8 odd_lanes(vf8 lo, vf8 hi) { return __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15); }
+
+// xv[kw] = tap kw of one input row for one output (V = A) or for eight consecutive outputs (V =
+// vf8, input columns S apart); p points at the input column wo * S - P of the (first) output, and
+// every tap must lie inside the row.
+template <int K, int S, typename V, typename T>
+EFFGAN_INLINE void row_taps(const T* p, V (&xv)[K]) {
+  if constexpr (!kIsVec<V> || S == 1) {
+    for (int kw = 0; kw < K; ++kw) xv[kw] = load<V>(p + kw);
+  } else {
+    // Stride 2: taps kw and kw + 1 are the even and odd lanes of the sixteen values from p + kw, so
+    // a pair costs two loads and two shuffles. No load reaches past p + K - 1 + 14, the last
+    // output's last tap: the odd K-th tap takes its even lanes from the loads at p + kw and
+    // p + kw + 7 rather than reading one value beyond the row (or the plane).
+    int kw = 0;
+    for (; kw + 1 < K; kw += 2) {
+      const vf8 lo = load8(p + kw), hi = load8(p + kw + 8);
+      xv[kw] = even_lanes(lo, hi);
+      xv[kw + 1] = odd_lanes(lo, hi);
+    }
+    if (kw < K) {
+      const vf8 lo = load8(p + kw), hi = load8(p + kw + 7);
+      xv[kw] = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 9, 11, 13, 15);
     }
   }
 }
 
-// dx[H, W] (accumulation buffer) = transposed depthwise conv of dz[Ho, Wo]; tap by tap, in order.
+// A plane converted to the accumulation type inside a zero frame: P zero rows and columns before
+// it, zeros after it out to where the taps of a last (partial) strip of eight outputs reach. With
+// it every output, borders included, is an interior one: the padding taps add exact zeros, so the
+// conv and weight-gradient loops need no scalar border path (that path cost more than the vector
+// loops). The frame is zeroed once per thread; later planes of the same shape overwrite only the
+// inside.
+template <typename A>
+struct PaddedPlane {
+  int64_t H, W, P, stride;
+  std::vector<A> buf;
+  // For a plane [H, W] read by a conv with K, S, P and output width Wo.
+  PaddedPlane(int64_t H_, int64_t W_, int K, int S, int P_, int64_t Wo)
+      : H(H_), W(W_), P(P_), stride(std::max<int64_t>(W_ + 2 * P_, S * ceil_div(Wo, kVecWidth) * kVecWidth + K)),
+        buf((H_ + 2 * P_) * stride, A(0)) {}
+  template <typename T>
+  const A* fill(const T* __restrict x) {
+    A* __restrict b = buf.data();
+    for (int64_t h = 0; h < H; ++h) {
+      const T* __restrict src = x + h * W;
+      A* __restrict dst = b + (h + P) * stride + P;
+      for (int64_t i = 0; i < W; ++i) dst[i] = static_cast<A>(src[i]);
+    }
+    return b;
+  }
+};
+
+// The conv at R rows of one output (V = A) or of eight consecutive ones (V = vf8) from a padded
+// plane; p = tap (0, 0) of the first row. Every output sums its K*K taps in one fixed order, kh
+// then kw, in a single chain from zero, whichever path computes it. Blocking R rows lets each
+// loaded input row serve every output row that reads it, and gives R independent chains.
+template <int K, int S, int R, typename V, typename A>
+EFFGAN_INLINE void conv_rows(const A* p, int64_t stride, const A* __restrict w, V (&acc)[R]) {
+  for (int r = 0; r < R; ++r) acc[r] = splat<V>(0.0f);
+  for (int i = 0; i < (R - 1) * S + K; ++i) {
+    V xv[K];
+    row_taps<K, S>(p + i * stride, xv);
+    for (int r = 0; r < R; ++r) {
+      const int kh = i - r * S;
+      if (kh < 0 || kh >= K) continue;
+      for (int kw = 0; kw < K; ++kw) acc[r] += xv[kw] * w[kh * K + kw];
+    }
+  }
+}
+
+// z[Ho, Wo] = depthwise conv of a padded plane with the K*K weights w, register-blocked: each block
+// of kRows rows by 8 outputs keeps its sums in registers over all K*K taps and is stored once.
+// A last strip that would run past the row is moved back to end at its edge (overlapping the
+// previous one: the outputs it recomputes get the same values); rows narrower than a strip are
+// computed whole and stored in part. VEC: O has vf8 stores (float, bfloat16) and A is float.
+template <int K, int S, int R, bool VEC, typename A, typename O>
+EFFGAN_INLINE void conv_block(const A* __restrict xp, int64_t stride, const A* __restrict w, O* __restrict z,
+                              int64_t ho, int64_t Wo) {
+  const A* xr = xp + ho * S * stride;
+  O* __restrict zr = z + ho * Wo;
+  if constexpr (VEC) {
+    auto strip = [&](int64_t wo) __attribute__((always_inline)) {
+      vf8 acc[R];
+      conv_rows<K, S, R>(xr + wo * S, stride, w, acc);
+      for (int r = 0; r < R; ++r) store(zr + r * Wo + wo, acc[r]);
+    };
+    if (Wo >= kVecWidth) {
+      int64_t wo = 0;
+      for (; wo + kVecWidth <= Wo; wo += kVecWidth) strip(wo);
+      if (wo < Wo) strip(Wo - kVecWidth);
+    } else {
+      vf8 acc[R];
+      conv_rows<K, S, R>(xr, stride, w, acc);
+      for (int r = 0; r < R; ++r) {
+        float part[kVecWidth];
+        store8(part, acc[r]);
+        for (int64_t i = 0; i < Wo; ++i) zr[r * Wo + i] = static_cast<O>(part[i]);
+      }
+    }
+  } else {
+    for (int64_t wo = 0; wo < Wo; ++wo) {
+      A acc[R];
+      conv_rows<K, S, R>(xr + wo * S, stride, w, acc);
+      for (int r = 0; r < R; ++r) zr[r * Wo + wo] = static_cast<O>(acc[r]);
+    }
+  }
+}
+
+constexpr int kRows = 4;
+
+template <int K, int S, bool VEC, typename A, typename O>
+void conv_plane_k(const A* __restrict xp, int64_t stride, const A* __restrict w, O* __restrict z, int64_t Ho,
+                  int64_t Wo) {
+  int64_t ho = 0;
+  for (; ho + kRows <= Ho; ho += kRows) conv_block<K, S, kRows, VEC>(xp, stride, w, z, ho, Wo);
+  for (; ho < Ho; ++ho) conv_block<K, S, 1, VEC>(xp, stride, w, z, ho, Wo);
+}
+
+template <int S, typename A, typename O>
+void conv_plane(const A* xp, int64_t stride, const A* w, O* z, int K, int64_t Ho, int64_t Wo) {
+  constexpr bool VEC = kHasVec<A, A> && kHasVec<O, A>;
+  if (K == 3) {
+    conv_plane_k<3, S, VEC>(xp, stride, w, z, Ho, Wo);
+  } else {
+    conv_plane_k<5, S, VEC>(xp, stride, w, z, Ho, Wo);
+  }
+}
+
+// dx[H, W] (accumulation buffer) = transposed depthwise conv of dz[Ho, Wo] for stride 2; tap by
+// tap, in order. (Stride 1 is a plain conv with the flipped kernel, see backward_nchw.)
 template <typename A, int S>
 void conv_transpose_plane(const A* __restrict dz, const A* __restrict w, A* __restrict dx, const Geometry& g) {
   std::fill(dx, dx + g.HW(), A(0));
@@ -81,53 +199,109 @@ void conv_transpose_plane(const A* __restrict dz, const A* __restrict w, A* __re
   }
 }
 
-// Per-tap sums of dz * x[tap-shifted] for one plane, in double, tap by tap and row by row.
-template <typename T, typename A, int S>
-void weight_grad_plane(const T* __restrict x, const A* __restrict dz, double* __restrict taps, const Geometry& g) {
-  for (int t = 0; t < g.K * g.K; ++t) taps[t] = 0;
-  for (int64_t ho = 0; ho < g.Ho; ++ho) {
-    const A* __restrict dr = dz + ho * g.Wo;
-    for (int kh = 0; kh < g.K; ++kh) {
-      const int64_t hi = ho * S - g.P + kh;
-      if (hi < 0 || hi >= g.H) continue;
-      for (int kw = 0; kw < g.K; ++kw) {
-        int64_t lo, hi_c;
-        g.valid_cols(kw, lo, hi_c);
-        const T* __restrict xs = x + hi * g.W + kw - g.P;
-        A acc[kLanes] = {};
-        int64_t wo = lo;
-        for (; wo + kLanes <= hi_c + 1; wo += kLanes) {
-          for (int l = 0; l < kLanes; ++l) acc[l] += dr[wo + l] * static_cast<A>(xs[(wo + l) * S]);
+// The eight lanes of v summed pairwise in a fixed order, in double.
+EFFGAN_INLINE double lanes_total(vf8 v) {
+  float l[kVecWidth];
+  store8(l, v);
+  return ((static_cast<double>(l[0]) + l[4]) + (static_cast<double>(l[2]) + l[6])) +
+         ((static_cast<double>(l[1]) + l[5]) + (static_cast<double>(l[3]) + l[7]));
+}
+
+// Per-tap sums of dz * x[tap-shifted] for one plane (x padded), in double. One kernel row at a
+// time: for each output row, dz is loaded once per strip and multiplied into the K taps' vector
+// accumulators (two vf8 per tap for sixteen columns: 2 K independent FMA chains); a row's last
+// partial strip reads dz through a zero-filled copy, so its extra lanes add zeros. The partials go
+// to double every kBlock outputs and at the end of the plane, in a fixed order: the result depends
+// only on the shape.
+template <int K, int S, bool VEC, typename A>
+void weight_grad_plane_k(const A* __restrict xp, int64_t stride, const A* __restrict dz, double* __restrict taps,
+                         int64_t Ho, int64_t Wo) {
+  for (int kh = 0; kh < K; ++kh) {
+    double tot[K] = {};
+    vf8 lo[K] = {}, hi[K] = {};
+    A sc[K] = {};
+    auto flush = [&] {
+      for (int kw = 0; kw < K; ++kw) {
+        if constexpr (VEC) tot[kw] += lanes_total(lo[kw] + hi[kw]);
+        tot[kw] += static_cast<double>(sc[kw]);
+        lo[kw] = hi[kw] = splat<vf8>(0.0f);
+        sc[kw] = 0;
+      }
+    };
+    int64_t pending = 0;
+    for (int64_t ho = 0; ho < Ho; ++ho) {
+      const A* __restrict dr = dz + ho * Wo;
+      const A* xr = xp + (ho * S + kh) * stride;
+      int64_t wo = 0;
+      if constexpr (VEC) {
+        for (; wo + 2 * kVecWidth <= Wo; wo += 2 * kVecWidth) {
+          const vf8 d0 = load8(dr + wo), d1 = load8(dr + wo + kVecWidth);
+          vf8 x0[K], x1[K];
+          row_taps<K, S>(xr + wo * S, x0);
+          row_taps<K, S>(xr + (wo + kVecWidth) * S, x1);
+          for (int kw = 0; kw < K; ++kw) {
+            lo[kw] += d0 * x0[kw];
+            hi[kw] += d1 * x1[kw];
+          }
         }
-        for (int l = 0; wo + l <= hi_c; ++l) acc[l] += dr[wo + l] * static_cast<A>(xs[(wo + l) * S]);
-        taps[kh * g.K + kw] += static_cast<double>(lane_total(acc));
+        for (; wo < Wo; wo += kVecWidth) {
+          vf8 d0;
+          if (wo + kVecWidth <= Wo) {
+            d0 = load8(dr + wo);
+          } else {
+            float part[kVecWidth] = {};
+            for (int64_t i = wo; i < Wo; ++i) part[i - wo] = dr[i];
+            d0 = load8(part);
+          }
+          vf8 x0[K];
+          row_taps<K, S>(xr + wo * S, x0);
+          for (int kw = 0; kw < K; ++kw) lo[kw] += d0 * x0[kw];
+        }
+      } else {
+        for (; wo < Wo; ++wo) {
+          A xv[K];
+          row_taps<K, S>(xr + wo * S, xv);
+          for (int kw = 0; kw < K; ++kw) sc[kw] += dr[wo] * xv[kw];
+        }
+      }
+      pending += Wo;
+      if (pending >= kBlock) {
+        flush();
+        pending = 0;
       }
     }
+    flush();
+    for (int kw = 0; kw < K; ++kw) taps[kh * K + kw] = tot[kw];
   }
 }
 
+template <int S, typename A>
+void weight_grad_plane(const A* xp, int64_t stride, const A* dz, double* taps, int K, int64_t Ho, int64_t Wo) {
+  constexpr bool VEC = kHasVec<A, A>;
+  if (K == 3) {
+    weight_grad_plane_k<3, S, VEC>(xp, stride, dz, taps, Ho, Wo);
+  } else {
+    weight_grad_plane_k<5, S, VEC>(xp, stride, dz, taps, Ho, Wo);
+  }
+}
+// sum(z - shift) and sum((z - shift)^2) over the z buffer: kBlock blocks in the reductions' lane
+// order (params.h), combined in order.
 template <typename A>
-EFFGAN_INLINE void blocked_shifted_sums(const A* z, int64_t len, A shift, double& sum, double& sumsq) {
+void blocked_shifted_sums(const A* __restrict z, int64_t len, A shift, double& sum, double& sumsq) {
   sum = sumsq = 0;
   for (int64_t lo = 0; lo < len; lo += kBlock) {
-    const int64_t n = std::min(kBlock, len - lo);
-    A s[kLanes] = {};
-    A q[kLanes] = {};
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes) {
-      for (int l = 0; l < kLanes; ++l) {
-        const A d = z[lo + i + l] - shift;
-        s[l] += d;
-        q[l] += d * d;
-      }
-    }
-    for (int l = 0; i + l < n; ++l) {
-      const A d = z[lo + i + l] - shift;
-      s[l] += d;
-      q[l] += d * d;
-    }
-    sum += static_cast<double>(lane_total(s));
-    sumsq += static_cast<double>(lane_total(q));
+    double s[2];
+    lane_sums<2, A, A>(
+        std::min(kBlock, len - lo),
+        [&](auto v, int64_t i, auto* t) {
+          using V = decltype(v);
+          const V d = load<V>(z + lo + i) - shift;
+          t[0] = d;
+          t[1] = d * d;
+        },
+        s);
+    sum += s[0];
+    sumsq += s[1];
   }
 }
 
@@ -136,19 +310,17 @@ template <typename T, typename A, int ACT>
 double norm_act_plane(const A* __restrict z, T* __restrict y, int64_t len, A shift, A mean, A scale, A b, A slope) {
   double total = 0;
   for (int64_t lo = 0; lo < len; lo += kBlock) {
-    const int64_t n = std::min(kBlock, len - lo);
-    A s[kLanes] = {};
-    auto one = [&](int64_t i, int l) {
-      const A v = act_forward<ACT>(((z[i] - shift) - mean) * scale + b, slope);
-      y[i] = static_cast<T>(v);
-      s[l] += v;
-    };
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes) {
-      for (int l = 0; l < kLanes; ++l) one(lo + i + l, l);
-    }
-    for (int l = 0; i + l < n; ++l) one(lo + i + l, l);
-    total += static_cast<double>(lane_total(s));
+    double s[1];
+    lane_sums<1, T, A>(
+        std::min(kBlock, len - lo),
+        [&](auto v, int64_t i, auto* t) {
+          using V = decltype(v);
+          const V a = act_forward<ACT>(((load<V>(z + lo + i) - shift) - mean) * scale + b, slope);
+          store(y + lo + i, a);
+          t[0] = a;
+        },
+        s);
+    total += s[0];
   }
   return total;
 }
@@ -159,24 +331,21 @@ void grad_plane(const A* __restrict z, const T* __restrict dy, A* __restrict gbu
                 A rstd, A w, A b, A gsq, A slope, double& sum_g, double& sum_gz) {
   sum_g = sum_gz = 0;
   for (int64_t lo = 0; lo < len; lo += kBlock) {
-    const int64_t n = std::min(kBlock, len - lo);
-    A s[kLanes] = {};
-    A q[kLanes] = {};
-    auto one = [&](int64_t i, int l) {
-      const A zhat = ((z[i] - shift) - mean) * rstd;
-      A g = static_cast<A>(dy[i]) + gsq;
-      if constexpr (ACT != kIdentity) g *= act_grad<ACT>(zhat * w + b, slope);
-      gbuf[i] = g;
-      s[l] += g;
-      q[l] += g * zhat;
-    };
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes) {
-      for (int l = 0; l < kLanes; ++l) one(lo + i + l, l);
-    }
-    for (int l = 0; i + l < n; ++l) one(lo + i + l, l);
-    sum_g += static_cast<double>(lane_total(s));
-    sum_gz += static_cast<double>(lane_total(q));
+    double s[2];
+    lane_sums<2, T, A>(
+        std::min(kBlock, len - lo),
+        [&](auto v, int64_t i, auto* t) {
+          using V = decltype(v);
+          const V zhat = ((load<V>(z + lo + i) - shift) - mean) * rstd;
+          V g = load<V>(dy + lo + i) + gsq;
+          if constexpr (ACT != kIdentity) g *= act_grad<ACT>(zhat * w + b, slope);
+          store(gbuf + lo + i, g);
+          t[0] = g;
+          t[1] = g * zhat;
+        },
+        s);
+    sum_g += s[0];
+    sum_gz += s[1];
   }
 }
 
@@ -186,9 +355,10 @@ void forward_nchw(const T* x, const A* wt, const A* nw, const A* nb, T* y, T* sq
   const int64_t P = g.N * g.C, HWo = g.HWo(), KK = g.K * g.K;
   parallel_for(0, P, 1, [&](int64_t p0, int64_t p1) {
     std::vector<A> z(HWo);
+    PaddedPlane<A> xpad(g.H, g.W, g.K, S, g.P, g.Wo);
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t c = p % g.C;
-      conv_plane<T, A, S>(x + p * g.HW(), wt + c * KK, z.data(), g);
+      conv_plane<S>(xpad.fill(x + p * g.HW()), xpad.stride, wt + c * KK, z.data(), g.K, g.Ho, g.Wo);
       const A shift = z[0];
       double sum, sumsq;
       blocked_shifted_sums(z.data(), HWo, shift, sum, sumsq);
@@ -213,12 +383,16 @@ void backward_nchw(const T* dy, const T* dsq, const T* x, const A* wt, const A* 
   const int64_t P = g.N * g.C, HWo = g.HWo(), HW = g.HW(), KK = g.K * g.K;
   std::vector<double> taps(P * KK);
   parallel_for(0, P, 1, [&](int64_t p0, int64_t p1) {
-    std::vector<A> z(HWo), gb(HWo), dxb(HW);
+    std::vector<A> z(HWo), gb(HWo), dxb(S == 1 ? 0 : HW);
+    PaddedPlane<A> xpad(g.H, g.W, g.K, S, g.P, g.Wo);
+    // Stride 1: dx[hi, wi] = sum w[kh, kw] dz[hi + P - kh, wi + P - kw], the conv of dz (an Ho x Wo
+    // plane) with the flipped kernel and padding K - 1 - P, whose output is H x W.
+    PaddedPlane<A> dzpad(S == 1 ? g.Ho : 0, g.Wo, g.K, 1, g.K - 1 - g.P, S == 1 ? g.W : 0);
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t c = p % g.C;
       const A* w = wt + c * KK;
-      const T* xp = x + p * HW;
-      conv_plane<T, A, S>(xp, w, z.data(), g);
+      const A* xp = xpad.fill(x + p * HW);
+      conv_plane<S>(xp, xpad.stride, w, z.data(), g.K, g.Ho, g.Wo);
       const A shift = stats[p], mean = stats[P + p], rstd = stats[2 * P + p];
       const A nwc = nw ? nw[c] : A(1), nbc = nb ? nb[c] : A(0);
       const A gsq = static_cast<A>(static_cast<double>(dsq[p]) / static_cast<double>(HWo));
@@ -229,14 +403,24 @@ void backward_nchw(const T* dy, const T* dsq, const T* x, const A* wt, const A* 
       const A mg = static_cast<A>(static_cast<double>(sum_g_out[p]) / HWo);
       const A mgz = static_cast<A>(static_cast<double>(sum_gz_out[p]) / HWo);
       const A k = rstd * nwc;
-      for (int64_t i = 0; i < HWo; ++i) {
-        const A zhat = ((z[i] - shift) - mean) * rstd;
-        z[i] = k * (gb[i] - mg - zhat * mgz);  // z now holds dz
-      }
-      weight_grad_plane<T, A, S>(xp, z.data(), taps.data() + p * KK, g);
-      conv_transpose_plane<A, S>(z.data(), w, dxb.data(), g);
+      A* __restrict zb = z.data();
+      const A* __restrict gbp = gb.data();
+      for_each_lanes<A, A>(HWo, [&](auto v, int64_t i) {
+        using V = decltype(v);
+        const V zhat = ((load<V>(zb + i) - shift) - mean) * rstd;
+        store(zb + i, k * ((load<V>(gbp + i) - mg) - zhat * mgz));  // z now holds dz
+      });
+      weight_grad_plane<S>(xp, xpad.stride, z.data(), taps.data() + p * KK, g.K, g.Ho, g.Wo);
       T* dxp = dx + p * HW;
-      for (int64_t i = 0; i < HW; ++i) dxp[i] = static_cast<T>(dxb[i]);
+      if constexpr (S == 1) {
+        A wf[25];
+        for (int t = 0; t < KK; ++t) wf[t] = w[KK - 1 - t];
+        conv_plane<1>(dzpad.fill(z.data()), dzpad.stride, wf, dxp, g.K, g.H, g.W);
+      } else {
+        conv_transpose_plane<A, S>(z.data(), w, dxb.data(), g);
+        const A* __restrict src = dxb.data();
+        for_each_lanes<T, A>(HW, [&](auto v, int64_t i) { store(dxp + i, load<decltype(v)>(src + i)); });
+      }
     }
   });
   for (int64_t c = 0; c < g.C; ++c) {

@@ -15,6 +15,10 @@
 // Determinism: every reduction is cut at fixed block (or pixel-chunk) boundaries that depend only
 // on the shape, each block is summed in a fixed lane order, and blocks are combined in order in
 // double. Whichever thread runs a block, and however many threads there are, results are the same.
+//
+// The loops run on simd.h's 8-float vectors for float and bfloat16 (along HW for NCHW, along C for
+// channels_last, with scalar tails), scalar for half and double; params.h's lane_sums keeps each
+// block's 16-lane summation order.
 #include <ATen/Dispatch.h>
 
 #include <algorithm>
@@ -49,34 +53,31 @@ EFFGAN_INLINE void finalize_stats(double sum, double sumsq, int64_t count, doubl
 // sum(x - shift), sum((x - shift)^2) over len contiguous values.
 template <typename T, typename A>
 EFFGAN_INLINE void shifted_sums(const T* __restrict x, int64_t len, A shift, double& sum, double& sumsq) {
-  A s[kLanes] = {};
-  A q[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= len; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      const A d = static_cast<A>(x[i + l]) - shift;
-      s[l] += d;
-      q[l] += d * d;
-    }
-  }
-  for (int l = 0; i + l < len; ++l) {
-    const A d = static_cast<A>(x[i + l]) - shift;
-    s[l] += d;
-    q[l] += d * d;
-  }
-  sum = static_cast<double>(lane_total(s));
-  sumsq = static_cast<double>(lane_total(q));
+  double sums[2];
+  lane_sums<2, T, A>(
+      len,
+      [&](auto v, int64_t i, auto* t) {
+        using V = decltype(v);
+        const V d = load<V>(x + i) - shift;
+        t[0] = d;
+        t[1] = d * d;
+      },
+      sums);
+  sum = sums[0];
+  sumsq = sums[1];
 }
 
 template <typename T, typename A, int ACT, bool HAS_RES>
 void norm_act_span(const T* __restrict x, const T* __restrict res, T* __restrict y, int64_t len,
                    const PlaneCoef<A>& k, A slope) {
-  const A scale = k.rstd * k.w;
-  for (int64_t i = 0; i < len; ++i) {
-    A v = act_forward<ACT>(((static_cast<A>(x[i]) - k.shift) - k.mean) * scale + k.b, slope);
-    if constexpr (HAS_RES) v += static_cast<A>(res[i]);
-    y[i] = static_cast<T>(v);
-  }
+  // Copies, so that the stores through y cannot be taken to change them.
+  const A shift = k.shift, mean = k.mean, scale = k.rstd * k.w, b = k.b;
+  for_each_lanes<T, A>(len, [&](auto v, int64_t i) {
+    using V = decltype(v);
+    V a = act_forward<ACT>(((load<V>(x + i) - shift) - mean) * scale + b, slope);
+    if constexpr (HAS_RES) a += load<V>(res + i);
+    store(y + i, a);
+  });
 }
 
 template <typename T, typename A, int ACT>
@@ -198,11 +199,14 @@ void norm_act_pixels(const T* __restrict x, const T* __restrict res, T* __restri
                      const A* __restrict bias, A slope) {
   for (int64_t px = 0; px < pixels; ++px) {
     const int64_t o = px * C;
-    for (int64_t c = 0; c < C; ++c) {
-      A v = act_forward<ACT>(((static_cast<A>(x[o + c]) - shift[c]) - mean[c]) * scale[c] + bias[c], slope);
-      if constexpr (HAS_RES) v += static_cast<A>(res[o + c]);
-      y[o + c] = static_cast<T>(v);
-    }
+    for_each_lanes<T, A>(C, [&](auto v, int64_t c) {
+      using V = decltype(v);
+      V a = act_forward<ACT>(((load<V>(x + o + c) - load<V>(shift + c)) - load<V>(mean + c)) * load<V>(scale + c) +
+                                 load<V>(bias + c),
+                             slope);
+      if constexpr (HAS_RES) a += load<V>(res + o + c);
+      store(y + o + c, a);
+    });
   }
 }
 
@@ -212,20 +216,24 @@ void forward_cl(const T* x, const T* res, T* y, A* mean, A* rstd, const A* w, co
   const PixelChunks ch(HW, C);
   std::vector<double> part(2 * N * ch.n * C);
   parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<A> shift(C), s(C), q(C);
+    std::vector<A> shift_buf(C), s_buf(C), q_buf(C);
+    A* __restrict shift = shift_buf.data();
+    A* __restrict s = s_buf.data();
+    A* __restrict q = q_buf.data();
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / ch.n, k = t % ch.n;
       const T* xs = x + n * HW * C;
       for (int64_t c = 0; c < C; ++c) shift[c] = static_cast<A>(xs[c]);
-      std::fill(s.begin(), s.end(), A(0));
-      std::fill(q.begin(), q.end(), A(0));
+      std::fill(s, s + C, A(0));
+      std::fill(q, q + C, A(0));
       for (int64_t px = ch.begin(k); px < ch.end(k, HW); ++px) {
         const T* row = xs + px * C;
-        for (int64_t c = 0; c < C; ++c) {
-          const A d = static_cast<A>(row[c]) - shift[c];
-          s[c] += d;
-          q[c] += d * d;
-        }
+        for_each_lanes<T, A>(C, [&](auto v, int64_t c) {
+          using V = decltype(v);
+          const V d = load<V>(row + c) - load<V>(shift + c);
+          store(s + c, load<V>(s + c) + d);
+          store(q + c, load<V>(q + c) + d * d);
+        });
       }
       double* out = part.data() + 2 * t * C;
       for (int64_t c = 0; c < C; ++c) {
@@ -259,47 +267,55 @@ void forward_cl(const T* x, const T* res, T* y, A* mean, A* rstd, const A* w, co
 //   dx = rstd * w * (dz - mean(dz) - xhat * mean(dz * xhat)),
 //   dweight = sum(dz * xhat), dbias = sum(dz) (summed over the batch by the caller).
 
-template <typename T, typename A, int ACT>
-EFFGAN_INLINE A upstream_grad(T x, T dy, const PlaneCoef<A>& k, A slope, A& xhat) {
-  xhat = ((static_cast<A>(x) - k.shift) - k.mean) * k.rstd;
-  A dz = static_cast<A>(dy);
-  if constexpr (ACT != kIdentity) dz *= act_grad<ACT>(xhat * k.w + k.b, slope);
+// xhat and dz = dy * act'(xhat * w + b) for lanes V of x and dy. The coefficients are per channel,
+// so the same code serves one plane (scalars of A) and a row of channels (vectors loaded from the
+// per-channel arrays).
+template <typename V, typename K>
+EFFGAN_INLINE V normalized(V x, K shift, K mean, K rstd) {
+  return ((x - shift) - mean) * rstd;
+}
+
+template <int ACT, typename V, typename K, typename A>
+EFFGAN_INLINE V upstream_grad(V xhat, V dy, K w, K b, A slope) {
+  V dz = dy;
+  if constexpr (ACT != kIdentity) dz *= act_grad<ACT>(xhat * w + b, slope);
   return dz;
 }
 
+// The sums of dz and dz * xhat over the span; dz is also written to dz_keep when given.
 template <typename T, typename A, int ACT>
 EFFGAN_INLINE void grad_sums(const T* __restrict x, const T* __restrict dy, int64_t len, const PlaneCoef<A>& k,
-                             A slope, double& sum_dz, double& sum_dzx) {
-  A s[kLanes] = {};
-  A q[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= len; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      A xhat;
-      const A dz = upstream_grad<T, A, ACT>(x[i + l], dy[i + l], k, slope, xhat);
-      s[l] += dz;
-      q[l] += dz * xhat;
-    }
-  }
-  for (int l = 0; i + l < len; ++l) {
-    A xhat;
-    const A dz = upstream_grad<T, A, ACT>(x[i + l], dy[i + l], k, slope, xhat);
-    s[l] += dz;
-    q[l] += dz * xhat;
-  }
-  sum_dz = static_cast<double>(lane_total(s));
-  sum_dzx = static_cast<double>(lane_total(q));
+                             A slope, double& sum_dz, double& sum_dzx, A* __restrict dz_keep) {
+  double sums[2];
+  lane_sums<2, T, A>(
+      len,
+      [&](auto v, int64_t i, auto* t) {
+        using V = decltype(v);
+        const V xhat = normalized(load<V>(x + i), k.shift, k.mean, k.rstd);
+        const V dz = upstream_grad<ACT>(xhat, load<V>(dy + i), k.w, k.b, slope);
+        if (dz_keep != nullptr) store(dz_keep + i, dz);
+        t[0] = dz;
+        t[1] = dz * xhat;
+      },
+      sums);
+  sum_dz = sums[0];
+  sum_dzx = sums[1];
 }
 
+// dx over the span, from dz_kept (grad_sums' dz_keep) when given, else recomputing dz.
 template <typename T, typename A, int ACT>
 void input_grad_span(const T* __restrict x, const T* __restrict dy, T* __restrict dx, int64_t len,
-                     const PlaneCoef<A>& k, A slope, A mean_dz, A mean_dzx) {
-  const A kw = k.rstd * k.w;
-  for (int64_t i = 0; i < len; ++i) {
-    A xhat;
-    const A dz = upstream_grad<T, A, ACT>(x[i], dy[i], k, slope, xhat);
-    dx[i] = static_cast<T>(kw * (dz - mean_dz - xhat * mean_dzx));
-  }
+                     const PlaneCoef<A>& k, A slope, A mean_dz, A mean_dzx, const A* __restrict dz_kept) {
+  // Copies, so that the stores through dx cannot be taken to change them.
+  const PlaneCoef<A> kc = k;
+  const A kw = kc.rstd * kc.w;
+  for_each_lanes<T, A>(len, [&](auto v, int64_t i) {
+    using V = decltype(v);
+    const V xhat = normalized(load<V>(x + i), kc.shift, kc.mean, kc.rstd);
+    const V dz =
+        dz_kept != nullptr ? load<V>(dz_kept + i) : upstream_grad<ACT>(xhat, load<V>(dy + i), kc.w, kc.b, slope);
+    store(dx + i, kw * (dz - mean_dz - xhat * mean_dzx));
+  });
 }
 
 template <typename T, typename A, int ACT>
@@ -321,6 +337,10 @@ void backward_nchw(const T* dy, const T* x, T* dx, const A* mean, const A* rstd,
   };
   if (!split_planes(P, nblk)) {
     parallel_for(0, P, 1, [&](int64_t p0, int64_t p1) {
+      // A costly activation's dz is kept for the dx pass (a plane per thread, read back from L2)
+      // rather than evaluated twice; the same values either way.
+      std::vector<A> dz_buf(kCostlyAct<ACT> ? HW : 0);
+      A* dz_keep = kCostlyAct<ACT> ? dz_buf.data() : nullptr;
       for (int64_t p = p0; p < p1; ++p) {
         const PlaneCoef<A> k = coef(p);
         const int64_t base = p * HW;
@@ -328,14 +348,15 @@ void backward_nchw(const T* dy, const T* x, T* dx, const A* mean, const A* rstd,
         for (int64_t blk = 0; blk < nblk; ++blk) {
           const int64_t lo = blk * kBlock;
           double a, c;
-          grad_sums<T, A, ACT>(x + base + lo, dy + base + lo, std::min(kBlock, HW - lo), k, slope, a, c);
+          grad_sums<T, A, ACT>(x + base + lo, dy + base + lo, std::min(kBlock, HW - lo), k, slope, a, c,
+                               dz_keep != nullptr ? dz_keep + lo : nullptr);
           sdz += a;
           sdzx += c;
         }
         finish(p, sdz, sdzx);
         A mdz, mdzx;
         means(p, mdz, mdzx);
-        input_grad_span<T, A, ACT>(x + base, dy + base, dx + base, HW, k, slope, mdz, mdzx);
+        input_grad_span<T, A, ACT>(x + base, dy + base, dx + base, HW, k, slope, mdz, mdzx, dz_keep);
       }
     });
     return;
@@ -345,7 +366,7 @@ void backward_nchw(const T* dy, const T* x, T* dx, const A* mean, const A* rstd,
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t p = t / nblk, lo = (t % nblk) * kBlock, off = p * HW + lo;
       grad_sums<T, A, ACT>(x + off, dy + off, std::min(kBlock, HW - lo), coef(p), slope, part[2 * t],
-                           part[2 * t + 1]);
+                           part[2 * t + 1], nullptr);
     }
   });
   for (int64_t p = 0; p < P; ++p) {
@@ -361,7 +382,8 @@ void backward_nchw(const T* dy, const T* x, T* dx, const A* mean, const A* rstd,
       const int64_t p = t / nblk, lo = (t % nblk) * kBlock, off = p * HW + lo;
       A mdz, mdzx;
       means(p, mdz, mdzx);
-      input_grad_span<T, A, ACT>(x + off, dy + off, dx + off, std::min(kBlock, HW - lo), coef(p), slope, mdz, mdzx);
+      input_grad_span<T, A, ACT>(x + off, dy + off, dx + off, std::min(kBlock, HW - lo), coef(p), slope, mdz, mdzx,
+                                 nullptr);
     }
   });
 }
@@ -375,7 +397,9 @@ void backward_cl(const T* dy, const T* x, T* dx, const A* mean, const A* rstd, c
   const ChannelCoefs<A> k = channel_coefs(x, mean, rstd, w, b, N, C, HW);
   std::vector<double> part(2 * N * ch.n * C);
   parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<A> s(C), q(C);
+    std::vector<A> s_buf(C), q_buf(C);
+    A* __restrict s = s_buf.data();
+    A* __restrict q = q_buf.data();
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / ch.n, kk = t % ch.n, pc = n * C;
       const A* __restrict sh = &k.shift[pc];
@@ -383,17 +407,17 @@ void backward_cl(const T* dy, const T* x, T* dx, const A* mean, const A* rstd, c
       const A* __restrict rs = rstd + pc;
       const A* __restrict ww = &k.w[pc];
       const A* __restrict bb = &k.b[pc];
-      std::fill(s.begin(), s.end(), A(0));
-      std::fill(q.begin(), q.end(), A(0));
+      std::fill(s, s + C, A(0));
+      std::fill(q, q + C, A(0));
       for (int64_t px = ch.begin(kk); px < ch.end(kk, HW); ++px) {
         const int64_t o = (n * HW + px) * C;
-        for (int64_t c = 0; c < C; ++c) {
-          const A xhat = ((static_cast<A>(x[o + c]) - sh[c]) - mu[c]) * rs[c];
-          A dz = static_cast<A>(dy[o + c]);
-          if constexpr (ACT != kIdentity) dz *= act_grad<ACT>(xhat * ww[c] + bb[c], slope);
-          s[c] += dz;
-          q[c] += dz * xhat;
-        }
+        for_each_lanes<T, A>(C, [&](auto v, int64_t c) {
+          using V = decltype(v);
+          const V xhat = normalized(load<V>(x + o + c), load<V>(sh + c), load<V>(mu + c), load<V>(rs + c));
+          const V dz = upstream_grad<ACT>(xhat, load<V>(dy + o + c), load<V>(ww + c), load<V>(bb + c), slope);
+          store(s + c, load<V>(s + c) + dz);
+          store(q + c, load<V>(q + c) + dz * xhat);
+        });
       }
       double* out = part.data() + 2 * t * C;
       for (int64_t c = 0; c < C; ++c) {
@@ -424,12 +448,12 @@ void backward_cl(const T* dy, const T* x, T* dx, const A* mean, const A* rstd, c
       const A* __restrict mdx = &mdzx[pc];
       for (int64_t px = ch.begin(kk); px < ch.end(kk, HW); ++px) {
         const int64_t o = (n * HW + px) * C;
-        for (int64_t c = 0; c < C; ++c) {
-          const A xhat = ((static_cast<A>(x[o + c]) - sh[c]) - mu[c]) * rs[c];
-          A dz = static_cast<A>(dy[o + c]);
-          if constexpr (ACT != kIdentity) dz *= act_grad<ACT>(xhat * ww[c] + bb[c], slope);
-          dx[o + c] = static_cast<T>(sc[c] * (dz - md[c] - xhat * mdx[c]));
-        }
+        for_each_lanes<T, A>(C, [&](auto v, int64_t c) {
+          using V = decltype(v);
+          const V xhat = normalized(load<V>(x + o + c), load<V>(sh + c), load<V>(mu + c), load<V>(rs + c));
+          const V dz = upstream_grad<ACT>(xhat, load<V>(dy + o + c), load<V>(ww + c), load<V>(bb + c), slope);
+          store(dx + o + c, load<V>(sc + c) * (dz - load<V>(md + c) - xhat * load<V>(mdx + c)));
+        });
       }
     }
   });

@@ -58,6 +58,44 @@ EFFGAN_INLINE A lane_total(const A* lanes) {
   return t[0] + t[1];
 }
 
+// K sums over [0, len) in the reductions' fixed order: value i goes to lane i % kLanes, and the
+// lanes are added by lane_total. f(V{}, i, t) sets t[0..K) to the K terms of value i (V = A) or of
+// the eight values from i on (V = vf8); with VEC (default: kHasVec) the kLanes lanes run as two vf8.
+template <int K, typename T, typename A, bool VEC = kHasVec<T, A>, typename F>
+EFFGAN_INLINE void lane_sums(int64_t len, const F& f, double (&sums)[K]) {
+  static_assert(kLanes == 2 * kVecWidth);
+  A lanes[K][kLanes] = {};
+  int64_t i = 0;
+  if constexpr (VEC) {
+    vf8 lo[K] = {}, hi[K] = {};
+    for (; i + kLanes <= len; i += kLanes) {
+      vf8 t[K];
+      f(vf8{}, i, t);
+      for (int k = 0; k < K; ++k) lo[k] += t[k];
+      f(vf8{}, i + kVecWidth, t);
+      for (int k = 0; k < K; ++k) hi[k] += t[k];
+    }
+    for (int k = 0; k < K; ++k) {
+      store8(lanes[k], lo[k]);
+      store8(lanes[k] + kVecWidth, hi[k]);
+    }
+  } else {
+    for (; i + kLanes <= len; i += kLanes) {
+      for (int l = 0; l < kLanes; ++l) {
+        A t[K];
+        f(A{}, i + l, t);
+        for (int k = 0; k < K; ++k) lanes[k][l] += t[k];
+      }
+    }
+  }
+  for (int l = 0; i + l < len; ++l) {
+    A t[K];
+    f(A{}, i + l, t);
+    for (int k = 0; k < K; ++k) lanes[k][l] += t[k];
+  }
+  for (int k = 0; k < K; ++k) sums[k] = static_cast<double>(lane_total(lanes[k]));
+}
+
 // Flush denormals to zero (FTZ + DAZ) while a kernel runs on this thread, restoring the caller's
 // mode afterwards. Where the compiler turns the exp clamp into a blend it evaluates the clamped
 // branch too (e.g. z * sigmoid(-87) in silu), and those products are denormal: without this, silu

@@ -32,7 +32,7 @@ void forward_impl(const T* x, T* y, const A* sig, int64_t N, int64_t C, int64_t 
         const T* __restrict xp = x + p * HW + lo;
         T* __restrict yp = y + p * HW + lo;
         const A s = sig[p];
-        for (int64_t i = 0; i < len; ++i) yp[i] = static_cast<T>(static_cast<A>(xp[i]) * s);
+        for_each_lanes<T, A>(len, [&](auto v, int64_t i) { store(yp + i, load<decltype(v)>(xp + i) * s); });
       }
     });
     return;
@@ -45,7 +45,10 @@ void forward_impl(const T* x, T* y, const A* sig, int64_t N, int64_t C, int64_t 
       for (int64_t px = ch.begin(k); px < ch.end(k, HW); ++px) {
         const T* __restrict xp = x + (n * HW + px) * C;
         T* __restrict yp = y + (n * HW + px) * C;
-        for (int64_t c = 0; c < C; ++c) yp[c] = static_cast<T>(static_cast<A>(xp[c]) * s[c]);
+        for_each_lanes<T, A>(C, [&](auto v, int64_t c) {
+          using V = decltype(v);
+          store(yp + c, load<V>(xp + c) * load<V>(s + c));
+        });
       }
     }
   });
@@ -53,21 +56,17 @@ void forward_impl(const T* x, T* y, const A* sig, int64_t N, int64_t C, int64_t 
 
 template <typename T, typename A>
 EFFGAN_INLINE double dot_block(const T* __restrict dy, const T* __restrict x, T* __restrict dx, int64_t len, A s) {
-  A acc[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= len; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      const A g = static_cast<A>(dy[i + l]);
-      dx[i + l] = static_cast<T>(g * s);
-      acc[l] += g * static_cast<A>(x[i + l]);
-    }
-  }
-  for (int l = 0; i + l < len; ++l) {
-    const A g = static_cast<A>(dy[i + l]);
-    dx[i + l] = static_cast<T>(g * s);
-    acc[l] += g * static_cast<A>(x[i + l]);
-  }
-  return static_cast<double>(lane_total(acc));
+  double sum[1];
+  lane_sums<1, T, A>(
+      len,
+      [&](auto v, int64_t i, auto* t) {
+        using V = decltype(v);
+        const V g = load<V>(dy + i);
+        store(dx + i, g * s);
+        t[0] = g * load<V>(x + i);
+      },
+      sum);
+  return sum[0];
 }
 
 template <typename T, typename A>
@@ -92,18 +91,20 @@ void backward_impl(const T* dy, const T* x, T* dx, const A* sig, A* sum_dyx, int
   const PixelChunks ch(HW, C);
   std::vector<double> part(N * ch.n * C);
   parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<A> acc(C);
+    std::vector<A> acc_buf(C);
+    A* __restrict acc = acc_buf.data();
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / ch.n, k = t % ch.n;
       const A* __restrict s = sig + n * C;
-      std::fill(acc.begin(), acc.end(), A(0));
+      std::fill(acc, acc + C, A(0));
       for (int64_t px = ch.begin(k); px < ch.end(k, HW); ++px) {
         const int64_t o = (n * HW + px) * C;
-        for (int64_t c = 0; c < C; ++c) {
-          const A g = static_cast<A>(dy[o + c]);
-          dx[o + c] = static_cast<T>(g * s[c]);
-          acc[c] += g * static_cast<A>(x[o + c]);
-        }
+        for_each_lanes<T, A>(C, [&](auto v, int64_t c) {
+          using V = decltype(v);
+          const V g = load<V>(dy + o + c);
+          store(dx + o + c, g * load<V>(s + c));
+          store(acc + c, load<V>(acc + c) + g * load<V>(x + o + c));
+        });
       }
       for (int64_t c = 0; c < C; ++c) part[t * C + c] = acc[c];
     }

@@ -4,6 +4,16 @@ The extension is compiled on first use with ``torch.utils.cpp_extension.load`` (
 cache directory keyed by everything that changes the binary: the sources, the torch and Python
 versions, the compiler and the flags. A later process with the same key loads the cached build.
 
+The build targets the machine it runs on: on x86-64 CPUs where torch reports AVX2 (or AVX-512)
+it adds ``-mavx2 -mfma -mf16c``, elsewhere no ISA flag (the SSE2 baseline on x86-64). AVX-512
+machines get the same 256-bit build: the kernels' vectors are a fixed 8 floats wide (csrc/simd.h).
+These flags are part of the key, so machines with different CPUs sharing one cache directory get
+separate builds. Results do not depend on the build either: the summation order is fixed (whatever
+the thread count) and ``-ffp-contract=off`` keeps the compiler from fusing a * b + c into one
+rounding where it happens to see both (which would differ between a kernel's whole-plane and
+split-plane paths, and between ISAs). ``ATEN_CPU_CAPABILITY=default`` (torch's own switch) selects
+the baseline build.
+
 Two processes building the same key at once serialise on an ``fcntl.flock`` lock file beside the
 keyed directory: the first builds, the second waits and then loads what the first built. Holding
 that lock also makes it safe to clear a lock file torch's own builder may have left behind when a
@@ -21,6 +31,7 @@ import functools
 import hashlib
 import importlib.resources
 import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -28,12 +39,14 @@ from pathlib import Path
 EXT_NAME = "effgan_cpp"
 # Bump when the build recipe itself changes in a way the key would not otherwise see.
 RECIPE_VERSION = 1
-# -O3 for loops that auto-vectorise at the baseline ISA (no -march: the cache may be shared by
-# machines with different CPUs); -fno-trapping-math lets GCC turn the activations' selects and
-# clamps into blends (without it those loops stay scalar); -fno-math-errno for sqrt; -fopenmp
-# because at::parallel_for is an OpenMP region in torch's headers: without it every kernel would
-# run on one thread. No -ffast-math: the kernels' summation order is part of their determinism.
-CFLAGS = ("-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function")
+# -O3; -fno-trapping-math lets GCC turn the activations' selects and clamps into blends (without
+# it the loops it auto-vectorises stay scalar); -fno-math-errno for sqrt; -fopenmp because
+# at::parallel_for is an OpenMP region in torch's headers: without it every kernel would run on one
+# thread. No -ffast-math and no FMA contraction: the kernels' rounding is part of their
+# determinism. The ISA flags are added per machine, see isa_flags().
+CFLAGS = ("-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-Wno-unused-function")
+# x86-64 with AVX2: 256-bit vectors, FMA, and F16C's half <-> float conversions.
+AVX2_FLAGS = ("-mavx2", "-mfma", "-mf16c")
 LDFLAGS = ("-fopenmp",)
 SOURCE_SUFFIXES = (".cpp", ".h")
 LOG_TAIL_CHARS = 4000
@@ -56,6 +69,24 @@ def cache_root() -> Path:
     return Path.home() / ".cache" / "effgan" / "ext"
 
 
+def isa_flags() -> tuple[str, ...]:
+    """The vector ISA flags for this machine: AVX2_FLAGS on x86-64 where torch finds AVX2, else none.
+
+    torch's capability check (cpuinfo) also requires FMA for AVX2; every AVX2 CPU has F16C.
+    """
+    import torch
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return ()
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        return AVX2_FLAGS
+    return ()
+
+
+def compile_flags() -> tuple[str, ...]:
+    return CFLAGS + isa_flags()
+
+
 def build_key(src: Path | None = None, name: str = EXT_NAME) -> str:
     """A short hash of the sources, the toolchain and the flags: one cache entry per distinct build."""
     import torch
@@ -65,7 +96,7 @@ def build_key(src: Path | None = None, name: str = EXT_NAME) -> str:
     h.update(f"torch={torch.__version__}\n".encode())
     h.update(f"python={sys.version_info[:2]}\n".encode())
     h.update(f"cxx={os.environ.get('CXX', 'c++')}\n".encode())
-    h.update(f"cflags={CFLAGS} ldflags={LDFLAGS}\n".encode())
+    h.update(f"cflags={compile_flags()} ldflags={LDFLAGS}\n".encode())
     for path in source_files(src):
         h.update(path.name.encode() + b"\0")
         h.update(path.read_bytes())
@@ -119,7 +150,7 @@ def _build_and_load(target: Path, src: Path, name: str):
     return cpp_extension.load(
         name=name,
         sources=[str(p) for p in source_files(src) if p.suffix == ".cpp"],
-        extra_cflags=list(CFLAGS),
+        extra_cflags=list(compile_flags()),
         extra_ldflags=list(LDFLAGS),
         extra_include_paths=[str(src)],
         build_directory=str(target),

@@ -61,6 +61,26 @@ def test_key_tracks_sources_toolchain_and_name(tmp_path, monkeypatch):
     assert _cpp_build.build_key(src) != changed, "the compiler is part of the key"
 
 
+@pytest.mark.parametrize(
+    "machine, capability, expected",
+    [
+        ("x86_64", "AVX2", _cpp_build.AVX2_FLAGS),
+        ("x86_64", "AVX512", _cpp_build.AVX2_FLAGS),  # the kernels' vectors are 256-bit anyway
+        ("x86_64", "DEFAULT", ()),
+        ("aarch64", "DEFAULT", ()),
+    ],
+)
+def test_isa_flags_follow_the_cpu_and_enter_the_key(monkeypatch, machine, capability, expected):
+    monkeypatch.setattr(_cpp_build.platform, "machine", lambda: machine)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    assert _cpp_build.isa_flags() == expected
+    assert _cpp_build.compile_flags() == _cpp_build.CFLAGS + expected
+    key = _cpp_build.build_key()
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "DEFAULT" if expected else "AVX2")
+    if machine == "x86_64":
+        assert _cpp_build.build_key() != key, "machines with and without AVX2 must not share a build"
+
+
 def test_cache_root_is_overridable(tmp_path, monkeypatch):
     monkeypatch.setenv("EFFGAN_EXT_DIR", str(tmp_path / "cache"))
     assert _cpp_build.build_dir() == tmp_path / "cache" / _cpp_build.build_key()

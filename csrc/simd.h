@@ -1,0 +1,125 @@
+// Fixed-width float vectors for the kernels' hot loops (GCC/clang vector extensions).
+//
+// vf8 is eight floats whatever the target ISA: one 256-bit register with -mavx2 (see
+// effgan/_cpp_build.py), two 128-bit ones at the SSE2 baseline. Two vf8 accumulators hold the 16
+// lanes of a reduction (params.h: lane_sums), the order the scalar lane arrays had, so results do
+// not depend on the ISA (the build turns FMA contraction off, see effgan/_cpp_build.py). GCC's auto-vectoriser handles those 16-lane arrays
+// badly at AVX2 (it shuffles between lanes and ends up slower than SSE2); written with these types
+// the loops compile to straight vector code at every ISA.
+//
+// Code written over a lane type V (float, double, or vf8) serves both a vector loop and its scalar
+// tail: splat, load and store below are overloaded on V, and the arithmetic operators and ?: act
+// elementwise on vectors (a vector comparison yields a lane mask that ?: selects with).
+#pragma once
+
+#include <c10/util/BFloat16.h>
+
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#define EFFGAN_INLINE inline __attribute__((always_inline))
+
+// Without -mavx2 GCC notes that passing vf8 by value has a different ABI than with AVX. vf8 never
+// crosses the extension's boundary and every source is built with the same flags, so the note is
+// moot (it stays off for the rest of each source that includes this header).
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+namespace effgan {
+
+typedef float vf8 __attribute__((vector_size(32)));
+typedef int32_t vi8 __attribute__((vector_size(32)));
+typedef uint32_t vu8 __attribute__((vector_size(32)));
+typedef uint16_t vh8 __attribute__((vector_size(16)));
+constexpr int kVecWidth = 8;
+
+// Loops over values of T accumulating in A run on vf8 lanes for float and bfloat16 values with
+// float arithmetic; others (Half, double) use scalar loops.
+template <typename T, typename A>
+constexpr bool kHasVec =
+    (std::is_same_v<T, float> || std::is_same_v<T, c10::BFloat16>) && std::is_same_v<A, float>;
+
+// Whether V is one of the 8-lane vector types above (else a scalar).
+template <typename V>
+constexpr bool kIsVec = !std::is_arithmetic_v<V>;
+
+template <typename V, typename S>
+EFFGAN_INLINE V splat(S s) {
+  if constexpr (kIsVec<V>) {
+    const auto e = static_cast<std::remove_cvref_t<decltype(V{}[0])>>(s);
+    return V{e, e, e, e, e, e, e, e};
+  } else {
+    return static_cast<V>(s);
+  }
+}
+
+// bfloat16 is the high half of a float: widening is a 16-bit shift of the bits.
+EFFGAN_INLINE vf8 load8(const c10::BFloat16* p) {
+  vh8 h;
+  __builtin_memcpy(&h, p, sizeof(h));
+  return reinterpret_cast<vf8>(__builtin_convertvector(h, vu8) << 16);
+}
+
+EFFGAN_INLINE vf8 load8(const float* p) {
+  vf8 v;
+  __builtin_memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// Round to nearest even, NaN -> 0x7FC0: exactly c10::BFloat16(float) (round_to_nearest_even).
+EFFGAN_INLINE void store8(c10::BFloat16* p, vf8 v) {
+  const vu8 u = reinterpret_cast<vu8>(v);
+  const vu8 rounded = (u + (((u >> 16) & 1u) + 0x7FFFu)) >> 16;
+  const vu8 bits = v != v ? splat<vu8>(0x7FC0u) : rounded;
+  const vh8 h = __builtin_convertvector(bits, vh8);
+  __builtin_memcpy(p, &h, sizeof(h));
+}
+
+EFFGAN_INLINE void store8(float* p, vf8 v) { __builtin_memcpy(p, &v, sizeof(v)); }
+
+// load<V>(p): one value converted to V, or eight values from p on.
+template <typename V, typename T>
+EFFGAN_INLINE V load(const T* p) {
+  if constexpr (kIsVec<V>) {
+    return load8(p);
+  } else {
+    return static_cast<V>(*p);
+  }
+}
+
+template <typename T, typename V>
+EFFGAN_INLINE void store(T* p, V v) {
+  if constexpr (kIsVec<V>) {
+    store8(p, v);
+  } else {
+    *p = static_cast<T>(v);
+  }
+}
+
+// |v| as std::abs: the sign bit cleared (also of -0 and NaN).
+template <typename V>
+EFFGAN_INLINE V abs_lanes(V v) {
+  if constexpr (kIsVec<V>) {
+    return reinterpret_cast<V>(reinterpret_cast<vu8>(v) & 0x7FFFFFFFu);
+  } else {
+    return std::abs(v);
+  }
+}
+
+// 2^n for n holding an integer value in [-126, 127], built from the exponent bits.
+EFFGAN_INLINE float exp2_int(float n) { return __builtin_bit_cast(float, (static_cast<int32_t>(n) + 127) << 23); }
+
+EFFGAN_INLINE vf8 exp2_int(vf8 n) { return reinterpret_cast<vf8>((__builtin_convertvector(n, vi8) + 127) << 23); }
+
+// Calls f(V{}, i) for i in [0, len): V = vf8 at every 8th i while 8 values remain (with VEC,
+// default: kHasVec), else V = A for one value. f reads the lane type from its first argument.
+template <typename T, typename A, bool VEC = kHasVec<T, A>, typename F>
+EFFGAN_INLINE void for_each_lanes(int64_t len, const F& f) {
+  int64_t i = 0;
+  if constexpr (VEC) {
+    for (; i + kVecWidth <= len; i += kVecWidth) f(vf8{}, i);
+  }
+  for (; i < len; ++i) f(A{}, i);
+}
+
+}  // namespace effgan
