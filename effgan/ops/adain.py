@@ -124,7 +124,8 @@ def _setup_context(ctx, inputs, output):
 def _backward(ctx, dy, _dshift, _dmean, _drstd):
     x, style_scale, noise, noise_weight, bias, shift, mean, rstd = ctx.saved_tensors
     dy = like_layout(dy, x)
-    dx, sum_dy, sum_dyh, sum_duz, sum_du = call_backward(_bwd, _bwd_impl, 
+    dx, sum_dy, sum_dyh, sum_duz, sum_du = call_backward(
+        _bwd, _bwd_impl,
         dy, x, style_scale, noise, noise_weight, bias, shift, mean, rstd, ctx.act, ctx.negative_slope, ctx.impl
     )
     need = ctx.needs_input_grad

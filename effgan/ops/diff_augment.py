@@ -239,7 +239,8 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, dy):
     x, saturation, contrast, translation, cutout_origin = ctx.saved_tensors
-    dx = call_backward(_bwd, _bwd_impl, like_layout(dy, x), saturation, contrast, translation, cutout_origin, *ctx.cut, ctx.impl)
+    dx = call_backward(_bwd, _bwd_impl, like_layout(dy, x), saturation, contrast, translation, cutout_origin,
+                       *ctx.cut, ctx.impl)
     return dx, None, None, None, None, None, None, None, None
 
 

@@ -141,8 +141,9 @@ def _backward(ctx, dy, dsqueeze, _dstats):
         dy = x.new_zeros(ctx.y_shape)
     if dsqueeze is None:
         dsqueeze = x.new_zeros(ctx.y_shape[:2])
-    dx, dweight, sum_dz, sum_dzx = call_backward(_bwd, _bwd_impl, dy, dsqueeze.contiguous(), x, weight, norm_weight, norm_bias, stats,
-                                        ctx.stride, ctx.pad, ctx.act, ctx.negative_slope, ctx.impl)
+    dx, dweight, sum_dz, sum_dzx = call_backward(_bwd, _bwd_impl, dy, dsqueeze.contiguous(), x, weight, norm_weight,
+                                                 norm_bias, stats, ctx.stride, ctx.pad, ctx.act, ctx.negative_slope,
+                                                 ctx.impl)
     dbias = dnorm_weight = dnorm_bias = None
     if bias is not None and ctx.needs_input_grad[2]:
         dbias = torch.zeros_like(bias)  # exact: the instance norm removes any per-plane constant

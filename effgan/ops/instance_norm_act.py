@@ -120,7 +120,8 @@ def _setup_context(ctx, inputs, output):
 def _backward(ctx, dy, _dmean, _drstd):
     x, weight, bias, mean, rstd = ctx.saved_tensors
     dy = like_layout(dy, x)
-    dx, sum_dz, sum_dzx = call_backward(_bwd, _bwd_impl, dy, x, weight, bias, mean, rstd, ctx.act, ctx.negative_slope, ctx.impl)
+    dx, sum_dz, sum_dzx = call_backward(_bwd, _bwd_impl, dy, x, weight, bias, mean, rstd, ctx.act, ctx.negative_slope,
+                                        ctx.impl)
     dweight = dbias = None
     if weight is not None and ctx.needs_input_grad[1]:
         dweight = sum_dzx.sum(0).to(weight.dtype)
