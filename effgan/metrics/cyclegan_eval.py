@@ -8,14 +8,14 @@ With an extractor, FID/KID compare G_AB's outputs with real B and G_BA's with re
 """
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 import torch.nn as nn
 
 from effgan.metrics.features import distribution_metrics, extract_features
 from effgan.metrics.image_quality import mae, psnr, ssim
+from effgan.models.modes import evaluating
 
 GROUND_TRUTH_KEYS = {"A_true_B": "ab", "B_true_A": "ba"}  # item key -> direction it checks
 ITEM_KEYS = ("A", "B", *GROUND_TRUTH_KEYS)
@@ -61,20 +61,6 @@ def collect_domain_items(loader_or_dataset, *, max_items: int | None) -> dict[st
         if images.shape[0] != count:
             raise ValueError(f"only some items carry {key!r}")
     return collected
-
-
-@contextlib.contextmanager
-def evaluating(*modules: nn.Module) -> Iterator[None]:
-    """Eval mode and no autograd; each module's train/eval mode is restored afterwards."""
-    modes = [m.training for m in modules]
-    for m in modules:
-        m.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        for m, mode in zip(modules, modes):
-            m.train(mode)
 
 
 def translate(generator: nn.Module, images: torch.Tensor, *, device: torch.device | str,

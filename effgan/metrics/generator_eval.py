@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from effgan.metrics.c2st import classifier_two_sample_test
 from effgan.metrics.classifier_score import generate_balanced, score_generated
-from effgan.metrics.cyclegan_eval import evaluating
+from effgan.models.modes import evaluating
 from effgan.metrics.features import distribution_metrics, extract_features
 from effgan.metrics.image_sources import collect_images
 

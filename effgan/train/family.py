@@ -14,6 +14,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from effgan.models.modes import evaluating
 from effgan.train.config import TrainConfig
 from effgan.train.distributed import DistInfo
 from effgan.train.precision import Precision
@@ -107,16 +108,8 @@ class Family(abc.ABC):
     @contextlib.contextmanager
     def eval_mode(self) -> Iterator[None]:
         """Eval mode and no autograd for sampling; training mode restored afterwards."""
-        modules = list(self.modules().values()) + list(self.sample_modules().values())
-        was_training = [m.training for m in modules]
-        for m in modules:
-            m.eval()
-        try:
-            with torch.no_grad():
-                yield
-        finally:
-            for m, mode in zip(modules, was_training):
-                m.train(mode)
+        with evaluating(*self.modules().values(), *self.sample_modules().values()):
+            yield
 
 
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
