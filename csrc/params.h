@@ -9,12 +9,12 @@
 #include <c10/util/Half.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <vector>
 
 #include "activation.h"
-#include "thread_pool.h"
 
 #if defined(__SSE__)
 #include <xmmintrin.h>
@@ -120,16 +120,40 @@ class FlushDenormals {
   unsigned saved_ = 0;
 };
 
-// A parallel loop on effgan's worker pool (thread_pool.h: sleeping workers, chunks claimed
-// dynamically) over at::get_num_threads() threads, with denormals flushed in every chunk (each
+// A parallel loop over at::get_num_threads() threads, with denormals flushed in every chunk (each
 // thread has its own FP mode). f(b, e) is called on disjoint subranges covering [begin, end).
+//
+// The threads are torch's own OpenMP workers. In a training step they have just run a convolution
+// and spin for a while before they sleep, so they start at once; a separate pool's threads would
+// have to wake up and then share the cores with those spinners (measured: the CycleGAN training
+// step fused 0.89x eager with a sleeping-worker pool, 1.14x on the OpenMP workers). The range is
+// cut into a few chunks per thread that the threads claim from a shared counter, so a thread that
+// starts late finds the others' share already done. Chunk boundaries depend only on the range, the
+// grain and the thread count, and the reductions are cut at fixed blocks anyway: results do not
+// depend on which thread runs which chunk.
 template <typename F>
 inline void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& f) {
-  auto body = [](void* ctx, int64_t b, int64_t e) {
+  if (begin >= end) return;
+  grain = std::max<int64_t>(1, grain);
+  const int64_t range = end - begin;
+  const int64_t max_chunks = ceil_div(range, grain);
+  const int threads = static_cast<int>(std::min<int64_t>(std::max(at::get_num_threads(), 1), max_chunks));
+  if (threads <= 1 || at::in_parallel_region()) {
     FlushDenormals guard;
-    (*static_cast<const F*>(ctx))(b, e);
-  };
-  pool_run(begin, end, grain, at::get_num_threads(), body, const_cast<void*>(static_cast<const void*>(&f)));
+    f(begin, end);
+    return;
+  }
+  const int64_t chunk = ceil_div(range, std::min<int64_t>(max_chunks, 4 * static_cast<int64_t>(threads)));
+  const int64_t n = ceil_div(range, chunk);
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, threads, 1, [&](int64_t, int64_t) {
+    FlushDenormals guard;
+    for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n;
+         i = next.fetch_add(1, std::memory_order_relaxed)) {
+      const int64_t b = begin + i * chunk;
+      f(b, std::min(end, b + chunk));
+    }
+  });
 }
 
 enum class Layout { kNCHW, kChannelsLast };
