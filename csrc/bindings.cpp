@@ -25,9 +25,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("slope"), py::call_guard<py::gil_scoped_release>());
   m.def("cyclegan_loss_fwd", &effgan::cyclegan_loss_fwd, py::arg("preds"), py::arg("targets"),
         py::arg("pred_weights"), py::arg("xs"), py::arg("ys"), py::arg("l1_weights"), py::arg("gan_mode"),
-        py::arg("out"), py::call_guard<py::gil_scoped_release>());
+        py::arg("out"), py::arg("signs"), py::call_guard<py::gil_scoped_release>());
   m.def("cyclegan_loss_bwd", &effgan::cyclegan_loss_bwd, py::arg("dloss"), py::arg("preds"), py::arg("targets"),
-        py::arg("pred_weights"), py::arg("xs"), py::arg("ys"), py::arg("l1_weights"), py::arg("gan_mode"),
+        py::arg("pred_weights"), py::arg("xs"), py::arg("signs"), py::arg("l1_weights"), py::arg("gan_mode"),
         py::arg("dxs"), py::arg("dys"), py::call_guard<py::gil_scoped_release>());
   m.def("se_scale_fwd", &effgan::se_scale_fwd, py::arg("x"), py::arg("gate"), py::arg("y"),
         py::call_guard<py::gil_scoped_release>());

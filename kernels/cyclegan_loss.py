@@ -3,18 +3,19 @@
 A loss is a list of terms, each a weighted mean over one tensor (or one pair of tensors):
   KIND 0 (lsgan):   weight * mean((p - target)^2)
   KIND 1 (vanilla): weight * mean(BCE-with-logits(p, target)), computed stably
-  KIND 2 (l1):      weight * mean(|x - y|)
+  L1 pair:          weight * mean(|x - y|)
 Tensors are read in their dense storage order (NCHW or channels_last alike; a pair shares strides),
 since a mean does not depend on the order of its elements.
 
-Forward: one pass per term. Every term is launched on the same G programs; program g reduces a
-contiguous chunk of the term into PART[term, g] (already scaled by weight / numel), and a one-program
-finalize kernel sums each row in a fixed order, then the rows, into (per-term losses, total).
-Deterministic: no atomics, a fixed reduction tree.
-Backward: one pass per term that recomputes the elementwise derivative from the inputs (rather than
-storing it in the forward: the same memory traffic, and no full-size buffer held between the passes)
-and writes it scaled by the upstream gradient, read from device memory (no host sync); for an L1 pair
-both dx and dy = -dx come out of the same pass.
+Forward: every launch runs on the same G programs; program g reduces a contiguous chunk into
+PART[term, g] (already scaled by weight / numel), and a one-program finalize kernel sums each row
+in a fixed order, then the rows, into (per-term losses, total). Deterministic: no atomics, a fixed
+reduction tree. Up to two L1 pairs that share their second tensor (CycleGAN: rec_a and idt_b
+against real_a) are reduced in one launch that reads it once. When a backward will follow, each
+pair's forward also writes the signs of x - y at two bits per value (layout: effgan/_signs.py).
+Backward: a GAN term recomputes its derivative from the (small) logit map; an L1 pair's gradient
+is its sign times a scale, expanded from the saved bits, so the images are not read again. The
+upstream gradient is read from device memory (no host sync); dx and dy = -dx come out of one pass.
 """
 import struct
 
@@ -23,10 +24,11 @@ import triton
 import triton.language as tl
 
 from effgan import _alloc
+from effgan._signs import sign_bytes
 
 from ._launch import _sm_count, triton_acc_dtype
 
-LSGAN, VANILLA, L1 = 0, 1, 2
+LSGAN, VANILLA = 0, 1
 
 
 @triton.jit
@@ -39,40 +41,49 @@ def _log1p_small(e):
 
 
 @triton.jit
-def _term_value(x, y, target, KIND: tl.constexpr):
+def _gan_value(x, target, KIND: tl.constexpr):
     if KIND == 0:
         d = x - target
         v = d * d
-    elif KIND == 1:
+    else:
         # max(x, 0) - x * t + log(1 + exp(-|x|)): no overflow for any logit.
         v = tl.maximum(x, 0.0) - x * target + _log1p_small(tl.exp(-tl.abs(x)))
-    else:
-        v = tl.abs(x - y)
     return v
 
 
 @triton.jit
-def _term_grad(x, y, target, KIND: tl.constexpr):
+def _gan_grad(x, target, KIND: tl.constexpr):
     """d(term value)/dx, before the weight / numel scale."""
     if KIND == 0:
         g = 2.0 * (x - target)
-    elif KIND == 1:
+    else:
         e = tl.exp(-tl.abs(x))
         sig = tl.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
         g = sig - target
-    else:
-        d = x - y
-        # sign(0) = 0, as torch's L1 gradient.
-        g = tl.where(d > 0, 1.0, tl.where(d < 0, -1.0, 0.0))
     return g
+
+
+@triton.jit
+def _weight(W_HI, W_LO, numel, ACC: tl.constexpr):
+    return (tl.cast(W_HI, ACC) + tl.cast(W_LO, ACC)) / numel.to(ACC)
+
+
+@triton.jit
+def _pack_signs(SIGNS, d, group, gmask, lanes):
+    """Store the signs of d, a (BLOCK // 8, 8) tile whose row r holds the values of sign group
+    group[r]: byte 2g gets bit l where d > 0, byte 2g + 1 where d < 0 (effgan/_signs.py)."""
+    bit = (1 << lanes)[None, :]
+    pos = tl.sum(tl.where(d > 0, bit, 0), axis=1)
+    neg = tl.sum(tl.where(d < 0, bit, 0), axis=1)
+    tl.store(SIGNS + 2 * group, pos.to(tl.uint8), mask=gmask)
+    tl.store(SIGNS + 2 * group + 1, neg.to(tl.uint8), mask=gmask)
 
 
 # Scalars used in masks or casts stay runtime values (Triton would turn an argument equal to 1 into a
 # constant otherwise).
-@triton.jit(do_not_specialize=["numel", "CHUNK", "G"])
-def _term_fwd_kernel(
-    X,  # (numel,) logits, or the first tensor of an L1 pair, dense storage order
-    Y,  # (numel,) second tensor of an L1 pair (same strides as X), or a dummy
+@triton.jit(do_not_specialize=["numel", "CHUNK", "ROW", "G"])
+def _gan_fwd_kernel(
+    X,  # (numel,) logits, dense storage order
     PART,  # (T, G) partial losses, accumulation dtype; this launch fills row ROW
     numel, CHUNK, ROW, G,
     T_HI, T_LO, W_HI, W_LO,  # target and weight, each as a float32 pair (hi + lo) for float64 accuracy
@@ -86,13 +97,49 @@ def _term_fwd_kernel(
         idx = start + off + tl.arange(0, BLOCK).to(tl.int64)
         m = idx < numel
         x = tl.load(X + idx, mask=m, other=0.0).to(ACC)
-        if KIND == 2:
-            y = tl.load(Y + idx, mask=m, other=0.0).to(ACC)
-        else:
-            y = x
-        acc += tl.where(m, _term_value(x, y, target, KIND), 0.0)
-    scale = (tl.cast(W_HI, ACC) + tl.cast(W_LO, ACC)) / numel.to(ACC)
-    tl.store(PART + ROW * G + pid, tl.sum(acc, axis=0) * scale, mask=pid < G)
+        acc += tl.where(m, _gan_value(x, target, KIND), 0.0)
+    tl.store(PART + ROW * G + pid, tl.sum(acc, axis=0) * _weight(W_HI, W_LO, numel, ACC), mask=pid < G)
+
+
+@triton.jit(do_not_specialize=["numel", "CHUNK", "ROW1", "ROW2", "G"])
+def _l1_fwd_kernel(
+    X1, X2,  # (numel,) first tensors of one or two pairs (X2 a dummy unless TWO), dense storage order
+    Y,  # (numel,) their shared second tensor, same strides
+    PART,  # (T, G) partial losses; this launch fills rows ROW1 (and ROW2)
+    SIGNS1, SIGNS2,  # (2 * cdiv(numel, 8),) uint8 signs of X1 - Y and X2 - Y, or dummies
+    numel, CHUNK, ROW1, ROW2, G,
+    W1_HI, W1_LO, W2_HI, W2_LO,  # weights as float32 (hi, lo) pairs
+    TWO: tl.constexpr, SAVE_SIGNS: tl.constexpr, BLOCK: tl.constexpr, ACC: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    start = pid.to(tl.int64) * CHUNK  # CHUNK is a multiple of BLOCK, hence of 8
+    rows = tl.arange(0, BLOCK // 8)
+    lanes = tl.arange(0, 8)
+    acc1 = tl.zeros((BLOCK // 8, 8), ACC)
+    acc2 = tl.zeros((BLOCK // 8, 8), ACC)
+    ngroups = (numel + 7) // 8
+    for off in range(0, CHUNK, BLOCK):
+        group = (start + off) // 8 + rows.to(tl.int64)
+        idx = group[:, None] * 8 + lanes[None, :]
+        m = idx < numel
+        gmask = group < ngroups
+        # Masked values read 0 from both tensors: d = 0, no sign bits and nothing summed.
+        y = tl.load(Y + idx, mask=m, other=0.0).to(ACC)
+        d1 = tl.load(X1 + idx, mask=m, other=0.0).to(ACC) - y
+        acc1 += tl.abs(d1)
+        if SAVE_SIGNS:
+            _pack_signs(SIGNS1, d1, group, gmask, lanes)
+        if TWO:
+            d2 = tl.load(X2 + idx, mask=m, other=0.0).to(ACC) - y
+            acc2 += tl.abs(d2)
+            if SAVE_SIGNS:
+                _pack_signs(SIGNS2, d2, group, gmask, lanes)
+    live = pid < G
+    tl.store(PART + ROW1 * G + pid, tl.sum(tl.sum(acc1, axis=1), axis=0) * _weight(W1_HI, W1_LO, numel, ACC),
+             mask=live)
+    if TWO:
+        tl.store(PART + ROW2 * G + pid, tl.sum(tl.sum(acc2, axis=1), axis=0) * _weight(W2_HI, W2_LO, numel, ACC),
+                 mask=live)
 
 
 @triton.jit(do_not_specialize=["T", "G"])
@@ -115,33 +162,59 @@ def _finalize_kernel(
     tl.store(OUT + T, total, mask=T >= 0)
 
 
-@triton.jit(do_not_specialize=["numel", "CHUNK", "ROW", "T"])
-def _term_bwd_kernel(
-    X,  # (numel,) logits or first tensor of an L1 pair
-    Y,  # (numel,) second tensor of an L1 pair, or a dummy
-    DLOSS,  # (T + 1,) upstream gradient of (per-term losses, total)
-    DX,  # (numel,) gradient for X (same strides), or a dummy
-    DY,  # (numel,) gradient for Y (same strides), or a dummy
-    numel, CHUNK, ROW, T,
-    T_HI, T_LO, W_HI, W_LO,  # target and weight as float32 (hi, lo) pairs
-    KIND: tl.constexpr,
-    HAS_DX: tl.constexpr, HAS_DY: tl.constexpr, BLOCK: tl.constexpr, ACC: tl.constexpr,
-):
-    pid = tl.program_id(0)
+@triton.jit
+def _upstream_scale(DLOSS, ROW, T, W_HI, W_LO, numel, ACC: tl.constexpr):
     # The term enters the output twice: as itself and inside the total.
     g = tl.load(DLOSS + ROW, mask=ROW >= 0, other=0.0).to(ACC) + tl.load(DLOSS + T, mask=T >= 0, other=0.0).to(ACC)
+    return g * _weight(W_HI, W_LO, numel, ACC)
+
+
+@triton.jit(do_not_specialize=["numel", "CHUNK", "ROW", "T"])
+def _gan_bwd_kernel(
+    X,  # (numel,) logits
+    DLOSS,  # (T + 1,) upstream gradient of (per-term losses, total)
+    DX,  # (numel,) gradient for X (same strides)
+    numel, CHUNK, ROW, T,
+    T_HI, T_LO, W_HI, W_LO,  # target and weight as float32 (hi, lo) pairs
+    KIND: tl.constexpr, BLOCK: tl.constexpr, ACC: tl.constexpr,
+):
+    pid = tl.program_id(0)
     target = tl.cast(T_HI, ACC) + tl.cast(T_LO, ACC)
-    scale = g * ((tl.cast(W_HI, ACC) + tl.cast(W_LO, ACC)) / numel.to(ACC))
+    scale = _upstream_scale(DLOSS, ROW, T, W_HI, W_LO, numel, ACC)
     start = pid.to(tl.int64) * CHUNK
     for off in range(0, CHUNK, BLOCK):
         idx = start + off + tl.arange(0, BLOCK).to(tl.int64)
         m = idx < numel
         x = tl.load(X + idx, mask=m, other=0.0).to(ACC)
-        if KIND == 2:
-            y = tl.load(Y + idx, mask=m, other=0.0).to(ACC)
-        else:
-            y = x
-        dx = _term_grad(x, y, target, KIND) * scale
+        tl.store(DX + idx, (_gan_grad(x, target, KIND) * scale).to(DX.dtype.element_ty), mask=m)
+
+
+@triton.jit(do_not_specialize=["numel", "CHUNK", "ROW", "T"])
+def _l1_bwd_kernel(
+    SIGNS,  # (2 * cdiv(numel, 8),) uint8 signs of x - y from the forward
+    DLOSS,  # (T + 1,) upstream gradient of (per-term losses, total)
+    DX, DY,  # (numel,) gradients for x and y (x's strides), or dummies
+    numel, CHUNK, ROW, T,
+    W_HI, W_LO,  # weight as a float32 (hi, lo) pair
+    HAS_DX: tl.constexpr, HAS_DY: tl.constexpr, BLOCK: tl.constexpr, ACC: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    scale = _upstream_scale(DLOSS, ROW, T, W_HI, W_LO, numel, ACC)
+    start = pid.to(tl.int64) * CHUNK
+    rows = tl.arange(0, BLOCK // 8)
+    lanes = tl.arange(0, 8)
+    ngroups = (numel + 7) // 8
+    for off in range(0, CHUNK, BLOCK):
+        group = (start + off) // 8 + rows.to(tl.int64)
+        idx = group[:, None] * 8 + lanes[None, :]
+        m = idx < numel
+        gmask = group < ngroups
+        pos = tl.load(SIGNS + 2 * group, mask=gmask, other=0).to(tl.int32)
+        neg = tl.load(SIGNS + 2 * group + 1, mask=gmask, other=0).to(tl.int32)
+        is_pos = ((pos[:, None] >> lanes[None, :]) & 1) != 0
+        is_neg = ((neg[:, None] >> lanes[None, :]) & 1) != 0
+        # sign(0) = 0, as torch's L1 gradient.
+        dx = tl.where(is_pos, scale, tl.where(is_neg, -scale, 0.0))
         if HAS_DX:
             tl.store(DX + idx, dx.to(DX.dtype.element_ty), mask=m)
         if HAS_DY:
@@ -177,63 +250,95 @@ def _acc_dtype(tensors) -> torch.dtype:
     return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
 
 
-def _terms(preds, targets, pred_weights, gan_mode, xs, ys, l1_weights):
-    """(kind, x, y or None, target, weight) per term: GAN terms first, then L1 pairs."""
-    terms = [(gan_mode, p, None, float(t), float(w)) for p, t, w in zip(preds, targets, pred_weights)]
-    terms += [(L1, x, y, 0.0, float(w)) for x, y, w in zip(xs, ys, l1_weights)]
-    return terms
+def _same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return (a.data_ptr() == b.data_ptr() and a.dtype == b.dtype and a.shape == b.shape
+            and a.stride() == b.stride())
 
 
-def forward(preds, targets, pred_weights, xs, ys, l1_weights, gan_mode: int):
-    """(T + 1,) tensor: the T weighted term losses (GAN terms, then L1 pairs) and their total.
+def _l1_groups(ys) -> list[list[int]]:
+    """Pair indices grouped by a shared second tensor, at most two per group, in order."""
+    groups: list[list[int]] = []
+    for i, y in enumerate(ys):
+        for g in groups:
+            if len(g) < 2 and _same_tensor(ys[g[0]], y):
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+    return groups
+
+
+def forward(preds, targets, pred_weights, xs, ys, l1_weights, gan_mode: int, save_signs: bool):
+    """[losses (T + 1,): the T weighted term losses (GAN terms, then L1 pairs) and their total],
+    followed, with save_signs, by each pair's signs of x - y (effgan/_signs.py).
 
     Operands are validated and dense; each pair (xs[i], ys[i]) shares strides.
     """
-    terms = _terms(preds, targets, pred_weights, gan_mode, xs, ys, l1_weights)
-    device = terms[0][1].device
-    acc = _acc_dtype([t[1] for t in terms])
+    tensors = list(preds) + list(xs)
+    device = tensors[0].device
+    acc = _acc_dtype(tensors)
     ACC = triton_acc_dtype(acc)
-    T = len(terms)
-    G = max(_programs(t[1].numel(), device, BLOCK) for t in terms)
+    P, T = len(preds), len(tensors)
+    G = max(_programs(t.numel(), device, BLOCK) for t in tensors)
     part = _alloc.empty((T, G), device=device, dtype=acc)
     out = _alloc.empty((T + 1,), device=device, dtype=acc)
-    for row, (kind, x, y, target, weight) in enumerate(terms):
-        block = BLOCK
-        chunk = _chunk(x.numel(), G, block)
-        _term_fwd_kernel[(G,)](
-            x, y if y is not None else x, part, x.numel(), chunk, row, G, *_split(target), *_split(weight),
-            KIND=kind, BLOCK=block, ACC=ACC, num_warps=4,
+    signs = [_alloc.empty((sign_bytes(x.numel()),), device=device, dtype=torch.uint8) for x in xs] if save_signs \
+        else []
+    for row, (p, target, weight) in enumerate(zip(preds, targets, pred_weights)):
+        _gan_fwd_kernel[(G,)](
+            p, part, p.numel(), _chunk(p.numel(), G, BLOCK), row, G, *_split(float(target)), *_split(float(weight)),
+            KIND=gan_mode, BLOCK=BLOCK, ACC=ACC, num_warps=4,
+        )
+    for group in _l1_groups(ys):
+        i, j = group[0], group[-1]  # j == i for a lone pair
+        y = ys[i]
+        _l1_fwd_kernel[(G,)](
+            xs[i], xs[j], y, part, signs[i] if signs else y, signs[j] if signs else y,
+            y.numel(), _chunk(y.numel(), G, BLOCK), P + i, P + j, G,
+            *_split(float(l1_weights[i])), *_split(float(l1_weights[j])),
+            TWO=len(group) == 2, SAVE_SIGNS=save_signs, BLOCK=BLOCK, ACC=ACC, num_warps=4,
         )
     _finalize_kernel[(1,)](
         part, out, T, G,
         BLOCK_T=triton.next_power_of_2(T), BLOCK_G=min(triton.next_power_of_2(G), 256), ACC=ACC, num_warps=4,
     )
-    return out
+    return [out, *signs]
 
 
-def backward(dloss, preds, targets, pred_weights, xs, ys, l1_weights, gan_mode: int,
+def backward(dloss, preds, targets, pred_weights, xs, signs, l1_weights, gan_mode: int,
              need_pred, need_x, need_y):
-    """Gradients of the needed inputs, in order: preds (where needed), then per pair dx, dy (where needed)."""
-    terms = _terms(preds, targets, pred_weights, gan_mode, xs, ys, l1_weights)
-    device = terms[0][1].device
-    ACC = triton_acc_dtype(_acc_dtype([t[1] for t in terms]))
-    needs = [(n, False) for n in need_pred] + list(zip(need_x, need_y))
-    T = len(terms)
+    """Gradients of the needed inputs, in order: preds (where needed), then per pair dx, dy (where needed).
+    A pair's gradients come from its forward signs; ``xs`` give only their shape, strides and dtype."""
+    tensors = list(preds) + list(xs)
+    device = tensors[0].device
+    ACC = triton_acc_dtype(_acc_dtype(tensors))
+    P, T = len(preds), len(tensors)
+
+    def grid(numel):
+        programs = triton.cdiv(numel, BLOCK) if device.type == "cuda" else _programs(numel, device, BLOCK)
+        return programs, _chunk(numel, programs, BLOCK)
+
     grads = []
-    for row, ((kind, x, y, target, weight), (has_dx, has_dy)) in enumerate(zip(terms, needs)):
+    for row, (p, target, weight, needed) in enumerate(zip(preds, targets, pred_weights, need_pred)):
+        if not needed:
+            continue
+        dp = _alloc.empty_like(p)
+        programs, chunk = grid(p.numel())
+        _gan_bwd_kernel[(programs,)](
+            p, dloss, dp, p.numel(), chunk, row, T, *_split(float(target)), *_split(float(weight)),
+            KIND=gan_mode, BLOCK=BLOCK, ACC=ACC, num_warps=4,
+        )
+        grads.append(dp)
+    for i, (x, weight, has_dx, has_dy) in enumerate(zip(xs, l1_weights, need_x, need_y)):
         if not (has_dx or has_dy):
             continue
         dx = _alloc.empty_like(x) if has_dx else None
-        dy = _alloc.empty_like(y) if has_dy else None
-        block = BLOCK
-        programs = triton.cdiv(x.numel(), block) if device.type == "cuda" else _programs(x.numel(), device, block)
-        chunk = _chunk(x.numel(), programs, block)
-        _term_bwd_kernel[(programs,)](
-            x, y if y is not None else x, dloss,
-            dx if dx is not None else x, dy if dy is not None else x,
-            x.numel(), chunk, row, T, *_split(target), *_split(weight),
-            KIND=kind, HAS_DX=has_dx, HAS_DY=has_dy,
-            BLOCK=block, ACC=ACC, num_warps=4,
+        dy = _alloc.empty_like(x) if has_dy else None  # y has the layout of x
+        programs, chunk = grid(x.numel())
+        _l1_bwd_kernel[(programs,)](
+            signs[i], dloss, dx if dx is not None else x, dy if dy is not None else x,
+            x.numel(), chunk, P + i, T, *_split(float(weight)),
+            HAS_DX=has_dx, HAS_DY=has_dy, BLOCK=BLOCK, ACC=ACC, num_warps=4,
         )
         grads += [g for g in (dx, dy) if g is not None]
     return grads

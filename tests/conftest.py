@@ -23,7 +23,7 @@ def poison_outputs(monkeypatch):
         if t.is_floating_point():
             t.fill_(float("nan"))
         else:
-            t.fill_(-(2**30) if t.dtype in (torch.int32, torch.int64) else 1)
+            t.fill_(-(2**30) if t.dtype in (torch.int32, torch.int64) else (255 if t.dtype == torch.uint8 else 1))
         return t
 
     monkeypatch.setattr(_alloc, "empty_like", lambda x, **kw: _poison(real_empty_like(x, **kw)))

@@ -3,6 +3,8 @@ import pytest
 import torch
 from torch import nn
 
+from effgan._backend import launcher_module
+from effgan._signs import sign_bytes, unpack_signs
 from effgan.nn import CycleGANGeneratorLoss, GANDiscriminatorLoss
 from effgan.ops import cyclegan_generator_loss, cyclegan_generator_loss_ref, gan_loss_d, gan_loss_d_ref
 from op_harness import LOW_PRECISION, assert_close, assert_low_precision_ok, fast_backends, rand
@@ -134,6 +136,62 @@ def test_only_requested_grads_and_l1_sign_at_zero(impl, device, poison_outputs):
     assert (rec_a.grad[:, :, :4] == 0).all() and (rec_a.grad[:, :, 4:] != 0).all()
     for a, e in zip(leaves, ref_leaves):
         assert_close(a.grad, e.grad, torch.float64)
+
+
+def _storage_order(t):
+    return t.permute(0, 2, 3, 1).reshape(-1) if t.dim() == 4 and not t.is_contiguous() else t.reshape(-1)
+
+
+@pytest.mark.parametrize("impl,device", fast_backends(OP))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_forward_keeps_two_bit_signs_of_each_pair(impl, device, dtype, channels_last, poison_outputs):
+    """The signs the backward uses: every value's sign(x - y) in storage order, ties 0, odd sizes;
+    two pairs sharing y (read once) give bit-identical losses to the same pairs with y copied."""
+    gen = torch.Generator().manual_seed(11)
+    shape = (2, 3, 7, 5)  # 210 values: the last sign group is partial
+    y = rand(shape, dtype=dtype, gen=gen, channels_last=channels_last).to(device)
+    y2 = rand(shape, dtype=dtype, gen=gen, channels_last=channels_last).to(device)
+    xs = [rand(shape, dtype=dtype, gen=gen, channels_last=channels_last).to(device) for _ in range(3)]
+    xs[0][:, :, :2] = y[:, :, :2]  # exact ties: sign 0
+    preds = [rand((2, 1, 3, 3), dtype=dtype, gen=gen).to(device)]
+    kernels = launcher_module(impl, OP)
+    args = (preds, [1.0], [1.0])
+    shared = kernels.forward(*args, xs, [y, y2, y], [10.0, 10.0, 5.0], 0, True)
+    copied = kernels.forward(*args, xs, [y, y2, y.clone()], [10.0, 10.0, 5.0], 0, True)
+    torch.testing.assert_close(shared[0], copied[0], atol=0, rtol=0)
+    assert len(shared) == 1 + len(xs)
+    for x, yy, signs in zip(xs, [y, y2, y], shared[1:]):
+        assert signs.dtype == torch.uint8 and signs.shape == (sign_bytes(x.numel()),)
+        expected = torch.sign(_storage_order(x).double() - _storage_order(yy).double()).to(torch.int8)
+        assert torch.equal(unpack_signs(signs.cpu(), x.numel()), expected.cpu())
+    assert (unpack_signs(shared[1].cpu(), xs[0].numel()) == 0).sum() >= xs[0][:, :, :2].numel()
+    without = kernels.forward(*args, xs, [y, y2, y], [10.0, 10.0, 5.0], 0, False)
+    assert len(without) == 1
+    torch.testing.assert_close(without[0], shared[0], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("impl,device", fast_backends(OP))
+def test_backward_of_a_forward_without_signs_is_refused(impl, device):
+    gen = torch.Generator().manual_seed(2)
+    x = rand((1, 3, 4, 4), gen=gen).to(device).requires_grad_()
+    y = rand((1, 3, 4, 4), gen=gen).to(device)
+    with pytest.raises(RuntimeError, match="save_signs"):
+        torch.ops.effgan.cyclegan_loss_fwd([], [], [], [x], [y], [1.0], 0, False, impl)
+
+
+@pytest.mark.parametrize("impl,device", fast_backends(OP))
+def test_grads_of_the_logits_alone(impl, device):
+    """Images that need no gradient: no signs are kept, and the logits still get theirs."""
+    gen = torch.Generator().manual_seed(3)
+    pb, pa, rec_a, real_a, rec_b, real_b, idt_a, idt_b = _inputs((1, 3, 9, 9), (1, 1, 4, 4), torch.float64, True, gen)
+    imgs = [t.to(device) for t in (rec_a, real_a, rec_b, real_b, idt_a, idt_b)]
+    pb, pa = pb.to(device).requires_grad_(), pa.to(device).requires_grad_()
+    cyclegan_generator_loss(pb, pa, *imgs, impl=impl).total.backward()
+    rpb, rpa = pb.detach().clone().requires_grad_(), pa.detach().clone().requires_grad_()
+    torch_modules_loss(rpb, rpa, *imgs)[0].backward()
+    assert_close(pb.grad, rpb.grad, torch.float64)
+    assert_close(pa.grad, rpa.grad, torch.float64)
 
 
 @pytest.mark.parametrize("impl,device", fast_backends(OP))

@@ -43,10 +43,11 @@ H100_SMS = 132  # the launch geometry depends on the SM count; this is the targe
 SLOPE = 0.2  # leaky_relu slope passed to the launchers (only ACT == 2 keeps it)
 
 DTYPE_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16", torch.float64: "fp64",
-               torch.int32: "i32", torch.int64: "i64"}
+               torch.int32: "i32", torch.int64: "i64", torch.uint8: "u8"}
 FLOAT_DTYPES = {"fp32", "fp16", "bf16", "fp64"}
 
 f32, f16, bf16, f64, i32 = torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int32
+u8 = torch.uint8
 
 
 # ----------------------------------------------------------------------------------------------
@@ -390,6 +391,8 @@ def se_scale(K, launch):
 
 
 def cyclegan_loss(K, launch):
+    from effgan._signs import sign_bytes
+
     m = K.cyclegan_loss
     configs = [
         # gan_mode, preds (dtype, shape), L1 pairs (dtype, shape), targets, need_x, need_y
@@ -407,39 +410,43 @@ def cyclegan_loss(K, launch):
         preds = [tensor(s, d) for d, s in pred_specs]
         xs = [tensor(s, d) for d, s in pair_specs]
         ys = [like(x) for x in xs]
-        pred_weights = [1.0] * len(preds)
         l1_weights = [10.0] * len(xs)
-        terms = m._terms(preds, targets, pred_weights, gan_mode, xs, ys, l1_weights)
         device = FakeDevice()
-        acc = m._acc_dtype([t[1] for t in terms])
+        acc = m._acc_dtype(preds + xs)
         ACC = K._launch.triton_acc_dtype(acc)
-        T = len(terms)
-        # forward()
-        G = max(m._programs(t[1].numel(), device, m.BLOCK) for t in terms)
+        P, T = len(preds), len(preds) + len(xs)
+        # forward(): GAN terms, then the pairs (the first config's two pairs share y: one launch)
+        groups = [[0, 1]] if len(xs) == 2 else [[0]]
+        G = max(m._programs(t.numel(), device, m.BLOCK) for t in preds + xs)
         part = tensor((T, G), acc)
         out = tensor((T + 1,), acc)
-        for row, (kind, x, y, target, weight) in enumerate(terms):
-            chunk = m._chunk(x.numel(), G, m.BLOCK)
-            launch(m._term_fwd_kernel,
-                   x, y if y is not None else x, part, x.numel(), chunk, row, G, *m._split(target), *m._split(weight),
-                   KIND=kind, BLOCK=m.BLOCK, ACC=ACC, num_warps=4)
+        signs = [tensor((sign_bytes(x.numel()),), u8) for x in xs]
+        for row, (p, target) in enumerate(zip(preds, targets)):
+            launch(m._gan_fwd_kernel, p, part, p.numel(), m._chunk(p.numel(), G, m.BLOCK), row, G,
+                   *m._split(target), *m._split(1.0), KIND=gan_mode, BLOCK=m.BLOCK, ACC=ACC, num_warps=4)
+        for group in groups:
+            i, j = group[0], group[-1]
+            y = ys[i]
+            for save in (True, False):
+                launch(m._l1_fwd_kernel, xs[i], xs[j], y, part, signs[i] if save else y, signs[j] if save else y,
+                       y.numel(), m._chunk(y.numel(), G, m.BLOCK), P + i, P + j, G, *m._split(l1_weights[i]),
+                       *m._split(l1_weights[j]), TWO=len(group) == 2, SAVE_SIGNS=save, BLOCK=m.BLOCK, ACC=ACC,
+                       num_warps=4)
         launch(m._finalize_kernel, part, out, T, G,
                BLOCK_T=next_pow2(T), BLOCK_G=min(next_pow2(G), 256), ACC=ACC, num_warps=4)
-        # backward() with every prediction needed
+        # backward() with every prediction needed; programs as in the CUDA branch of backward()
         dloss = tensor((T + 1,), acc)
-        needs = [(True, False)] * len(preds) + list(zip(need_x, need_y))
-        for row, ((kind, x, y, target, weight), (has_dx, has_dy)) in enumerate(zip(terms, needs)):
+        for row, (p, target) in enumerate(zip(preds, targets)):
+            programs = triton_cdiv(p.numel(), m.BLOCK)
+            launch(m._gan_bwd_kernel, p, dloss, like(p), p.numel(), m._chunk(p.numel(), programs, m.BLOCK), row, T,
+                   *m._split(target), *m._split(1.0), KIND=gan_mode, BLOCK=m.BLOCK, ACC=ACC, num_warps=4)
+        for i, (x, has_dx, has_dy) in enumerate(zip(xs, need_x, need_y)):
             if not (has_dx or has_dy):
                 continue
-            dx = like(x) if has_dx else None
-            dy = like(y) if has_dy else None
-            programs = triton_cdiv(x.numel(), m.BLOCK)  # the CUDA branch of backward()
-            chunk = m._chunk(x.numel(), programs, m.BLOCK)
-            launch(m._term_bwd_kernel,
-                   x, y if y is not None else x, dloss,
-                   dx if dx is not None else x, dy if dy is not None else x,
-                   x.numel(), chunk, row, T, *m._split(target), *m._split(weight),
-                   KIND=kind, HAS_DX=has_dx, HAS_DY=has_dy, BLOCK=m.BLOCK, ACC=ACC, num_warps=4)
+            programs = triton_cdiv(x.numel(), m.BLOCK)
+            launch(m._l1_bwd_kernel, signs[i], dloss, like(x) if has_dx else x, like(x) if has_dy else x,
+                   x.numel(), m._chunk(x.numel(), programs, m.BLOCK), P + i, T, *m._split(l1_weights[i]),
+                   HAS_DX=has_dx, HAS_DY=has_dy, BLOCK=m.BLOCK, ACC=ACC, num_warps=4)
 
 
 def diff_augment(K, launch):

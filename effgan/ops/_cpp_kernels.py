@@ -13,6 +13,7 @@ import torch
 
 from effgan import _alloc
 from effgan._backend import cpp_extension
+from effgan._signs import sign_bytes
 from effgan.ops._checks import memory_format_of
 
 
@@ -86,24 +87,28 @@ adain = SimpleNamespace(forward=_adain_forward, backward=_adain_backward)
 # ---------------------------------------------------------------- cyclegan_loss
 
 
-def _cyclegan_loss_forward(preds, targets, pred_weights, xs, ys, l1_weights, gan_mode: int):
-    """(T + 1,) tensor: the T weighted term losses (GAN terms, then L1 pairs) and their total."""
+def _cyclegan_loss_forward(preds, targets, pred_weights, xs, ys, l1_weights, gan_mode: int, save_signs: bool):
+    """[losses (T + 1,): the T weighted term losses (GAN terms, then L1 pairs) and their total],
+    followed, with save_signs, by each pair's signs of x - y (see ``sign_bytes``)."""
     tensors = list(preds) + list(xs)
     acc = torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
     out = _alloc.empty((len(tensors) + 1,), device=tensors[0].device, dtype=acc)
+    signs = [_alloc.empty((sign_bytes(x.numel()),), device=x.device, dtype=torch.uint8) for x in xs] if save_signs \
+        else []
     cpp_extension().cyclegan_loss_fwd(list(preds), [float(t) for t in targets], [float(w) for w in pred_weights],
-                                      list(xs), list(ys), [float(w) for w in l1_weights], int(gan_mode), out)
-    return out
+                                      list(xs), list(ys), [float(w) for w in l1_weights], int(gan_mode), out, signs)
+    return [out, *signs]
 
 
-def _cyclegan_loss_backward(dloss, preds, targets, pred_weights, xs, ys, l1_weights, gan_mode: int,
+def _cyclegan_loss_backward(dloss, preds, targets, pred_weights, xs, signs, l1_weights, gan_mode: int,
                             need_pred, need_x, need_y):
-    """Gradients of the needed inputs, in order: preds (where needed), then per pair dx, dy (where needed)."""
+    """Gradients of the needed inputs, in order: preds (where needed), then per pair dx, dy (where needed).
+    A pair's gradients come from its forward signs; ``xs`` give only their shape, strides and dtype."""
     dxs = [_alloc.empty_like(p) if n else None for p, n in zip(preds, need_pred)]
     dxs += [_alloc.empty_like(x) if n else None for x, n in zip(xs, need_x)]
-    dys = [None] * len(preds) + [_alloc.empty_like(y) if n else None for y, n in zip(ys, need_y)]
+    dys = [None] * len(preds) + [_alloc.empty_like(x) if n else None for x, n in zip(xs, need_y)]
     cpp_extension().cyclegan_loss_bwd(dloss, list(preds), [float(t) for t in targets],
-                                      [float(w) for w in pred_weights], list(xs), list(ys),
+                                      [float(w) for w in pred_weights], list(xs), list(signs),
                                       [float(w) for w in l1_weights], int(gan_mode), dxs, dys)
     grads = [d for d in dxs[: len(preds)] if d is not None]
     for dx, dy in zip(dxs[len(preds):], dys[len(preds):]):

@@ -32,16 +32,22 @@ def eager_only() -> bool:
     )
 
 
+def _tensors(args: tuple):
+    """The tensors among args, including those inside list/tuple arguments."""
+    for a in args:
+        if isinstance(a, (list, tuple)):
+            yield from (t for t in a if isinstance(t, torch.Tensor))
+        elif isinstance(a, torch.Tensor):
+            yield a
+
+
 def _plain(args: tuple) -> bool:
     """No tensor subclass that overrides __torch_function__ (e.g. DTensor) among the arguments."""
-    return not torch.overrides.has_torch_function(args)  # non-tensor arguments are ignored
+    return not torch.overrides.has_torch_function(tuple(_tensors(args)))
 
 
 def _any_requires_grad(args: tuple) -> bool:
-    for a in args:
-        if isinstance(a, torch.Tensor) and a.requires_grad:
-            return True
-    return False
+    return any(t.requires_grad for t in _tensors(args))
 
 
 class FusedOp:
@@ -50,36 +56,88 @@ class FusedOp:
     name: the op's name (the eager grad_fn is ``<name>_eagerBackward``).
     fwd_op / fwd_impl: the registered custom op and the plain function it was made from.
     setup_context / backward: the functions passed to ``torch.library.register_autograd``.
-    nondiff_outputs: indices of outputs that carry no gradient (saved statistics).
+    nondiff_outputs: indices of outputs that carry no gradient (saved statistics); outputs of an
+        integer dtype never do.
+    list_args: positions of arguments that are lists of tensors. autograd.Function only sees
+        tensors passed directly, so these are passed flat (with their lengths) and the backward's
+        per-list gradients are flattened to match.
+    list_output: the op returns a list of tensors (its backward takes them as one list).
     """
 
     def __init__(self, name: str, fwd_op, fwd_impl: Callable, setup_context: Callable, backward: Callable,
-                 nondiff_outputs: Sequence[int] = ()) -> None:
+                 nondiff_outputs: Sequence[int] = (), list_args: Sequence[int] = (), list_output: bool = False) -> None:
         self.fwd_op, self.fwd_impl = fwd_op, fwd_impl
         nondiff = tuple(nondiff_outputs)
+        self._list_args = tuple(list_args)
+        unflatten = self._unflatten
 
         # The ctx-first forward style: Function.apply binds arguments with inspect.signature when a
         # separate setup_context is defined, which alone costs tens of µs a call.
-        def forward(ctx, *args):
+        def forward(ctx, *flat):
+            args, lengths = unflatten(flat)
             output = fwd_impl(*args)
             setup_context(ctx, args, output)
-            if nondiff:
-                ctx.mark_non_differentiable(*(output[i] for i in nondiff))
-            return output
+            ctx.list_lengths = lengths
+            outputs = tuple(output) if list_output else (output if isinstance(output, tuple) else (output,))
+            marked = [o for i, o in enumerate(outputs) if i in nondiff or not o.is_floating_point()]
+            if marked:
+                ctx.mark_non_differentiable(*marked)
+            return outputs if list_output else output
 
         # Outputs listed in nondiff get zeros for their (unused) gradients, as with the custom op's
         # formula, so the shared backward sees the same arguments on both paths.
+        def function_backward(ctx, *grads):
+            grads_in = backward(ctx, list(grads)) if list_output else backward(ctx, *grads)
+            if not ctx.list_lengths:
+                return grads_in
+            grads_in = grads_in if isinstance(grads_in, tuple) else (grads_in,)
+            flat = [None]  # the lengths argument
+            for i, g in enumerate(grads_in):
+                if i in ctx.list_lengths:
+                    n = ctx.list_lengths[i]
+                    flat += list(g) if g else [None] * n
+                else:  # a non-tensor argument's "gradient" (e.g. [] for a list of floats) is None here
+                    flat.append(g if isinstance(g, torch.Tensor) else None)
+            return tuple(flat)
+
         self._function = type(
             f"{name}_eager",
             (torch.autograd.Function,),
-            {"forward": staticmethod(forward), "backward": staticmethod(backward)},
+            {"forward": staticmethod(forward), "backward": staticmethod(function_backward)},
         )
+
+    def _flatten(self, args: tuple) -> tuple:
+        if not self._list_args:
+            return args
+        lengths = {i: len(args[i]) for i in self._list_args}
+        flat: list = [lengths]
+        for i, a in enumerate(args):
+            flat += list(a) if i in lengths else [a]
+        return tuple(flat)
+
+    def _unflatten(self, flat: tuple) -> tuple[tuple, dict]:
+        if not self._list_args:
+            return flat, {}
+        lengths, rest = flat[0], flat[1:]
+        args, k, i = [], 0, 0
+        while k < len(rest):
+            if i in lengths:
+                args.append(list(rest[k:k + lengths[i]]))
+                k += lengths[i]
+            else:
+                args.append(rest[k])
+                k += 1
+            i += 1
+        while i in lengths:  # trailing empty lists
+            args.append([])
+            i += 1
+        return tuple(args), lengths
 
     def __call__(self, *args):
         if not (eager_only() and _plain(args)):
             return self.fwd_op(*args)
         if torch.is_grad_enabled() and _any_requires_grad(args):
-            return self._function.apply(*args)
+            return self._function.apply(*self._flatten(args))
         return self.fwd_impl(*args)
 
 

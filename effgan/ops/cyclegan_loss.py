@@ -14,8 +14,13 @@ logits ("vanilla"). ``target_real < 1`` is one-sided label smoothing. A discrimi
 heads (a list/tuple of logit maps) contributes the mean of its heads' losses, so the loss keeps the
 scale of a single-head discriminator and the lambdas keep their meaning.
 
-Layers: ``kernels/cyclegan_loss.py`` (Triton: one pass over each tensor forward, one backward),
-this file (reference, torch.library ops, autograd, functional forms), ``effgan/nn/losses.py``.
+Layers: ``kernels/cyclegan_loss.py`` (Triton) and ``csrc/cyclegan_loss.cpp`` (CPU), this file
+(reference, torch.library ops, autograd, functional forms), ``effgan/nn/losses.py``.
+Bytes: the forward reads each image once (real_a and real_b once for both pairs they appear in)
+and, when a backward can follow, keeps the signs of every L1 difference at two bits per value
+(``effgan/_signs.py``); the backward writes the gradients from those bits and the small logit
+maps, without reading the images again: 6 image reads and 4 writes (+1/4 image of signs) for the
+whole objective, where recomputing the gradients from the inputs would take 6 + 10.
 The fused losses are accumulated and returned in float32 (float64 when an input is float64), as
 autocast does for torch's own losses; gradients come back in each input's dtype.
 """
@@ -27,8 +32,10 @@ import torch
 import torch.nn.functional as F
 
 from effgan._backend import launcher_module, resolve_impl
+from effgan._signs import sign_bytes
 from effgan.ops._checks import check_finite, check_tensor, like_layout
 from effgan.ops._double_backward import forbid_double_backward
+from effgan.ops._eager import FusedOp, call_backward
 
 OP = "cyclegan_loss"
 GAN_MODES = {"lsgan": 0, "vanilla": 1}
@@ -114,8 +121,7 @@ def _acc_dtype(tensors: list[torch.Tensor]) -> torch.dtype:
     return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
 
 
-@torch.library.custom_op("effgan::cyclegan_loss_fwd", mutates_args=())
-def _fwd(
+def _fwd_impl(
     preds: list[torch.Tensor],
     targets: list[float],
     pred_weights: list[float],
@@ -123,25 +129,30 @@ def _fwd(
     ys: list[torch.Tensor],
     l1_weights: list[float],
     gan_mode: int,
+    save_signs: bool,
     impl: str,
-) -> torch.Tensor:
-    return _kernels(impl).forward(preds, targets, pred_weights, xs, ys, l1_weights, gan_mode)
+) -> list[torch.Tensor]:
+    return _kernels(impl).forward(preds, targets, pred_weights, xs, ys, l1_weights, gan_mode, save_signs)
+
+
+_fwd = torch.library.custom_op("effgan::cyclegan_loss_fwd", _fwd_impl, mutates_args=())
 
 
 @_fwd.register_fake
-def _fwd_fake(preds, targets, pred_weights, xs, ys, l1_weights, gan_mode, impl):
+def _fwd_fake(preds, targets, pred_weights, xs, ys, l1_weights, gan_mode, save_signs, impl):
     tensors = list(preds) + list(xs)
-    return tensors[0].new_empty((len(preds) + len(xs) + 1,), dtype=_acc_dtype(tensors))
+    losses = tensors[0].new_empty((len(preds) + len(xs) + 1,), dtype=_acc_dtype(tensors))
+    signs = [x.new_empty((sign_bytes(x.numel()),), dtype=torch.uint8) for x in xs] if save_signs else []
+    return [losses, *signs]
 
 
-@torch.library.custom_op("effgan::cyclegan_loss_bwd", mutates_args=())
-def _bwd(
+def _bwd_impl(
     dloss: torch.Tensor,
     preds: list[torch.Tensor],
     targets: list[float],
     pred_weights: list[float],
     xs: list[torch.Tensor],
-    ys: list[torch.Tensor],
+    signs: list[torch.Tensor],
     l1_weights: list[float],
     gan_mode: int,
     need_pred: list[bool],
@@ -149,35 +160,45 @@ def _bwd(
     need_y: list[bool],
     impl: str,
 ) -> list[torch.Tensor]:
-    return _kernels(impl).backward(dloss, preds, targets, pred_weights, xs, ys, l1_weights, gan_mode,
+    return _kernels(impl).backward(dloss, preds, targets, pred_weights, xs, signs, l1_weights, gan_mode,
                                    need_pred, need_x, need_y)
 
 
+_bwd = torch.library.custom_op("effgan::cyclegan_loss_bwd", _bwd_impl, mutates_args=())
+
+
 @_bwd.register_fake
-def _bwd_fake(dloss, preds, targets, pred_weights, xs, ys, l1_weights, gan_mode, need_pred, need_x, need_y, impl):
+def _bwd_fake(dloss, preds, targets, pred_weights, xs, signs, l1_weights, gan_mode, need_pred, need_x, need_y, impl):
     out = [torch.empty_like(p) for p, n in zip(preds, need_pred) if n]
-    for x, y, nx, ny in zip(xs, ys, need_x, need_y):
+    for x, nx, ny in zip(xs, need_x, need_y):
         out += [torch.empty_like(x)] if nx else []
-        out += [torch.empty_like(y)] if ny else []
+        out += [torch.empty_like(x)] if ny else []  # y has the shape, dtype and strides of x
     return out
 
 
 def _setup_context(ctx, inputs, output):
-    preds, targets, pred_weights, xs, ys, l1_weights, gan_mode, impl = inputs
-    ctx.save_for_backward(*preds, *xs, *ys)
+    preds, targets, pred_weights, xs, ys, l1_weights, gan_mode, save_signs, impl = inputs
+    need = ([p.requires_grad for p in preds], [x.requires_grad for x in xs], [y.requires_grad for y in ys])
+    signs = output[1:]
+    if xs and (any(need[1]) or any(need[2])) and not signs:
+        raise RuntimeError("effgan.cyclegan_loss: the forward ran with save_signs=False, so its L1 terms have "
+                           "no backward; call it with save_signs=True when a gradient is needed")
+    # xs are saved for their layout only: the pairs' gradients come from the signs.
+    ctx.save_for_backward(*preds, *xs, *signs)
     ctx.counts = (len(preds), len(xs))
-    ctx.need = ([p.requires_grad for p in preds], [x.requires_grad for x in xs], [y.requires_grad for y in ys])
+    ctx.need = need
     ctx.args = (targets, pred_weights, l1_weights, gan_mode, impl)
 
 
-def _backward(ctx, dloss):
+def _backward(ctx, output_grads):
+    dloss = output_grads[0]  # the signs carry no gradient
     n_pred, n_pair = ctx.counts
     saved = ctx.saved_tensors
-    preds, xs, ys = saved[:n_pred], saved[n_pred:n_pred + n_pair], saved[n_pred + n_pair:]
+    preds, xs, signs = saved[:n_pred], saved[n_pred:n_pred + n_pair], saved[n_pred + n_pair:]
     need_pred, need_x, need_y = ctx.need
     targets, pred_weights, l1_weights, gan_mode, impl = ctx.args
-    grads = iter(_bwd(dloss.contiguous(), list(preds), targets, pred_weights, list(xs), list(ys), l1_weights,
-                      gan_mode, need_pred, need_x, need_y, impl))
+    grads = iter(call_backward(_bwd, _bwd_impl, dloss.contiguous(), list(preds), targets, pred_weights, list(xs),
+                               list(signs), l1_weights, gan_mode, need_pred, need_x, need_y, impl))
     dpreds = [next(grads) if n else None for n in need_pred]
     dxs, dys = [], []
     for x, nx, ny in zip(xs, need_x, need_y):
@@ -185,10 +206,11 @@ def _backward(ctx, dloss):
         dys.append(next(grads) if ny else None)
     # A list of floats is one leaf for autograd's structure check, but an empty list is an empty node.
     no_grad = [] if not l1_weights else None
-    return dpreds, None, None, dxs, dys, no_grad, None, None
+    return dpreds, None, None, dxs, dys, no_grad, None, None, None
 
 
 torch.library.register_autograd("effgan::cyclegan_loss_fwd", _backward, setup_context=_setup_context)
+_cyclegan_loss = FusedOp(OP, _fwd, _fwd_impl, _setup_context, _backward, list_args=(0, 3, 4), list_output=True)
 forbid_double_backward(_bwd, OP)
 
 
@@ -304,8 +326,10 @@ def cyclegan_generator_loss(
     xs, ys = zip(*(_pair(x, y) for x, y, _ in pairs))
     preds = [_dense(p) for p in preds_b + preds_a]
     weights = [1.0 / len(preds_b)] * len(preds_b) + [1.0 / len(preds_a)] * len(preds_a)
-    losses = _fwd(preds, [target_real] * len(preds), weights, list(xs), list(ys),
-                  [w for _, _, w in pairs], mode, backend)
+    # The pairs' signs are kept only when a backward can follow (see effgan/_signs.py).
+    save_signs = torch.is_grad_enabled() and any(t.requires_grad for t in xs + ys)
+    losses = _cyclegan_loss(preds, [target_real] * len(preds), weights, list(xs), list(ys),
+                  [w for _, _, w in pairs], mode, save_signs, backend)[0]
     nb, npred = len(preds_b), len(preds)
     parts = losses.detach()
     loss_G_A = parts[0] if nb == 1 else parts[:nb].sum()
@@ -341,5 +365,5 @@ def gan_loss_d(
     preds = [_dense(p) for p in reals + fakes]
     targets = [target_real] * len(reals) + [0.0] * len(fakes)
     weights = [0.5 / len(reals)] * len(reals) + [0.5 / len(fakes)] * len(fakes)
-    return _fwd(preds, targets, weights, [], [], [], mode, backend)[-1]
+    return _cyclegan_loss(preds, targets, weights, [], [], [], mode, False, backend)[0][-1]
 
