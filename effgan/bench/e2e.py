@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from effgan.bench.timing import peak_memory, time_fn
+from effgan.bench.timing import peak_memory, time_interleaved
 from effgan.train import config as cfg
 from effgan.train.distributed import DistInfo
 from effgan.train.family import DataInfo, Runtime
@@ -111,8 +111,8 @@ def _skip_reason(variant: Variant, device: torch.device) -> str | None:
     return None
 
 
-def bench_step(spec: ModelSpec, variant: Variant, device: torch.device, *, budget_s: float, warmup: int = 4,
-               min_runs: int = 3) -> dict:
+def _step_fn(spec: ModelSpec, variant: Variant, device: torch.device):
+    """(step, batches): one training step of ``spec`` as ``variant`` runs it, and two input batches."""
     config = _config(spec, variant, device)
     seed_everything(config.seed)
     precision = Precision(config.amp, device.type, cache_enabled=not config.cuda_graphs)
@@ -130,10 +130,7 @@ def bench_step(spec: ModelSpec, variant: Variant, device: torch.device, *, budge
         state["step"] += 1
         return out
 
-    timing = time_fn(step, batches, device, warmup=warmup, min_runs=min_runs, budget_s=budget_s)
-    peak = peak_memory(lambda: step(batches[0]), device)
-    return {"model": spec.label, "variant": variant.name, "step_ms": timing.median_s * 1e3,
-            "images_per_s": spec.batch_size / timing.median_s, "peak_bytes": peak, "runs": timing.runs}
+    return step, batches
 
 
 def run_e2e_benchmarks(device: torch.device, *, quick: bool = False, budget_s: float = 1.0, specs=None,
@@ -145,22 +142,27 @@ def run_e2e_benchmarks(device: torch.device, *, quick: bool = False, budget_s: f
             specs = QUICK_CPU_SPECS if quick else CPU_SPECS
     rows = []
     for spec in specs:
-        base = None
+        # Every variant is built first, then all are timed interleaved (timing.time_interleaved).
+        runs = {}
         for variant in variants:
-            reason = _skip_reason(variant, device)
-            if reason:
+            if _skip_reason(variant, device):
                 continue
             try:
-                row = bench_step(spec, variant, device, budget_s=budget_s, warmup=warmup, min_runs=min_runs)
+                step, batches = _step_fn(spec, variant, device)
+                step(batches[0])  # compile, or fail, before the timed runs
+                runs[variant.name] = (step, batches)
             except Exception as exc:  # one failing variant must not sink the table
                 warnings.warn(f"e2e {spec.label} {variant.name}: {type(exc).__name__}: {exc}")
                 rows.append({"model": spec.label, "variant": variant.name, "error": f"{type(exc).__name__}: {exc}"})
-                continue
-            if variant.name == "eager":
-                base = row["images_per_s"]
+        timings = time_interleaved(runs, device, warmup=warmup, min_runs=min_runs, budget_s=budget_s)
+        base = timings["eager"].median_s if "eager" in timings else None
+        for name, timing in timings.items():
+            step, batches = runs[name]
+            row = {"model": spec.label, "variant": name, "step_ms": timing.median_s * 1e3,
+                   "images_per_s": spec.batch_size / timing.median_s,
+                   "peak_bytes": peak_memory(lambda: step(batches[0]), device), "runs": timing.runs}
             if base:
-                row["vs_eager"] = row["images_per_s"] / base
+                row["vs_eager"] = base / timing.median_s
             rows.append(row)
-            log(f"  {spec.label:34s} {variant.name:18s} {row['images_per_s']:8.2f} img/s  {row['step_ms']:9.1f} ms")
+            log(f"  {spec.label:34s} {name:18s} {row['images_per_s']:8.2f} img/s  {row['step_ms']:9.1f} ms")
     return rows
-

@@ -8,7 +8,7 @@ import torch
 
 from effgan._backend import resolve_impl
 from effgan.bench.op_cases import OpCase
-from effgan.bench.timing import peak_memory, rotation_copies, time_fn
+from effgan.bench.timing import peak_memory, rotation_copies, time_interleaved
 
 PROVIDERS = ("effgan", "eager", "compile")
 MODES = ("fwd", "bwd", "fwd+bwd")
@@ -31,39 +31,40 @@ def _provider_fn(case: OpCase, provider: str, device: torch.device, compile_mode
     return torch.compile(case.eager, mode=compile_mode, dynamic=False)
 
 
-def _timed_modes(fn, case: OpCase, device, dtype, modes, budget_s):
-    results = {}
-    el_size = torch.empty((), dtype=dtype).element_size()
-    n_copies = rotation_copies(case.bytes_fwd * el_size, device)
-    if "fwd" in modes:
+def _prepare(fn, case: OpCase, device, dtype, mode: str, n_copies: int):
+    """(run, items): ``run(items[i])`` times ``mode`` of ``fn`` on rotating copies of the inputs."""
+    if mode == "fwd":
         sets = [case.make_inputs(device, dtype, False) for _ in range(n_copies)]
-        with torch.no_grad():
-            results["fwd"] = time_fn(fn, sets, device, budget_s=budget_s), case.bytes_fwd
-    if "fwd+bwd" in modes or "bwd" in modes:
-        sets = [case.make_inputs(device, dtype, True) for _ in range(n_copies)]
-        first = _outputs(fn(sets[0]))
-        grads = [torch.randn_like(o) for o in first]
 
+        def fwd(d):
+            with torch.no_grad():
+                fn(d)
+
+        return fwd, sets
+    sets = [case.make_inputs(device, dtype, True) for _ in range(n_copies)]
+    grads = [torch.randn_like(o) for o in _outputs(fn(sets[0]))]
+    if mode == "fwd+bwd":
         def fwd_bwd(d):
             for t in _leaves(d):
                 t.grad = None
             torch.autograd.backward(_outputs(fn(d)), grads)
 
-        if "fwd+bwd" in modes:
-            results["fwd+bwd"] = time_fn(fwd_bwd, sets, device, budget_s=budget_s), case.bytes_fwd + case.bytes_bwd
-        if "bwd" in modes:
-            graphs = [(d, _outputs(fn(d))) for d in sets]
+        return fwd_bwd, sets
+    graphs = [(d, _outputs(fn(d))) for d in sets]
 
-            def bwd(item):
-                d, outs = item
-                for t in _leaves(d):
-                    t.grad = None
-                torch.autograd.backward(outs, grads, retain_graph=True)
+    def bwd(item):
+        d, outs = item
+        for t in _leaves(d):
+            t.grad = None
+        torch.autograd.backward(outs, grads, retain_graph=True)
 
-            results["bwd"] = time_fn(bwd, graphs, device, budget_s=budget_s), case.bytes_bwd
-        mem_inputs = sets[0]
-        results["peak_bytes"] = peak_memory(lambda: fwd_bwd(mem_inputs), device)
-    return results
+    return bwd, graphs
+
+
+def _error_row(case: OpCase, provider: str, dtype, exc: Exception) -> dict:
+    warnings.warn(f"{case.label} {provider}: {type(exc).__name__}: {exc}")
+    return {"op": case.op, "shape": list(case.shape), "provider": provider,
+            "dtype": str(dtype).replace("torch.", ""), "error": f"{type(exc).__name__}: {exc}"}
 
 
 def run_op_benchmarks(
@@ -78,27 +79,46 @@ def run_op_benchmarks(
     compile_mode: str | None = None,
     log=print,
 ) -> list[dict]:
+    """Every (case, mode): the providers timed interleaved, run by run (see timing.time_interleaved)."""
     rows = []
+    el_size = torch.empty((), dtype=dtype).element_size()
+    order = [m for m in ("fwd", "fwd+bwd", "bwd") if m in modes]
     for case in cases:
-        el_size = torch.empty((), dtype=dtype).element_size()
+        n_copies = rotation_copies(case.bytes_fwd * el_size, device)
+        fns = {}
         for provider in providers:
             try:
-                fn = _provider_fn(case, provider, device, compile_mode)
-                res = _timed_modes(fn, case, device, dtype, modes, budget_s)
+                fns[provider] = _provider_fn(case, provider, device, compile_mode)
             except Exception as exc:  # one failing provider must not sink the whole table
-                warnings.warn(f"{case.label} {provider}: {type(exc).__name__}: {exc}")
-                rows.append({"op": case.op, "shape": list(case.shape), "provider": provider,
-                             "dtype": str(dtype).replace("torch.", ""), "error": f"{type(exc).__name__}: {exc}"})
-                continue
-            peak = res.pop("peak_bytes", None)
+                rows.append(_error_row(case, provider, dtype, exc))
+        results: dict[str, dict] = {p: {} for p in fns}
+        for mode in order:
+            runs = {}
+            for provider, fn in list(fns.items()):
+                try:
+                    run, items = _prepare(fn, case, device, dtype, mode, n_copies)
+                    run(items[0])  # compile, or fail, before the timed runs
+                    runs[provider] = (run, items)
+                except Exception as exc:
+                    rows.append(_error_row(case, provider, dtype, exc))
+                    del fns[provider], results[provider]
+            n_elems = {"fwd": case.bytes_fwd, "bwd": case.bytes_bwd}.get(mode, case.bytes_fwd + case.bytes_bwd)
+            for provider, timing in time_interleaved(runs, device, budget_s=budget_s).items():
+                results[provider][mode] = timing, n_elems
+            del runs
+        for provider, res in results.items():
+            peak = None
+            if "fwd+bwd" in modes or "bwd" in modes:
+                run, items = _prepare(fns[provider], case, device, dtype, "fwd+bwd", 1)
+                peak = peak_memory(lambda: run(items[0]), device)
             if provider == "effgan":
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     impl_used = resolve_impl("auto", device, case.op)
             else:
                 impl_used = "ref"
-            for mode, (timing, n_elems) in res.items():
-                nbytes = n_elems * el_size
+            for mode, (timing, n) in res.items():
+                nbytes = n * el_size
                 gbps = nbytes / timing.median_s / 1e9
                 row = {"op": case.op, "shape": list(case.shape), "provider": provider, "mode": mode,
                        "dtype": str(dtype).replace("torch.", ""), **timing.as_dict(), "bytes": nbytes,

@@ -3,9 +3,17 @@
 On CUDA the clock is a pair of CUDA events per run and the inputs rotate through copies whose
 total size exceeds the L2 cache, so a kernel cannot read last run's data from cache. On the CPU
 the clock is perf_counter; caches there are small against the benchmark tensors.
+
+Python's cyclic garbage collector is paused during timed runs (as ``timeit`` does): a full
+collection of a process that has imported torch and inductor takes milliseconds and would land
+on whichever run happened to trigger it. Competing implementations are timed interleaved
+(``time_interleaved``): run i of every provider comes before run i + 1 of any, so a slow spell
+of a shared machine costs them alike and their ratio stays meaningful.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import statistics
 import time
 from dataclasses import dataclass
@@ -31,6 +39,64 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+@contextlib.contextmanager
+def _gc_paused():
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _time_once(fn: Callable[[object], object], inp: object, device: torch.device) -> float:
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn(inp)
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3
+    t0 = time.perf_counter()
+    fn(inp)
+    return time.perf_counter() - t0
+
+
+def _summary(times: list[float]) -> Timing:
+    times = sorted(times)
+    q = lambda f: times[min(len(times) - 1, int(f * len(times)))]  # noqa: E731
+    return Timing(statistics.median(times), q(0.2), q(0.8), len(times))
+
+
+def time_interleaved(
+    runs: dict[str, tuple[Callable[[object], object], Sequence[object]]],
+    device: torch.device,
+    *,
+    warmup: int = 3,
+    min_runs: int = 5,
+    max_runs: int = 200,
+    budget_s: float = 1.0,
+) -> dict[str, Timing]:
+    """Median times of each ``fn(inputs[i % len(inputs)])`` in ``runs`` (name -> (fn, inputs)),
+    the providers taking turns run by run; runs until ``budget_s`` per provider or ``max_runs``."""
+    for name, (fn, inputs) in runs.items():
+        for i in range(warmup):
+            fn(inputs[i % len(inputs)])
+    _sync(device)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    total_budget = budget_s * len(runs)
+    with _gc_paused():
+        start_all = time.perf_counter()
+        i = 0
+        while i < max_runs and (i < min_runs or time.perf_counter() - start_all < total_budget):
+            for name, (fn, inputs) in runs.items():
+                times[name].append(_time_once(fn, inputs[i % len(inputs)], device))
+            i += 1
+    return {name: _summary(t) for name, t in times.items()}
+
+
 def time_fn(
     fn: Callable[[object], object],
     inputs: Sequence[object],
@@ -42,29 +108,8 @@ def time_fn(
     budget_s: float = 1.0,
 ) -> Timing:
     """Median time of ``fn(inputs[i % len(inputs)])``; runs until ``budget_s`` or ``max_runs``."""
-    for i in range(warmup):
-        fn(inputs[i % len(inputs)])
-    _sync(device)
-    times: list[float] = []
-    start_all = time.perf_counter()
-    i = 0
-    while len(times) < max_runs and (len(times) < min_runs or time.perf_counter() - start_all < budget_s):
-        inp = inputs[i % len(inputs)]
-        i += 1
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn(inp)
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end) / 1e3)
-        else:
-            t0 = time.perf_counter()
-            fn(inp)
-            times.append(time.perf_counter() - t0)
-    times.sort()
-    q = lambda f: times[min(len(times) - 1, int(f * len(times)))]  # noqa: E731
-    return Timing(statistics.median(times), q(0.2), q(0.8), len(times))
+    return time_interleaved({"fn": (fn, inputs)}, device, warmup=warmup, min_runs=min_runs, max_runs=max_runs,
+                            budget_s=budget_s)["fn"]
 
 
 def peak_memory(fn: Callable[[], object], device: torch.device) -> int | None:
