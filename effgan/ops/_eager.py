@@ -32,22 +32,16 @@ def eager_only() -> bool:
     )
 
 
-def _tensors(args: tuple):
-    """The tensors among args, including those inside list/tuple arguments."""
-    for a in args:
-        if isinstance(a, (list, tuple)):
-            yield from (t for t in a if isinstance(t, torch.Tensor))
-        elif isinstance(a, torch.Tensor):
-            yield a
-
-
-def _plain(args: tuple) -> bool:
+def _plain(flat_args: tuple) -> bool:
     """No tensor subclass that overrides __torch_function__ (e.g. DTensor) among the arguments."""
-    return not torch.overrides.has_torch_function(tuple(_tensors(args)))
+    return not torch.overrides.has_torch_function(flat_args)  # non-tensor arguments are ignored
 
 
-def _any_requires_grad(args: tuple) -> bool:
-    return any(t.requires_grad for t in _tensors(args))
+def _any_requires_grad(flat_args: tuple) -> bool:
+    for a in flat_args:
+        if isinstance(a, torch.Tensor) and a.requires_grad:
+            return True
+    return False
 
 
 class FusedOp:
@@ -134,10 +128,11 @@ class FusedOp:
         return tuple(args), lengths
 
     def __call__(self, *args):
-        if not (eager_only() and _plain(args)):
+        flat = self._flatten(args)  # the tensors of list arguments as arguments of their own
+        if not (eager_only() and _plain(flat)):
             return self.fwd_op(*args)
-        if torch.is_grad_enabled() and _any_requires_grad(args):
-            return self._function.apply(*self._flatten(args))
+        if torch.is_grad_enabled() and _any_requires_grad(flat):
+            return self._function.apply(*flat)
         return self.fwd_impl(*args)
 
 
