@@ -69,6 +69,16 @@ def _weight(W_HI, W_LO, numel, ACC: tl.constexpr):
 
 
 @triton.jit
+def _sign_tile(base, numel, BLOCK: tl.constexpr):
+    """The values base .. base + BLOCK (base a multiple of 8) as a (BLOCK // 8, 8) tile, one sign
+    group a row: (groups, value indices, value mask, group mask, lane indices)."""
+    lanes = tl.arange(0, 8)
+    group = base // 8 + tl.arange(0, BLOCK // 8).to(tl.int64)
+    idx = group[:, None] * 8 + lanes[None, :]
+    return group, idx, idx < numel, group < (numel + 7) // 8, lanes
+
+
+@triton.jit
 def _pack_signs(SIGNS, d, group, gmask, lanes):
     """Store the signs of d, a (BLOCK // 8, 8) tile whose row r holds the values of sign group
     group[r]: byte 2g gets bit l where d > 0, byte 2g + 1 where d < 0 (effgan/_signs.py)."""
@@ -113,16 +123,10 @@ def _l1_fwd_kernel(
 ):
     pid = tl.program_id(0)
     start = pid.to(tl.int64) * CHUNK  # CHUNK is a multiple of BLOCK, hence of 8
-    rows = tl.arange(0, BLOCK // 8)
-    lanes = tl.arange(0, 8)
     acc1 = tl.zeros((BLOCK // 8, 8), ACC)
     acc2 = tl.zeros((BLOCK // 8, 8), ACC)
-    ngroups = (numel + 7) // 8
     for off in range(0, CHUNK, BLOCK):
-        group = (start + off) // 8 + rows.to(tl.int64)
-        idx = group[:, None] * 8 + lanes[None, :]
-        m = idx < numel
-        gmask = group < ngroups
+        group, idx, m, gmask, lanes = _sign_tile(start + off, numel, BLOCK)
         # Masked values read 0 from both tensors: d = 0, no sign bits and nothing summed.
         y = tl.load(Y + idx, mask=m, other=0.0).to(ACC)
         d1 = tl.load(X1 + idx, mask=m, other=0.0).to(ACC) - y
@@ -201,14 +205,8 @@ def _l1_bwd_kernel(
     pid = tl.program_id(0)
     scale = _upstream_scale(DLOSS, ROW, T, W_HI, W_LO, numel, ACC)
     start = pid.to(tl.int64) * CHUNK
-    rows = tl.arange(0, BLOCK // 8)
-    lanes = tl.arange(0, 8)
-    ngroups = (numel + 7) // 8
     for off in range(0, CHUNK, BLOCK):
-        group = (start + off) // 8 + rows.to(tl.int64)
-        idx = group[:, None] * 8 + lanes[None, :]
-        m = idx < numel
-        gmask = group < ngroups
+        group, idx, m, gmask, lanes = _sign_tile(start + off, numel, BLOCK)
         pos = tl.load(SIGNS + 2 * group, mask=gmask, other=0).to(tl.int32)
         neg = tl.load(SIGNS + 2 * group + 1, mask=gmask, other=0).to(tl.int32)
         is_pos = ((pos[:, None] >> lanes[None, :]) & 1) != 0
