@@ -19,6 +19,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
+#include <utility>
 
 #include "adain.h"
 #include "params.h"
@@ -515,40 +517,57 @@ void check_style(const at::Tensor& t, int64_t N, int64_t C, const char* name) {
                     "), got ", t.sizes());
 }
 
+// What the forward and backward entry points share: x's layout, the checked statistics, style
+// scale, noise and per-channel parameters, the latter converted to the accumulation type.
+struct Prepared {
+  Layout layout;
+  NoiseRows z;
+  std::optional<at::Tensor> nw, b;
+  at::Tensor scale;
+  Operands o;
+};
+
+Prepared prepare(const at::Tensor& x, const at::Tensor& style_scale, const std::optional<at::Tensor>& noise,
+                 const std::optional<at::Tensor>& noise_weight, const std::optional<at::Tensor>& bias,
+                 std::initializer_list<const at::Tensor*> stats, const char* stats_name, int64_t act, double slope) {
+  const Layout layout = input_layout(x, "x");
+  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  const at::ScalarType acc = acc_dtype(x.scalar_type());
+  check_style(style_scale, N, C, "style_scale");
+  for (const auto* t : stats) check_shape_dtype(*t, {N, C}, acc, stats_name);
+  TORCH_CHECK_VALUE(std::isfinite(slope), "slope must be finite, got ", slope);
+  check_act(act);
+  const bool has_noise = noise.has_value() && noise->defined();
+  const bool has_nw = noise_weight.has_value() && noise_weight->defined();
+  TORCH_CHECK_VALUE(has_noise == has_nw, "noise and noise_weight must be given together");
+  NoiseRows z = noise_rows(noise, x, N, HW);
+  const int64_t z_stride = z.stride_n;
+  return Prepared{layout, std::move(z), per_channel(noise_weight, C, acc, "noise_weight"),
+                  per_channel(bias, C, acc, "bias"), style_scale.to(acc).contiguous(), Operands{N, C, HW, z_stride}};
+}
+
 }  // namespace
 
 void adain_fwd(const at::Tensor& x, const at::Tensor& style_scale, const at::Tensor& style_bias,
                const std::optional<at::Tensor>& noise, const std::optional<at::Tensor>& noise_weight,
                const std::optional<at::Tensor>& bias, const at::Tensor& y, const at::Tensor& shift,
                const at::Tensor& mean, const at::Tensor& rstd, double eps, int64_t act, double slope) {
-  const Layout layout = input_layout(x, "x");
-  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
-  const at::ScalarType acc = acc_dtype(x.scalar_type());
+  const Prepared p = prepare(x, style_scale, noise, noise_weight, bias, {&shift, &mean, &rstd}, "statistics output",
+                             act, slope);
+  const Operands& o = p.o;
   check_like(y, x, "y");
-  check_style(style_scale, N, C, "style_scale");
-  check_style(style_bias, N, C, "style_bias");
-  for (const auto* t : {&shift, &mean, &rstd}) check_shape_dtype(*t, {N, C}, acc, "statistics output");
+  check_style(style_bias, o.N, o.C, "style_bias");
   TORCH_CHECK_VALUE(std::isfinite(eps) && eps > 0, "eps must be a finite number > 0, got ", eps);
-  TORCH_CHECK_VALUE(std::isfinite(slope), "slope must be finite, got ", slope);
-  check_act(act);
-  const bool has_noise = noise.has_value() && noise->defined();
-  const bool has_nw = noise_weight.has_value() && noise_weight->defined();
-  TORCH_CHECK_VALUE(has_noise == has_nw, "noise and noise_weight must be given together");
-  const NoiseRows z = noise_rows(noise, x, N, HW);
-  const auto nw = per_channel(noise_weight, C, acc, "noise_weight");
-  const auto b = per_channel(bias, C, acc, "bias");
-  const at::Tensor sc = style_scale.to(acc).contiguous();
-  const at::Tensor sb = style_bias.to(acc).contiguous();
-  const Operands o{N, C, HW, z.stride_n};
+  const at::Tensor sb = style_bias.to(acc_dtype(x.scalar_type())).contiguous();
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "adain_fwd", [&] {
     using T = scalar_t;
     using A = acc_t<T>;
     dispatch_act(static_cast<int>(act), [&](auto tag) {
       constexpr int ACT = decltype(tag)::value;
-      auto run = layout == Layout::kNCHW ? &forward_nchw<T, A, ACT> : &forward_cl<T, A, ACT>;
-      run(x.const_data_ptr<T>(), z.rows.const_data_ptr<T>(), o, opt_ptr<A>(nw), opt_ptr<A>(b),
-          sc.const_data_ptr<A>(), sb.const_data_ptr<A>(), y.mutable_data_ptr<T>(), shift.mutable_data_ptr<A>(),
+      auto run = p.layout == Layout::kNCHW ? &forward_nchw<T, A, ACT> : &forward_cl<T, A, ACT>;
+      run(x.const_data_ptr<T>(), p.z.rows.const_data_ptr<T>(), o, opt_ptr<A>(p.nw), opt_ptr<A>(p.b),
+          p.scale.const_data_ptr<A>(), sb.const_data_ptr<A>(), y.mutable_data_ptr<T>(), shift.mutable_data_ptr<A>(),
           mean.mutable_data_ptr<A>(), rstd.mutable_data_ptr<A>(), eps, static_cast<A>(slope));
     });
   });
@@ -559,33 +578,23 @@ void adain_bwd(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& styl
                const std::optional<at::Tensor>& bias, const at::Tensor& shift, const at::Tensor& mean,
                const at::Tensor& rstd, const at::Tensor& dx, const at::Tensor& sum_dy, const at::Tensor& sum_dyh,
                const at::Tensor& sum_duz, const at::Tensor& sum_du, int64_t act, double slope) {
-  const Layout layout = input_layout(x, "x");
-  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
-  const at::ScalarType acc = acc_dtype(x.scalar_type());
+  const Prepared p = prepare(x, style_scale, noise, noise_weight, bias, {&shift, &mean, &rstd}, "saved statistics",
+                             act, slope);
+  const Operands& o = p.o;
   check_like(dy, x, "dy");
   check_like(dx, x, "dx");
-  check_style(style_scale, N, C, "style_scale");
-  for (const auto* t : {&shift, &mean, &rstd}) check_shape_dtype(*t, {N, C}, acc, "saved statistics");
-  for (const auto* t : {&sum_dy, &sum_dyh, &sum_duz, &sum_du}) check_shape_dtype(*t, {N, C}, acc, "sum output");
-  TORCH_CHECK_VALUE(std::isfinite(slope), "slope must be finite, got ", slope);
-  check_act(act);
-  const bool has_noise = noise.has_value() && noise->defined();
-  const bool has_nw = noise_weight.has_value() && noise_weight->defined();
-  TORCH_CHECK_VALUE(has_noise == has_nw, "noise and noise_weight must be given together");
-  const NoiseRows z = noise_rows(noise, x, N, HW);
-  const auto nw = per_channel(noise_weight, C, acc, "noise_weight");
-  const auto b = per_channel(bias, C, acc, "bias");
-  const at::Tensor sc = style_scale.to(acc).contiguous();
-  const Operands o{N, C, HW, z.stride_n};
+  for (const auto* t : {&sum_dy, &sum_dyh, &sum_duz, &sum_du}) {
+    check_shape_dtype(*t, {o.N, o.C}, acc_dtype(x.scalar_type()), "sum output");
+  }
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "adain_bwd", [&] {
     using T = scalar_t;
     using A = acc_t<T>;
     dispatch_act(static_cast<int>(act), [&](auto tag) {
       constexpr int ACT = decltype(tag)::value;
-      auto run = layout == Layout::kNCHW ? &backward_nchw<T, A, ACT> : &backward_cl<T, A, ACT>;
-      run(dy.const_data_ptr<T>(), x.const_data_ptr<T>(), z.rows.const_data_ptr<T>(), o, opt_ptr<A>(nw),
-          opt_ptr<A>(b), sc.const_data_ptr<A>(), shift.const_data_ptr<A>(), mean.const_data_ptr<A>(),
+      auto run = p.layout == Layout::kNCHW ? &backward_nchw<T, A, ACT> : &backward_cl<T, A, ACT>;
+      run(dy.const_data_ptr<T>(), x.const_data_ptr<T>(), p.z.rows.const_data_ptr<T>(), o, opt_ptr<A>(p.nw),
+          opt_ptr<A>(p.b), p.scale.const_data_ptr<A>(), shift.const_data_ptr<A>(), mean.const_data_ptr<A>(),
           rstd.const_data_ptr<A>(), dx.mutable_data_ptr<T>(), sum_dy.mutable_data_ptr<A>(),
           sum_dyh.mutable_data_ptr<A>(), sum_duz.mutable_data_ptr<A>(), sum_du.mutable_data_ptr<A>(),
           static_cast<A>(slope));
