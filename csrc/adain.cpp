@@ -290,27 +290,6 @@ void backward_nchw(const T* dy, const T* x, const T* z, const Operands& o, const
 
 // ------------------------------------------------------------------ channels_last
 
-// Sums every chunk's two per-channel partials (N, chunks, 2, C) in chunk order into out0/out1 (N*C).
-template <typename A>
-void combine_chunks(const std::vector<double>& part, int64_t N, int64_t chunks, int64_t C, A* out0, A* out1) {
-  std::vector<double> t0(C), t1(C);
-  for (int64_t n = 0; n < N; ++n) {
-    std::fill(t0.begin(), t0.end(), 0.0);
-    std::fill(t1.begin(), t1.end(), 0.0);
-    for (int64_t k = 0; k < chunks; ++k) {
-      const double* src = part.data() + 2 * (n * chunks + k) * C;
-      for (int64_t c = 0; c < C; ++c) {
-        t0[c] += src[c];
-        t1[c] += src[C + c];
-      }
-    }
-    for (int64_t c = 0; c < C; ++c) {
-      out0[n * C + c] = static_cast<A>(t0[c]);
-      out1[n * C + c] = static_cast<A>(t1[c]);
-    }
-  }
-}
-
 // Per-(n, c) values as arrays, so the channel loop reads them contiguously.
 template <typename A>
 struct ChannelArrays {
@@ -333,38 +312,18 @@ void forward_cl(const T* x, const T* z, const Operands& o, const A* nw, const A*
       a.shift[p] = act_forward<ACT>(u, slope);
     }
   }
-  std::vector<double> part(2 * N * ch.n * C);
-  parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<A> s_buf(C), q_buf(C);
-    A* __restrict s = s_buf.data();
-    A* __restrict q = q_buf.data();
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t n = t / ch.n, kk = t % ch.n, pc = n * C;
-      const A* __restrict anw = &a.nw[pc];
-      const A* __restrict ab = &a.b[pc];
-      const A* __restrict ash = &a.shift[pc];
-      std::fill(s, s + C, A(0));
-      std::fill(q, q + C, A(0));
-      for (int64_t px = ch.begin(kk); px < ch.end(kk, HW); ++px) {
-        const T* row = x + (n * HW + px) * C;
+  std::vector<double> sum, sumsq;
+  cl_channel_sums<T, A>(
+      N, HW, C,
+      [&](auto v, int64_t n, int64_t px, int64_t off, int64_t c) {
+        using V = decltype(v);
+        const int64_t pc = n * C + c;
         const A zv = static_cast<A>(z[n * o.z_stride_n + px]);
-        for_each_lanes<T, A>(C, [&](auto v, int64_t c) {
-          using V = decltype(v);
-          const V d = act_forward<ACT>(pre_act(load<V>(row + c), zv, load<V>(anw + c), load<V>(ab + c)), slope) -
-                      load<V>(ash + c);
-          store(s + c, load<V>(s + c) + d);
-          store(q + c, load<V>(q + c) + d * d);
-        });
-      }
-      double* out = part.data() + 2 * t * C;
-      for (int64_t c = 0; c < C; ++c) {
-        out[c] = s[c];
-        out[C + c] = q[c];
-      }
-    }
-  });
-  std::vector<double> sum(P), sumsq(P);
-  combine_chunks(part, N, ch.n, C, sum.data(), sumsq.data());
+        const V d = act_forward<ACT>(pre_act(load<V>(x + off + c), zv, load<V>(&a.nw[pc]), load<V>(&a.b[pc])), slope) -
+                    load<V>(&a.shift[pc]);
+        return std::pair<V, V>(d, d * d);
+      },
+      sum, sumsq);
   for (int64_t p = 0; p < P; ++p) {
     const double m = sum[p] / static_cast<double>(HW);
     const double var = std::max(sumsq[p] / static_cast<double>(HW) - m * m, 0.0);
@@ -401,7 +360,6 @@ void backward_cl(const T* dy, const T* x, const T* z, const Operands& o, const A
                  const A* shift, const A* mean, const A* rstd, T* dx, A* sum_dy, A* sum_dyh, A* sum_duz, A* sum_du,
                  A slope) {
   const int64_t N = o.N, C = o.C, HW = o.HW, P = N * C;
-  const PixelChunks ch(HW, C);
   ChannelArrays<A> a(P);
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t c = 0; c < C; ++c) {
@@ -414,81 +372,46 @@ void backward_cl(const T* dy, const T* x, const T* z, const Operands& o, const A
       a.k[p] = rstd[p] * scale[p];
     }
   }
-  std::vector<double> part(2 * N * ch.n * C);
-  parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<A> s_buf(C), q_buf(C);
-    A* __restrict s = s_buf.data();
-    A* __restrict q = q_buf.data();
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t n = t / ch.n, kk = t % ch.n, pc = n * C;
-      const A* __restrict anw = &a.nw[pc];
-      const A* __restrict ab = &a.b[pc];
-      const A* __restrict ash = &a.shift[pc];
-      const A* __restrict am = &a.mean[pc];
-      const A* __restrict ar = &a.rstd[pc];
-      std::fill(s, s + C, A(0));
-      std::fill(q, q + C, A(0));
-      for (int64_t px = ch.begin(kk); px < ch.end(kk, HW); ++px) {
-        const int64_t off = (n * HW + px) * C;
+  std::vector<double> tot_dy, tot_dyh;
+  cl_channel_sums<T, A>(
+      N, HW, C,
+      [&](auto v, int64_t n, int64_t px, int64_t off, int64_t c) {
+        using V = decltype(v);
+        const int64_t pc = n * C + c;
         const A zv = static_cast<A>(z[n * o.z_stride_n + px]);
-        for_each_lanes<T, A>(C, [&](auto v, int64_t c) {
-          using V = decltype(v);
-          const V h = act_forward<ACT>(pre_act(load<V>(x + off + c), zv, load<V>(anw + c), load<V>(ab + c)), slope);
-          const V g = load<V>(dy + off + c);
-          store(s + c, load<V>(s + c) + g);
-          store(q + c, load<V>(q + c) + g * (((h - load<V>(ash + c)) - load<V>(am + c)) * load<V>(ar + c)));
-        });
-      }
-      double* out = part.data() + 2 * t * C;
-      for (int64_t c = 0; c < C; ++c) {
-        out[c] = s[c];
-        out[C + c] = q[c];
-      }
-    }
-  });
-  combine_chunks(part, N, ch.n, C, sum_dy, sum_dyh);
+        const V h = act_forward<ACT>(pre_act(load<V>(x + off + c), zv, load<V>(&a.nw[pc]), load<V>(&a.b[pc])), slope);
+        const V g = load<V>(dy + off + c);
+        return std::pair<V, V>(g, g * (((h - load<V>(&a.shift[pc])) - load<V>(&a.mean[pc])) * load<V>(&a.rstd[pc])));
+      },
+      tot_dy, tot_dyh);
+  for (int64_t p = 0; p < P; ++p) {
+    sum_dy[p] = static_cast<A>(tot_dy[p]);
+    sum_dyh[p] = static_cast<A>(tot_dyh[p]);
+  }
   std::vector<A> mdy(P), mdyh(P);
   for (int64_t p = 0; p < P; ++p) {
     mdy[p] = static_cast<A>(static_cast<double>(sum_dy[p]) / HW);
     mdyh[p] = static_cast<A>(static_cast<double>(sum_dyh[p]) / HW);
   }
-  parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<A> s_buf(C), q_buf(C);
-    A* __restrict s = s_buf.data();
-    A* __restrict q = q_buf.data();
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t n = t / ch.n, kk = t % ch.n, pc = n * C;
-      const A* __restrict anw = &a.nw[pc];
-      const A* __restrict ab = &a.b[pc];
-      const A* __restrict ash = &a.shift[pc];
-      const A* __restrict am = &a.mean[pc];
-      const A* __restrict ar = &a.rstd[pc];
-      const A* __restrict ak = &a.k[pc];
-      const A* __restrict md = &mdy[pc];
-      const A* __restrict mdh = &mdyh[pc];
-      std::fill(s, s + C, A(0));
-      std::fill(q, q + C, A(0));
-      for (int64_t px = ch.begin(kk); px < ch.end(kk, HW); ++px) {
-        const int64_t off = (n * HW + px) * C;
+  std::vector<double> tot_duz, tot_du;
+  cl_channel_sums<T, A>(
+      N, HW, C,
+      [&](auto v, int64_t n, int64_t px, int64_t off, int64_t c) {
+        using V = decltype(v);
+        const int64_t pc = n * C + c;
         const A zv = static_cast<A>(z[n * o.z_stride_n + px]);
-        for_each_lanes<T, A>(C, [&](auto v, int64_t c) {
-          using V = decltype(v);
-          const V du = input_grad<ACT>(pre_act(load<V>(x + off + c), zv, load<V>(anw + c), load<V>(ab + c)),
-                                       load<V>(dy + off + c), load<V>(ash + c), load<V>(am + c), load<V>(ar + c),
-                                       load<V>(ak + c), load<V>(md + c), load<V>(mdh + c), slope);
-          store(dx + off + c, du);
-          store(s + c, load<V>(s + c) + du * zv);
-          store(q + c, load<V>(q + c) + du);
-        });
-      }
-      double* out = part.data() + 2 * t * C;
-      for (int64_t c = 0; c < C; ++c) {
-        out[c] = s[c];
-        out[C + c] = q[c];
-      }
-    }
-  });
-  combine_chunks(part, N, ch.n, C, sum_duz, sum_du);
+        const V du = input_grad<ACT>(pre_act(load<V>(x + off + c), zv, load<V>(&a.nw[pc]), load<V>(&a.b[pc])),
+                                     load<V>(dy + off + c), load<V>(&a.shift[pc]), load<V>(&a.mean[pc]),
+                                     load<V>(&a.rstd[pc]), load<V>(&a.k[pc]), load<V>(&mdy[pc]), load<V>(&mdyh[pc]),
+                                     slope);
+        store(dx + off + c, du);
+        return std::pair<V, V>(du * zv, du);
+      },
+      tot_duz, tot_du);
+  for (int64_t p = 0; p < P; ++p) {
+    sum_duz[p] = static_cast<A>(tot_duz[p]);
+    sum_du[p] = static_cast<A>(tot_du[p]);
+  }
 }
 
 // The noise operand: (N, HW) rows of x's dtype, contiguous along HW, row stride >= 0; absent noise

@@ -144,25 +144,6 @@ void forward_nchw(const T* x, const T* res, T* y, A* mean, A* rstd, const A* w, 
 
 // ------------------------------------------------------------------ channels_last layout helpers
 
-// Per-channel partial sums of every chunk (N, chunks, 2, C), reduced in chunk order into
-// per-(n, c) totals (N*C each).
-inline void combine_chunks(const std::vector<double>& part, int64_t N, int64_t chunks, int64_t C,
-                           std::vector<double>& tot0, std::vector<double>& tot1) {
-  tot0.assign(N * C, 0.0);
-  tot1.assign(N * C, 0.0);
-  for (int64_t n = 0; n < N; ++n) {
-    for (int64_t k = 0; k < chunks; ++k) {
-      const double* src = part.data() + 2 * (n * chunks + k) * C;
-      double* t0 = tot0.data() + n * C;
-      double* t1 = tot1.data() + n * C;
-      for (int64_t c = 0; c < C; ++c) {
-        t0[c] += src[c];
-        t1[c] += src[C + c];
-      }
-    }
-  }
-}
-
 // Per-(n, c) coefficients as separate arrays so the channel loop reads them contiguously.
 template <typename A>
 struct ChannelCoefs {
@@ -214,36 +195,20 @@ template <typename T, typename A, int ACT>
 void forward_cl(const T* x, const T* res, T* y, A* mean, A* rstd, const A* w, const A* b, int64_t N, int64_t C,
                 int64_t HW, double eps, A slope) {
   const PixelChunks ch(HW, C);
-  std::vector<double> part(2 * N * ch.n * C);
-  parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<A> shift_buf(C), s_buf(C), q_buf(C);
-    A* __restrict shift = shift_buf.data();
-    A* __restrict s = s_buf.data();
-    A* __restrict q = q_buf.data();
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t n = t / ch.n, k = t % ch.n;
-      const T* xs = x + n * HW * C;
-      for (int64_t c = 0; c < C; ++c) shift[c] = static_cast<A>(xs[c]);
-      std::fill(s, s + C, A(0));
-      std::fill(q, q + C, A(0));
-      for (int64_t px = ch.begin(k); px < ch.end(k, HW); ++px) {
-        const T* row = xs + px * C;
-        for_each_lanes<T, A>(C, [&](auto v, int64_t c) {
-          using V = decltype(v);
-          const V d = load<V>(row + c) - load<V>(shift + c);
-          store(s + c, load<V>(s + c) + d);
-          store(q + c, load<V>(q + c) + d * d);
-        });
-      }
-      double* out = part.data() + 2 * t * C;
-      for (int64_t c = 0; c < C; ++c) {
-        out[c] = s[c];
-        out[C + c] = q[c];
-      }
-    }
-  });
+  // Shifted sums, the shift of channel c of sample n being its first pixel's value.
+  std::vector<A> shift(N * C);
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t c = 0; c < C; ++c) shift[n * C + c] = static_cast<A>(x[n * HW * C + c]);
+  }
   std::vector<double> sum, sumsq;
-  combine_chunks(part, N, ch.n, C, sum, sumsq);
+  cl_channel_sums<T, A>(
+      N, HW, C,
+      [&](auto v, int64_t n, int64_t, int64_t off, int64_t c) {
+        using V = decltype(v);
+        const V d = load<V>(x + off + c) - load<V>(shift.data() + n * C + c);
+        return std::pair<V, V>(d, d * d);
+      },
+      sum, sumsq);
   for (int64_t p = 0; p < N * C; ++p) finalize_stats(sum[p], sumsq[p], HW, eps, mean + p, rstd + p);
   const ChannelCoefs<A> k = channel_coefs(x, mean, rstd, w, b, N, C, HW);
   parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
@@ -395,39 +360,18 @@ void backward_cl(const T* dy, const T* x, T* dx, const A* mean, const A* rstd, c
                  A* sum_dzx, int64_t N, int64_t C, int64_t HW, A slope) {
   const PixelChunks ch(HW, C);
   const ChannelCoefs<A> k = channel_coefs(x, mean, rstd, w, b, N, C, HW);
-  std::vector<double> part(2 * N * ch.n * C);
-  parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<A> s_buf(C), q_buf(C);
-    A* __restrict s = s_buf.data();
-    A* __restrict q = q_buf.data();
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t n = t / ch.n, kk = t % ch.n, pc = n * C;
-      const A* __restrict sh = &k.shift[pc];
-      const A* __restrict mu = &k.mean[pc];
-      const A* __restrict rs = rstd + pc;
-      const A* __restrict ww = &k.w[pc];
-      const A* __restrict bb = &k.b[pc];
-      std::fill(s, s + C, A(0));
-      std::fill(q, q + C, A(0));
-      for (int64_t px = ch.begin(kk); px < ch.end(kk, HW); ++px) {
-        const int64_t o = (n * HW + px) * C;
-        for_each_lanes<T, A>(C, [&](auto v, int64_t c) {
-          using V = decltype(v);
-          const V xhat = normalized(load<V>(x + o + c), load<V>(sh + c), load<V>(mu + c), load<V>(rs + c));
-          const V dz = upstream_grad<ACT>(xhat, load<V>(dy + o + c), load<V>(ww + c), load<V>(bb + c), slope);
-          store(s + c, load<V>(s + c) + dz);
-          store(q + c, load<V>(q + c) + dz * xhat);
-        });
-      }
-      double* out = part.data() + 2 * t * C;
-      for (int64_t c = 0; c < C; ++c) {
-        out[c] = s[c];
-        out[C + c] = q[c];
-      }
-    }
-  });
   std::vector<double> tdz, tdzx;
-  combine_chunks(part, N, ch.n, C, tdz, tdzx);
+  cl_channel_sums<T, A>(
+      N, HW, C,
+      [&](auto v, int64_t n, int64_t, int64_t off, int64_t c) {
+        using V = decltype(v);
+        const int64_t pc = n * C + c;
+        const V xhat =
+            normalized(load<V>(x + off + c), load<V>(&k.shift[pc]), load<V>(&k.mean[pc]), load<V>(rstd + pc));
+        const V dz = upstream_grad<ACT>(xhat, load<V>(dy + off + c), load<V>(&k.w[pc]), load<V>(&k.b[pc]), slope);
+        return std::pair<V, V>(dz, dz * xhat);
+      },
+      tdz, tdzx);
   std::vector<A> mdz(N * C), mdzx(N * C);
   for (int64_t p = 0; p < N * C; ++p) {
     sum_dz[p] = static_cast<A>(tdz[p]);

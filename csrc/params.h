@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "activation.h"
@@ -174,6 +175,52 @@ struct PixelChunks {
   int64_t begin(int64_t k) const { return k * pix; }
   int64_t end(int64_t k, int64_t HW) const { return std::min(HW, (k + 1) * pix); }
 };
+
+// Two per-channel sums over a channels_last (N, HW, C) tensor, per (n, c) in double. Every
+// (sample, pixel chunk) sums into partials of its own, combined in chunk order afterwards, so the
+// result does not depend on threading. terms(V{}, n, px, off, c) returns the two terms (lanes V:
+// vf8 or A) for the channels from c on at pixel px of sample n, element offset off = (n HW + px) C.
+template <typename T, typename A, typename F>
+void cl_channel_sums(int64_t N, int64_t HW, int64_t C, const F& terms, std::vector<double>& tot0,
+                     std::vector<double>& tot1) {
+  const PixelChunks ch(HW, C);
+  std::vector<double> part(2 * N * ch.n * C);
+  parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<A> s_buf(C), q_buf(C);
+    A* __restrict s = s_buf.data();
+    A* __restrict q = q_buf.data();
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / ch.n, k = t % ch.n;
+      std::fill(s, s + C, A(0));
+      std::fill(q, q + C, A(0));
+      for (int64_t px = ch.begin(k); px < ch.end(k, HW); ++px) {
+        const int64_t off = (n * HW + px) * C;
+        for_each_lanes<T, A>(C, [&](auto v, int64_t c) {
+          using V = decltype(v);
+          const auto [a, b] = terms(v, n, px, off, c);
+          store(s + c, load<V>(s + c) + a);
+          store(q + c, load<V>(q + c) + b);
+        });
+      }
+      double* out = part.data() + 2 * t * C;
+      for (int64_t c = 0; c < C; ++c) {
+        out[c] = s[c];
+        out[C + c] = q[c];
+      }
+    }
+  });
+  tot0.assign(N * C, 0.0);
+  tot1.assign(N * C, 0.0);
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t k = 0; k < ch.n; ++k) {
+      const double* src = part.data() + 2 * (n * ch.n + k) * C;
+      for (int64_t c = 0; c < C; ++c) {
+        tot0[n * C + c] += src[c];
+        tot1[n * C + c] += src[C + c];
+      }
+    }
+  }
+}
 
 // ---- argument checks: every violation raises a Python exception, nothing reaches a kernel ----
 
