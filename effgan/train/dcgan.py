@@ -40,6 +40,16 @@ class RealFakeDiscriminator(nn.Module):
                 call_with_labels(self.discriminator, fake, fake_labels))
 
 
+def adversarial_runners(generator: nn.Module, discriminator: nn.Module, runtime: Runtime) -> tuple:
+    """(scaler_g, scaler_d, g_run, d_run, d_frozen): the gradient scalers and the callables (DDP-wrapped
+    and compiled as the runtime says) that run G, D on a real and a fake batch, and D alone for G's
+    step; what the dcgan and stylegan families share."""
+    precision = runtime.precision
+    g_run = runtime.maybe_compile(wrap_ddp(generator, runtime.dist, runtime.device))
+    d_run = runtime.maybe_compile(wrap_ddp(RealFakeDiscriminator(discriminator), runtime.dist, runtime.device))
+    return precision.make_scaler(), precision.make_scaler(), g_run, d_run, runtime.maybe_compile(discriminator)
+
+
 def split_labelled(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(images, labels) from ``(image, label)`` batches, ``dict(image=, label=)`` or bare image tensors."""
     if isinstance(batch, torch.Tensor):
@@ -68,12 +78,8 @@ class DCGANFamily(Family):
         graphs = runtime.cuda_graphs
         self.opt_g = make_adam(self.generator.parameters(), config, runtime.device, capturable=graphs)
         self.opt_d = make_adam(self.discriminator.parameters(), config, runtime.device, capturable=graphs)
-        self.scaler_g = runtime.precision.make_scaler()
-        self.scaler_d = runtime.precision.make_scaler()
-        self._g_run = runtime.maybe_compile(wrap_ddp(self.generator, runtime.dist, runtime.device))
-        self._d_run = runtime.maybe_compile(
-            wrap_ddp(RealFakeDiscriminator(self.discriminator), runtime.dist, runtime.device))
-        self._d_frozen = runtime.maybe_compile(self.discriminator)
+        self.scaler_g, self.scaler_d, self._g_run, self._d_run, self._d_frozen = adversarial_runners(
+            self.generator, self.discriminator, runtime)
         self._augment = make_d_augment(config)
         self._g_phase = GraphedPhase(self._generator_phase, enabled=graphs)
         self._d_phase = GraphedPhase(self._discriminator_phase, enabled=graphs)

@@ -25,8 +25,8 @@ from torch import nn
 from effgan.train import losses
 from effgan.train.augment import make_d_augment
 from effgan.train.config import TrainConfig
-from effgan.train.dcgan import RealFakeDiscriminator
-from effgan.train.distributed import broadcast_module, wrap_ddp
+from effgan.train.dcgan import adversarial_runners
+from effgan.train.distributed import broadcast_module
 from effgan.train.family import DataInfo, Family, Runtime, make_adam, set_requires_grad
 from effgan.train.model_builders import ModelBuilder, initialise, registry_builder
 
@@ -64,12 +64,8 @@ class StyleGANFamily(Family):
         ratio = self.opts.r1_interval / (self.opts.r1_interval + 1) if self.opts.r1_gamma > 0 else 1.0
         self.opt_d = make_adam(self.discriminator.parameters(), config, runtime.device, lr=config.lr * ratio,
                                betas=(config.beta1 ** ratio, config.beta2 ** ratio))
-        self.scaler_g = runtime.precision.make_scaler()
-        self.scaler_d = runtime.precision.make_scaler()
-        self._g_run = runtime.maybe_compile(wrap_ddp(self.generator, runtime.dist, runtime.device))
-        self._d_run = runtime.maybe_compile(
-            wrap_ddp(RealFakeDiscriminator(self.discriminator), runtime.dist, runtime.device))
-        self._d_frozen = runtime.maybe_compile(self.discriminator)
+        self.scaler_g, self.scaler_d, self._g_run, self._d_run, self._d_frozen = adversarial_runners(
+            self.generator, self.discriminator, runtime)
         # after DDP's broadcast, so every rank's EMA starts from rank 0's weights
         self.generator_ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
         broadcast_module(self.generator_ema, runtime.dist)
