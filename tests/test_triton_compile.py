@@ -66,7 +66,7 @@ def test_every_kernel_compiles_for_nvidia_targets(tmp_path):
     assert {c["arch"] for c in cases} == {90, 80}
     problems = []
     if report["uncovered"]:
-        problems.append("coverage gaps in tests/triton_compile_worker.py:\n  " + "\n  ".join(report["uncovered"]))
+        problems.append("coverage gaps in tests/triton_compile_cases.py:\n  " + "\n  ".join(report["uncovered"]))
     failed = [c for c in cases if not c["ok"]]
     if failed:
         kernels = sorted({f"{c['kernel']} (sm_{c['arch']})" for c in failed})
