@@ -329,7 +329,7 @@ def cyclegan_generator_loss(
     # The pairs' signs are kept only when a backward can follow (see effgan/_signs.py).
     save_signs = torch.is_grad_enabled() and any(t.requires_grad for t in xs + ys)
     losses = _cyclegan_loss(preds, [target_real] * len(preds), weights, list(xs), list(ys),
-                  [w for _, _, w in pairs], mode, save_signs, backend)[0]
+                            [w for _, _, w in pairs], mode, save_signs, backend)[0]
     nb, npred = len(preds_b), len(preds)
     parts = losses.detach()
     loss_G_A = parts[0] if nb == 1 else parts[:nb].sum()
