@@ -315,13 +315,17 @@ void forward_cl(const T* x, const T* z, const Operands& o, const A* nw, const A*
   std::vector<double> sum, sumsq;
   cl_channel_sums<T, A>(
       N, HW, C,
-      [&](auto v, int64_t n, int64_t px, int64_t off, int64_t c) {
-        using V = decltype(v);
-        const int64_t pc = n * C + c;
+      [&](int64_t n, int64_t px, int64_t off) {
         const A zv = static_cast<A>(z[n * o.z_stride_n + px]);
-        const V d = act_forward<ACT>(pre_act(load<V>(x + off + c), zv, load<V>(&a.nw[pc]), load<V>(&a.b[pc])), slope) -
-                    load<V>(&a.shift[pc]);
-        return std::pair<V, V>(d, d * d);
+        const T* __restrict xr = x + off;
+        const int64_t pc = n * C;
+        const A *__restrict anw = &a.nw[pc], *__restrict ab = &a.b[pc], *__restrict ash = &a.shift[pc];
+        return [=](auto v, int64_t c) {
+          using V = decltype(v);
+          const V d = act_forward<ACT>(pre_act(load<V>(xr + c), zv, load<V>(anw + c), load<V>(ab + c)), slope) -
+                      load<V>(ash + c);
+          return std::pair<V, V>(d, d * d);
+        };
       },
       sum, sumsq);
   for (int64_t p = 0; p < P; ++p) {
@@ -375,13 +379,18 @@ void backward_cl(const T* dy, const T* x, const T* z, const Operands& o, const A
   std::vector<double> tot_dy, tot_dyh;
   cl_channel_sums<T, A>(
       N, HW, C,
-      [&](auto v, int64_t n, int64_t px, int64_t off, int64_t c) {
-        using V = decltype(v);
-        const int64_t pc = n * C + c;
+      [&](int64_t n, int64_t px, int64_t off) {
         const A zv = static_cast<A>(z[n * o.z_stride_n + px]);
-        const V h = act_forward<ACT>(pre_act(load<V>(x + off + c), zv, load<V>(&a.nw[pc]), load<V>(&a.b[pc])), slope);
-        const V g = load<V>(dy + off + c);
-        return std::pair<V, V>(g, g * (((h - load<V>(&a.shift[pc])) - load<V>(&a.mean[pc])) * load<V>(&a.rstd[pc])));
+        const T *__restrict xr = x + off, *__restrict dyr = dy + off;
+        const int64_t pc = n * C;
+        const A *__restrict anw = &a.nw[pc], *__restrict ab = &a.b[pc], *__restrict ash = &a.shift[pc];
+        const A *__restrict am = &a.mean[pc], *__restrict ar = &a.rstd[pc];
+        return [=](auto v, int64_t c) {
+          using V = decltype(v);
+          const V h = act_forward<ACT>(pre_act(load<V>(xr + c), zv, load<V>(anw + c), load<V>(ab + c)), slope);
+          const V g = load<V>(dyr + c);
+          return std::pair<V, V>(g, g * (((h - load<V>(ash + c)) - load<V>(am + c)) * load<V>(ar + c)));
+        };
       },
       tot_dy, tot_dyh);
   for (int64_t p = 0; p < P; ++p) {
@@ -396,16 +405,22 @@ void backward_cl(const T* dy, const T* x, const T* z, const Operands& o, const A
   std::vector<double> tot_duz, tot_du;
   cl_channel_sums<T, A>(
       N, HW, C,
-      [&](auto v, int64_t n, int64_t px, int64_t off, int64_t c) {
-        using V = decltype(v);
-        const int64_t pc = n * C + c;
+      [&](int64_t n, int64_t px, int64_t off) {
         const A zv = static_cast<A>(z[n * o.z_stride_n + px]);
-        const V du = input_grad<ACT>(pre_act(load<V>(x + off + c), zv, load<V>(&a.nw[pc]), load<V>(&a.b[pc])),
-                                     load<V>(dy + off + c), load<V>(&a.shift[pc]), load<V>(&a.mean[pc]),
-                                     load<V>(&a.rstd[pc]), load<V>(&a.k[pc]), load<V>(&mdy[pc]), load<V>(&mdyh[pc]),
-                                     slope);
-        store(dx + off + c, du);
-        return std::pair<V, V>(du * zv, du);
+        const T *__restrict xr = x + off, *__restrict dyr = dy + off;
+        T* __restrict dxr = dx + off;
+        const int64_t pc = n * C;
+        const A *__restrict anw = &a.nw[pc], *__restrict ab = &a.b[pc], *__restrict ash = &a.shift[pc];
+        const A *__restrict am = &a.mean[pc], *__restrict ar = &a.rstd[pc], *__restrict ak = &a.k[pc];
+        const A *__restrict md = &mdy[pc], *__restrict mdh = &mdyh[pc];
+        return [=](auto v, int64_t c) {
+          using V = decltype(v);
+          const V du = input_grad<ACT>(pre_act(load<V>(xr + c), zv, load<V>(anw + c), load<V>(ab + c)),
+                                       load<V>(dyr + c), load<V>(ash + c), load<V>(am + c), load<V>(ar + c),
+                                       load<V>(ak + c), load<V>(md + c), load<V>(mdh + c), slope);
+          store(dxr + c, du);
+          return std::pair<V, V>(du * zv, du);
+        };
       },
       tot_duz, tot_du);
   for (int64_t p = 0; p < P; ++p) {

@@ -203,10 +203,14 @@ void forward_cl(const T* x, const T* res, T* y, A* mean, A* rstd, const A* w, co
   std::vector<double> sum, sumsq;
   cl_channel_sums<T, A>(
       N, HW, C,
-      [&](auto v, int64_t n, int64_t, int64_t off, int64_t c) {
-        using V = decltype(v);
-        const V d = load<V>(x + off + c) - load<V>(shift.data() + n * C + c);
-        return std::pair<V, V>(d, d * d);
+      [&](int64_t n, int64_t, int64_t off) {
+        const T* __restrict xr = x + off;
+        const A* __restrict sh = shift.data() + n * C;
+        return [=](auto v, int64_t c) {
+          using V = decltype(v);
+          const V d = load<V>(xr + c) - load<V>(sh + c);
+          return std::pair<V, V>(d, d * d);
+        };
       },
       sum, sumsq);
   for (int64_t p = 0; p < N * C; ++p) finalize_stats(sum[p], sumsq[p], HW, eps, mean + p, rstd + p);
@@ -363,13 +367,18 @@ void backward_cl(const T* dy, const T* x, T* dx, const A* mean, const A* rstd, c
   std::vector<double> tdz, tdzx;
   cl_channel_sums<T, A>(
       N, HW, C,
-      [&](auto v, int64_t n, int64_t, int64_t off, int64_t c) {
-        using V = decltype(v);
-        const int64_t pc = n * C + c;
-        const V xhat =
-            normalized(load<V>(x + off + c), load<V>(&k.shift[pc]), load<V>(&k.mean[pc]), load<V>(rstd + pc));
-        const V dz = upstream_grad<ACT>(xhat, load<V>(dy + off + c), load<V>(&k.w[pc]), load<V>(&k.b[pc]), slope);
-        return std::pair<V, V>(dz, dz * xhat);
+      [&](int64_t n, int64_t, int64_t off) {
+        const T* __restrict xr = x + off;
+        const T* __restrict dyr = dy + off;
+        const int64_t pc = n * C;
+        const A *__restrict sh = &k.shift[pc], *__restrict mu = &k.mean[pc], *__restrict rs = rstd + pc;
+        const A *__restrict ww = &k.w[pc], *__restrict bb = &k.b[pc];
+        return [=](auto v, int64_t c) {
+          using V = decltype(v);
+          const V xhat = normalized(load<V>(xr + c), load<V>(sh + c), load<V>(mu + c), load<V>(rs + c));
+          const V dz = upstream_grad<ACT>(xhat, load<V>(dyr + c), load<V>(ww + c), load<V>(bb + c), slope);
+          return std::pair<V, V>(dz, dz * xhat);
+        };
       },
       tdz, tdzx);
   std::vector<A> mdz(N * C), mdzx(N * C);

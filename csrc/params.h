@@ -178,10 +178,11 @@ struct PixelChunks {
 
 // Two per-channel sums over a channels_last (N, HW, C) tensor, per (n, c) in double. Every
 // (sample, pixel chunk) sums into partials of its own, combined in chunk order afterwards, so the
-// result does not depend on threading. terms(V{}, n, px, off, c) returns the two terms (lanes V:
-// vf8 or A) for the channels from c on at pixel px of sample n, element offset off = (n HW + px) C.
+// result does not depend on threading. pixel_terms(n, px, off) is called once per pixel (px of
+// sample n, element offset off = (n HW + px) C) and returns f with f(V{}, c) = the two terms (lanes
+// V: vf8 or A) of the channels from c on; what depends only on the pixel is computed once there.
 template <typename T, typename A, typename F>
-void cl_channel_sums(int64_t N, int64_t HW, int64_t C, const F& terms, std::vector<double>& tot0,
+void cl_channel_sums(int64_t N, int64_t HW, int64_t C, const F& pixel_terms, std::vector<double>& tot0,
                      std::vector<double>& tot1) {
   const PixelChunks ch(HW, C);
   std::vector<double> part(2 * N * ch.n * C);
@@ -194,10 +195,10 @@ void cl_channel_sums(int64_t N, int64_t HW, int64_t C, const F& terms, std::vect
       std::fill(s, s + C, A(0));
       std::fill(q, q + C, A(0));
       for (int64_t px = ch.begin(k); px < ch.end(k, HW); ++px) {
-        const int64_t off = (n * HW + px) * C;
+        const auto terms = pixel_terms(n, px, (n * HW + px) * C);
         for_each_lanes<T, A>(C, [&](auto v, int64_t c) {
           using V = decltype(v);
-          const auto [a, b] = terms(v, n, px, off, c);
+          const auto [a, b] = terms(v, c);
           store(s + c, load<V>(s + c) + a);
           store(q + c, load<V>(q + c) + b);
         });
