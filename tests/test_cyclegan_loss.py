@@ -145,11 +145,12 @@ def _storage_order(t):
 @pytest.mark.parametrize("impl,device", fast_backends(OP))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_forward_keeps_two_bit_signs_of_each_pair(impl, device, dtype, channels_last, poison_outputs):
+# 210 values: the last sign group is partial; 8214: several programs / blocks, each starting mid-tensor
+@pytest.mark.parametrize("shape", [(2, 3, 7, 5), (2, 3, 37, 37)])
+def test_forward_keeps_two_bit_signs_of_each_pair(impl, device, dtype, channels_last, shape, poison_outputs):
     """The signs the backward uses: every value's sign(x - y) in storage order, ties 0, odd sizes;
     two pairs sharing y (read once) give bit-identical losses to the same pairs with y copied."""
     gen = torch.Generator().manual_seed(11)
-    shape = (2, 3, 7, 5)  # 210 values: the last sign group is partial
     y = rand(shape, dtype=dtype, gen=gen, channels_last=channels_last).to(device)
     y2 = rand(shape, dtype=dtype, gen=gen, channels_last=channels_last).to(device)
     xs = [rand(shape, dtype=dtype, gen=gen, channels_last=channels_last).to(device) for _ in range(3)]
