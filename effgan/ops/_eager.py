@@ -101,10 +101,11 @@ class FusedOp:
         )
 
     def _flatten(self, args: tuple) -> tuple:
+        """args with each list argument spread out, after a header (argument count, list lengths)."""
         if not self._list_args:
             return args
         lengths = {i: len(args[i]) for i in self._list_args}
-        flat: list = [lengths]
+        flat: list = [(len(args), lengths)]
         for i, a in enumerate(args):
             flat += list(a) if i in lengths else [a]
         return tuple(flat)
@@ -112,19 +113,16 @@ class FusedOp:
     def _unflatten(self, flat: tuple) -> tuple[tuple, dict]:
         if not self._list_args:
             return flat, {}
-        lengths, rest = flat[0], flat[1:]
-        args, k, i = [], 0, 0
-        while k < len(rest):
-            if i in lengths:
-                args.append(list(rest[k:k + lengths[i]]))
-                k += lengths[i]
-            else:
+        (nargs, lengths), rest = flat[0], flat[1:]
+        args, k = [], 0
+        for i in range(nargs):
+            n = lengths.get(i)
+            if n is None:
                 args.append(rest[k])
                 k += 1
-            i += 1
-        while i in lengths:  # trailing empty lists
-            args.append([])
-            i += 1
+            else:
+                args.append(list(rest[k:k + n]))
+                k += n
         return tuple(args), lengths
 
     def __call__(self, *args):

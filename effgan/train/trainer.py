@@ -24,6 +24,7 @@ from effgan.train.cuda_graphs import check_supported as check_cuda_graphs
 from effgan.train.data_loading import batches_per_epoch, make_train_loader
 from effgan.train.distributed import (DistInfo, all_ranks_true, any_rank_true, destroy_process_group,
                                       info_from_env, init_process_group, pick_device)
+from effgan.train.evaluation import build_eval_hook, check_eval_options, is_eval_metric, summary
 from effgan.train.family import DataInfo, Family, Runtime
 from effgan.train.model_builders import ModelBuilder, registry_builder
 from effgan.train.precision import Precision
@@ -158,8 +159,6 @@ def train(config: cfg.TrainConfig, *, dataset: Dataset | None = None, builder: M
     metrics_fn: called at each checkpoint (by rank 0); its values are logged and may select ``best.pt``.
         ``config.eval_every`` adds the built-in evaluation on top (see ``evaluation.py``).
     """
-    from effgan.train.evaluation import check_eval_options
-
     config = cfg.resolve(config)
     check_eval_options(config, has_metrics_fn=metrics_fn is not None)
     info = info_from_env()
@@ -226,8 +225,6 @@ class Trainer:
         # rank 0 alone evaluates (the ranks hold the same weights): the others build nothing
         if not self.config.eval_every or not self.info.is_main:
             return None
-        from effgan.train.evaluation import build_eval_hook
-
         self._print(f"effgan.train: preparing the evaluation (its metric networks are trained once and cached "
                     f"in {os.path.join(self.run_dir, 'feature_nets')})")
         with self._forked_rng():  # training the metric networks must not shift the training streams
@@ -300,8 +297,6 @@ class Trainer:
         self._last_good_checkpoint = path
         value = self._best_value(metrics)
         if value is None:
-            from effgan.train.evaluation import is_eval_metric
-
             if is_eval_metric(self.config.best_metric) and not evaluated:
                 return path  # a checkpoint between evaluations: best.pt waits for the next one
             if not self._warned_missing_best:
@@ -385,8 +380,6 @@ class Trainer:
                 values = {k: float(v) for k, v in hook(self.family).items()}
             results.update(values)
             if hook is self.eval_hook:
-                from effgan.train.evaluation import summary
-
                 self._print(f"eval at step {self.step}: {summary(values)}")
         return results
 
