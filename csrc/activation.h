@@ -27,17 +27,17 @@ EFFGAN_INLINE V exp_approx(V x) {
   x = x > hi ? hi : x;
   // n = round(x / ln 2) by the 1.5 * 2^23 trick (exact for |n| < 2^22, no rounding instruction).
   const float kRound = 12582912.0f;
-  const V n = (x * 1.44269504088896341f + kRound) - kRound;
+  const V n = fmadd(x, 1.44269504088896341f, kRound) - kRound;
   // r = x - n ln2 in two pieces, so that r carries no rounding error from the product.
-  V r = x - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
+  V r = fmadd(n, -0.693359375f, x);
+  r = fmadd(n, 2.12194440e-4f, r);
   V p = splat<V>(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
+  p = fmadd(p, r, 1.3981999507e-3f);
+  p = fmadd(p, r, 8.3334519073e-3f);
+  p = fmadd(p, r, 4.1665795894e-2f);
+  p = fmadd(p, r, 1.6666665459e-1f);
+  p = fmadd(p, r, 5.0000001201e-1f);
+  p = fmadd(p, r * r, r + 1.0f);
   return p * exp2_int(n);
 }
 

@@ -115,7 +115,7 @@ EFFGAN_INLINE void conv_rows(const A* p, int64_t stride, const A* __restrict w, 
     for (int r = 0; r < R; ++r) {
       const int kh = i - r * S;
       if (kh < 0 || kh >= K) continue;
-      for (int kw = 0; kw < K; ++kw) acc[r] += xv[kw] * w[kh * K + kw];
+      for (int kw = 0; kw < K; ++kw) acc[r] = fmadd(xv[kw], w[kh * K + kw], acc[r]);
     }
   }
 }
@@ -193,7 +193,7 @@ void conv_transpose_plane(const A* __restrict dz, const A* __restrict w, A* __re
         int64_t lo, hi_c;
         g.valid_cols(kw, lo, hi_c);
         A* __restrict xs = dx + hi * g.W + kw - g.P;
-        for (int64_t wo = lo; wo <= hi_c; ++wo) xs[wo * S] += wt * dr[wo];
+        for (int64_t wo = lo; wo <= hi_c; ++wo) xs[wo * S] = fmadd(wt, dr[wo], xs[wo * S]);
       }
     }
   }
@@ -240,8 +240,8 @@ void weight_grad_plane_k(const A* __restrict xp, int64_t stride, const A* __rest
           row_taps<K, S>(xr + wo * S, x0);
           row_taps<K, S>(xr + (wo + kVecWidth) * S, x1);
           for (int kw = 0; kw < K; ++kw) {
-            lo[kw] += d0 * x0[kw];
-            hi[kw] += d1 * x1[kw];
+            lo[kw] = fmadd(d0, x0[kw], lo[kw]);
+            hi[kw] = fmadd(d1, x1[kw], hi[kw]);
           }
         }
         for (; wo < Wo; wo += kVecWidth) {
@@ -255,13 +255,13 @@ void weight_grad_plane_k(const A* __restrict xp, int64_t stride, const A* __rest
           }
           vf8 x0[K];
           row_taps<K, S>(xr + wo * S, x0);
-          for (int kw = 0; kw < K; ++kw) lo[kw] += d0 * x0[kw];
+          for (int kw = 0; kw < K; ++kw) lo[kw] = fmadd(d0, x0[kw], lo[kw]);
         }
       } else {
         for (; wo < Wo; ++wo) {
           A xv[K];
           row_taps<K, S>(xr + wo * S, xv);
-          for (int kw = 0; kw < K; ++kw) sc[kw] += dr[wo] * xv[kw];
+          for (int kw = 0; kw < K; ++kw) sc[kw] = fmadd(dr[wo], xv[kw], sc[kw]);
         }
       }
       pending += Wo;

@@ -2,10 +2,15 @@
 //
 // vf8 is eight floats whatever the target ISA: one 256-bit register with -mavx2 (see
 // effgan/_cpp_build.py), two 128-bit ones at the SSE2 baseline. Two vf8 accumulators hold the 16
-// lanes of a reduction (params.h: lane_sums), the order the scalar lane arrays had, so results do
-// not depend on the ISA (the build turns FMA contraction off, see effgan/_cpp_build.py). GCC's auto-vectoriser handles those 16-lane arrays
-// badly at AVX2 (it shuffles between lanes and ends up slower than SSE2); written with these types
-// the loops compile to straight vector code at every ISA.
+// lanes of a reduction (params.h: lane_sums), the order the scalar lane arrays had. GCC's
+// auto-vectoriser handles those 16-lane arrays badly at AVX2 (it shuffles between lanes and ends up
+// slower than SSE2); written with these types the loops compile to straight vector code at every
+// ISA.
+//
+// The build turns the compiler's FMA contraction off (effgan/_cpp_build.py): it would fuse a * b + c
+// where it happens to see both, differently in a loop's vector body and its scalar tail. Fused
+// multiply-adds are written out instead (fmadd below), with one rounding in every lane type where
+// the ISA has FMA and two everywhere else, so a value is the same whichever path computes it.
 //
 // Code written over a lane type V (float, double, or vf8) serves both a vector loop and its scalar
 // tail: splat, load and store below are overloaded on V, and the arithmetic operators and ?: act
@@ -13,6 +18,10 @@
 #pragma once
 
 #include <c10/util/BFloat16.h>
+
+#if defined(__FMA__) && defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 #include <cmath>
 #include <cstdint>
@@ -94,6 +103,46 @@ EFFGAN_INLINE void store(T* p, V v) {
   } else {
     *p = static_cast<T>(v);
   }
+}
+
+// a * b + c: one rounding (FMA instructions) where the build targets FMA, else two, for vectors
+// and scalars alike.
+EFFGAN_INLINE vf8 fmadd(vf8 a, vf8 b, vf8 c) {
+#if defined(__FMA__) && defined(__AVX__)
+  return reinterpret_cast<vf8>(_mm256_fmadd_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b),
+                                               reinterpret_cast<__m256>(c)));
+#else
+  return a * b + c;
+#endif
+}
+
+EFFGAN_INLINE float fmadd(float a, float b, float c) {
+#if defined(__FMA__)
+  return __builtin_fmaf(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
+EFFGAN_INLINE double fmadd(double a, double b, double c) {
+#if defined(__FMA__)
+  return __builtin_fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
+// fmadd with a scalar b and/or c applied to every lane of a.
+template <typename V, typename B, typename C>
+EFFGAN_INLINE V fmadd(V a, B b, C c) {
+  auto lanes = [](auto s) {
+    if constexpr (std::is_same_v<decltype(s), V>) {
+      return s;
+    } else {
+      return splat<V>(s);
+    }
+  };
+  return fmadd(a, lanes(b), lanes(c));
 }
 
 // |v| as std::abs: the sign bit cleared (also of -0 and NaN).

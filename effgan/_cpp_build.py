@@ -8,11 +8,13 @@ The build targets the machine it runs on: on x86-64 CPUs where torch reports AVX
 it adds ``-mavx2 -mfma -mf16c``, elsewhere no ISA flag (the SSE2 baseline on x86-64). AVX-512
 machines get the same 256-bit build: the kernels' vectors are a fixed 8 floats wide (csrc/simd.h).
 These flags are part of the key, so machines with different CPUs sharing one cache directory get
-separate builds. Results do not depend on the build either: the summation order is fixed (whatever
-the thread count) and ``-ffp-contract=off`` keeps the compiler from fusing a * b + c into one
-rounding where it happens to see both (which would differ between a kernel's whole-plane and
-split-plane paths, and between ISAs). ``ATEN_CPU_CAPABILITY=default`` (torch's own switch) selects
-the baseline build.
+separate builds. Within a build, results do not depend on the thread count: the summation order is
+fixed, and ``-ffp-contract=off`` keeps the compiler from fusing a * b + c into one rounding where
+it happens to see both (which would differ between a kernel's vector loop and its scalar tail, and
+so between its whole-plane and split-plane paths). The kernels' hot multiply-adds are written as
+explicit fused ones instead (``csrc/simd.h: fmadd``: one rounding where the build has FMA, two
+at the SSE2 baseline), so the AVX2 and baseline builds agree to rounding, not bit for bit.
+``ATEN_CPU_CAPABILITY=default`` (torch's own switch) selects the baseline build.
 
 Two processes building the same key at once serialise on an ``fcntl.flock`` lock file beside the
 keyed directory: the first builds, the second waits and then loads what the first built. Holding
@@ -43,7 +45,8 @@ RECIPE_VERSION = 1
 # it the loops it auto-vectorises stay scalar); -fno-math-errno for sqrt; -fopenmp because
 # at::parallel_for is an OpenMP region in torch's headers: without it every kernel would run on one
 # thread. No -ffast-math and no FMA contraction: the kernels' rounding is part of their
-# determinism. The ISA flags are added per machine, see isa_flags().
+# determinism (fused multiply-adds are explicit, csrc/simd.h). The ISA flags are added per machine,
+# see isa_flags().
 CFLAGS = ("-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-Wno-unused-function")
 # x86-64 with AVX2: 256-bit vectors, FMA, and F16C's half <-> float conversions.
 AVX2_FLAGS = ("-mavx2", "-mfma", "-mf16c")
