@@ -42,6 +42,12 @@ EFFGAN_INLINE X pre_act(X x, Z z, K nw, K b) {
   return x + z * nw + b;
 }
 
+// h = act(u): the activated values whose statistics the AdaIN normalises.
+template <int ACT, typename X, typename Z, typename K, typename S>
+EFFGAN_INLINE X activated(X x, Z z, K nw, K b, S slope) {
+  return act_forward<ACT>(pre_act(x, z, nw, b), slope);
+}
+
 // The sums of h - shift and its square over the span; h is also written to h_keep when given.
 template <typename T, typename A, int ACT>
 EFFGAN_INLINE void h_sums(const T* __restrict x, const T* __restrict z, int64_t len, const AdaCoef<A>& c, A slope,
@@ -51,7 +57,7 @@ EFFGAN_INLINE void h_sums(const T* __restrict x, const T* __restrict z, int64_t 
       len,
       [&](auto v, int64_t i, auto* t) {
         using V = decltype(v);
-        const V h = act_forward<ACT>(pre_act(load<V>(x + i), load<V>(z + i), c.nw, c.b), slope);
+        const V h = activated<ACT>(load<V>(x + i), load<V>(z + i), c.nw, c.b, slope);
         if (h_keep != nullptr) store(h_keep + i, h);
         const V d = h - c.shift;
         t[0] = d;
@@ -70,7 +76,7 @@ void style_span(const T* __restrict x, const T* __restrict z, T* __restrict y, i
   for_each_lanes<T, A>(len, [&](auto v, int64_t i) {
     using V = decltype(v);
     const V h = h_kept != nullptr ? load<V>(h_kept + i)
-                                  : act_forward<ACT>(pre_act(load<V>(x + i), load<V>(z + i), k.nw, k.b), slope);
+                                  : activated<ACT>(load<V>(x + i), load<V>(z + i), k.nw, k.b, slope);
     store(y + i, ((h - k.shift) - k.mean) * k.k + k.sb);
   });
 }
@@ -83,7 +89,7 @@ EFFGAN_INLINE void dy_sums(const T* __restrict x, const T* __restrict z, const T
       len,
       [&](auto v, int64_t i, auto* t) {
         using V = decltype(v);
-        const V h = act_forward<ACT>(pre_act(load<V>(x + i), load<V>(z + i), c.nw, c.b), slope);
+        const V h = activated<ACT>(load<V>(x + i), load<V>(z + i), c.nw, c.b, slope);
         const V g = load<V>(dy + i);
         t[0] = g;
         t[1] = g * (((h - c.shift) - c.mean) * c.rstd);
@@ -140,9 +146,7 @@ void forward_nchw(const T* x, const T* z, const Operands& o, const A* nw, const 
   auto coef = [&](int64_t p) {
     const int64_t c = p % o.C;
     AdaCoef<A> k{nw ? nw[c] : A(0), b ? b[c] : A(0), A(0), A(0), A(0), A(0), A(0)};
-    k.shift = act_forward<ACT>(pre_act(static_cast<A>(x[p * HW]), static_cast<A>(z[(p / o.C) * o.z_stride_n]),
-                                       k.nw, k.b),
-                               slope);
+    k.shift = activated<ACT>(static_cast<A>(x[p * HW]), static_cast<A>(z[(p / o.C) * o.z_stride_n]), k.nw, k.b, slope);
     return k;
   };
   auto finish = [&](int64_t p, AdaCoef<A>& k, double sum, double sumsq) {
@@ -322,7 +326,7 @@ void forward_cl(const T* x, const T* z, const Operands& o, const A* nw, const A*
         const A *__restrict anw = &a.nw[pc], *__restrict ab = &a.b[pc], *__restrict ash = &a.shift[pc];
         return [=](auto v, int64_t c) {
           using V = decltype(v);
-          const V d = act_forward<ACT>(pre_act(load<V>(xr + c), zv, load<V>(anw + c), load<V>(ab + c)), slope) -
+          const V d = activated<ACT>(load<V>(xr + c), zv, load<V>(anw + c), load<V>(ab + c), slope) -
                       load<V>(ash + c);
           return std::pair<V, V>(d, d * d);
         };
@@ -351,7 +355,7 @@ void forward_cl(const T* x, const T* z, const Operands& o, const A* nw, const A*
         const A zv = static_cast<A>(z[n * o.z_stride_n + px]);
         for_each_lanes<T, A>(C, [&](auto v, int64_t c) {
           using V = decltype(v);
-          const V h = act_forward<ACT>(pre_act(load<V>(x + off + c), zv, load<V>(anw + c), load<V>(ab + c)), slope);
+          const V h = activated<ACT>(load<V>(x + off + c), zv, load<V>(anw + c), load<V>(ab + c), slope);
           store(y + off + c, ((h - load<V>(ash + c)) - load<V>(am + c)) * load<V>(ak + c) + load<V>(asb + c));
         });
       }
@@ -387,7 +391,7 @@ void backward_cl(const T* dy, const T* x, const T* z, const Operands& o, const A
         const A *__restrict am = &a.mean[pc], *__restrict ar = &a.rstd[pc];
         return [=](auto v, int64_t c) {
           using V = decltype(v);
-          const V h = act_forward<ACT>(pre_act(load<V>(xr + c), zv, load<V>(anw + c), load<V>(ab + c)), slope);
+          const V h = activated<ACT>(load<V>(xr + c), zv, load<V>(anw + c), load<V>(ab + c), slope);
           const V g = load<V>(dyr + c);
           return std::pair<V, V>(g, g * (((h - load<V>(ash + c)) - load<V>(am + c)) * load<V>(ar + c)));
         };
