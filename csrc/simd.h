@@ -19,7 +19,7 @@
 
 #include <c10/util/BFloat16.h>
 
-#if defined(__FMA__) && defined(__AVX__)
+#if defined(__AVX__)
 #include <immintrin.h>
 #endif
 
@@ -143,6 +143,21 @@ EFFGAN_INLINE V fmadd(V a, B b, C c) {
     }
   };
   return fmadd(a, lanes(b), lanes(c));
+}
+
+// v limited to [lo, hi] lane by lane; NaN stays NaN. AVX's max/min return their second operand
+// when either is NaN, so v goes second (one instruction each where the ternaries would be a compare
+// and a blend).
+template <typename V>
+EFFGAN_INLINE V clamp_lanes(V v, float lo, float hi) {
+#if defined(__AVX__)
+  if constexpr (kIsVec<V>) {
+    const __m256 m = _mm256_max_ps(reinterpret_cast<__m256>(splat<V>(lo)), reinterpret_cast<__m256>(v));
+    return reinterpret_cast<V>(_mm256_min_ps(reinterpret_cast<__m256>(splat<V>(hi)), m));
+  }
+#endif
+  v = v < splat<V>(lo) ? splat<V>(lo) : v;
+  return v > splat<V>(hi) ? splat<V>(hi) : v;
 }
 
 // |v| as std::abs: the sign bit cleared (also of -0 and NaN).
