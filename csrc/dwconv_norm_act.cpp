@@ -10,7 +10,7 @@
 // a second buffer; then dz = rstd * w * (g - mean(g) - zhat * mean(g * zhat)) overwrites z, the
 // conv-weight partials sum(dz * x[tap]) are taken per plane (summed over the batch in order
 // afterwards) and dx is the transposed conv of dz: for stride 1 the forward conv routine with the
-// flipped kernel, writing dx directly; for stride 2 scattered tap by tap into a plane buffer.
+// flipped kernel, writing dx directly; for stride 2 tap by tap into a deinterleaved plane buffer.
 //
 // The conv loops are register-blocked over simd.h's vf8 (float; bfloat16 and Half inputs are
 // converted into a float copy of the plane, double runs the same code on scalars): a strip of
@@ -26,6 +26,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
+#include <vector>
 
 #include "dwconv_norm_act.h"
 #include "params.h"
@@ -178,24 +180,72 @@ void conv_plane(const A* xp, int64_t stride, const A* w, O* z, int K, int64_t Ho
   }
 }
 
-// dx[H, W] (accumulation buffer) = transposed depthwise conv of dz[Ho, Wo] for stride 2; tap by
-// tap, in order. (Stride 1 is a plain conv with the flipped kernel, see backward_nchw.)
-template <typename A, int S>
-void conv_transpose_plane(const A* __restrict dz, const A* __restrict w, A* __restrict dx, const Geometry& g) {
-  std::fill(dx, dx + g.HW(), A(0));
+// dx[H, W] = transposed depthwise conv of dz[Ho, Wo] for stride 2 (stride 1 is a plain conv with
+// the flipped kernel, see backward_nchw). Output (ho, wo) sends tap (kh, kw) to input column
+// wo * 2 - P + kw: taps of one parity of kw - P reach every other column of one row. The sums are
+// kept deinterleaved in buf (each row's even columns, then its odd ones), where the taps of one
+// parity are shifted copies of the dz row: a vector of eight targets is loaded once, takes its
+// (up to three) taps, and is stored once. The dz row is read through a zero-framed copy, so the
+// columns a tap does not reach add exact zeros. Each dx value takes its terms in the order of
+// (ho, kh, kw), whatever the layout; one pass at the end interleaves buf into dx.
+template <typename A>
+struct TransposeRows {
+  static constexpr int kFrame = 4;  // zeros either side of the dz row: taps shift by at most 2
+  std::vector<A> buf, row;
+  TransposeRows(const Geometry& g)
+      : buf(g.HW()), row(kFrame + std::max(g.Wo, (g.W + 1) / 2) + kFrame + kVecWidth, A(0)) {}
+};
+
+template <typename A, typename T>
+void conv_transpose_plane_s2(const A* __restrict dz, const A* __restrict w, TransposeRows<A>& tr, T* __restrict dx,
+                             const Geometry& g) {
+  constexpr bool VEC = kHasVec<A, A>;
+  const int64_t W_of[2] = {(g.W + 1) / 2, g.W / 2};  // even, odd columns per row
+  A* __restrict buf = tr.buf.data();
+  A* const cols[2] = {buf, buf + g.H * W_of[0]};
+  std::fill(buf, buf + g.HW(), A(0));
+  // The taps of each parity of kw - P, and where they read the dz row: column j of a parity's row
+  // takes dz column j - off.
+  int n_taps[2] = {0, 0}, tap_kw[2][3];
+  int64_t tap_off[2][3];
+  for (int kw = 0; kw < g.K; ++kw) {
+    const int d = kw - g.P, q = d & 1;
+    tap_kw[q][n_taps[q]] = kw;
+    tap_off[q][n_taps[q]++] = (d - q) / 2;
+  }
+  A* const zr = tr.row.data() + TransposeRows<A>::kFrame;
   for (int64_t ho = 0; ho < g.Ho; ++ho) {
-    const A* __restrict dr = dz + ho * g.Wo;
+    std::copy(dz + ho * g.Wo, dz + (ho + 1) * g.Wo, zr);
     for (int kh = 0; kh < g.K; ++kh) {
-      const int64_t hi = ho * S - g.P + kh;
+      const int64_t hi = ho * 2 - g.P + kh;
       if (hi < 0 || hi >= g.H) continue;
-      for (int kw = 0; kw < g.K; ++kw) {
-        const A wt = w[kh * g.K + kw];
-        int64_t lo, hi_c;
-        g.valid_cols(kw, lo, hi_c);
-        A* __restrict xs = dx + hi * g.W + kw - g.P;
-        for (int64_t wo = lo; wo <= hi_c; ++wo) xs[wo * S] = fmadd(wt, dr[wo], xs[wo * S]);
+      for (int q = 0; q < 2; ++q) {
+        A* __restrict out = cols[q] + hi * W_of[q];
+        const int n = n_taps[q];
+        A wt[3];
+        const A* src[3];
+        for (int t = 0; t < n; ++t) {
+          wt[t] = w[kh * g.K + tap_kw[q][t]];
+          src[t] = zr - tap_off[q][t];
+        }
+        for_each_lanes<A, A, VEC>(W_of[q], [&](auto v, int64_t j) {
+          using V = decltype(v);
+          V acc = load<V>(out + j);
+          for (int t = 0; t < n; ++t) acc = fmadd(load<V>(src[t] + j), wt[t], acc);
+          store(out + j, acc);
+        });
       }
     }
+  }
+  for (int64_t h = 0; h < g.H; ++h) {
+    const A* __restrict e = cols[0] + h * W_of[0];
+    const A* __restrict o = cols[1] + h * W_of[1];
+    T* __restrict out = dx + h * g.W;
+    for (int64_t j = 0; j < W_of[1]; ++j) {
+      out[2 * j] = static_cast<T>(e[j]);
+      out[2 * j + 1] = static_cast<T>(o[j]);
+    }
+    if (W_of[0] > W_of[1]) out[g.W - 1] = static_cast<T>(e[W_of[0] - 1]);
   }
 }
 
@@ -383,7 +433,9 @@ void backward_nchw(const T* dy, const T* dsq, const T* x, const A* wt, const A* 
   const int64_t P = g.N * g.C, HWo = g.HWo(), HW = g.HW(), KK = g.K * g.K;
   std::vector<double> taps(P * KK);
   parallel_for(0, P, 1, [&](int64_t p0, int64_t p1) {
-    std::vector<A> z(HWo), gb(HWo), dxb(S == 1 ? 0 : HW);
+    std::vector<A> z(HWo), gb(HWo);
+    std::optional<TransposeRows<A>> tr;
+    if constexpr (S == 2) tr.emplace(g);
     PaddedPlane<A> xpad(g.H, g.W, g.K, S, g.P, g.Wo);
     // Stride 1: dx[hi, wi] = sum w[kh, kw] dz[hi + P - kh, wi + P - kw], the conv of dz (an Ho x Wo
     // plane) with the flipped kernel and padding K - 1 - P, whose output is H x W.
@@ -417,9 +469,7 @@ void backward_nchw(const T* dy, const T* dsq, const T* x, const A* wt, const A* 
         for (int t = 0; t < KK; ++t) wf[t] = w[KK - 1 - t];
         conv_plane<1>(dzpad.fill(z.data()), dzpad.stride, wf, dxp, g.K, g.H, g.W);
       } else {
-        conv_transpose_plane<A, S>(z.data(), w, dxb.data(), g);
-        const A* __restrict src = dxb.data();
-        for_each_lanes<T, A>(HW, [&](auto v, int64_t i) { store(dxp + i, load<decltype(v)>(src + i)); });
+        conv_transpose_plane_s2(z.data(), w, *tr, dxp, g);
       }
     }
   });

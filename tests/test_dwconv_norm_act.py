@@ -21,6 +21,7 @@ CONFIGS = [
     ((1, 5, 5, 7), 5, 1, "zeros", False, "tanh", False, True, F32),
     ((1, 2, 2, 2), 3, 2, "zeros", False, "identity", True, True, F64),  # a 1x1 output plane
     ((1, 2, 8, 7), 3, 1, "reflect", False, "silu", False, True, F32),
+    ((1, 3, 9, 11), 5, 2, "zeros", False, "silu", True, True, F32),  # K=5 zero pad 2, odd width, stride 2
 ]
 
 
@@ -138,9 +139,10 @@ def test_multi_program_planes_deterministic(impl, device, channels_last, monkeyp
 
 @pytest.mark.parametrize("impl,device", fast_backends(OP))
 @pytest.mark.parametrize("dtype", LOW_PRECISION)
-def test_low_precision_within_twice_eager_error(impl, device, dtype):
+@pytest.mark.parametrize("stride", [1, 2])
+def test_low_precision_within_twice_eager_error(impl, device, dtype, stride):
     gen = torch.Generator().manual_seed(7)
-    shape, k, stride = (2, 4, 9, 10), 3, 1
+    shape, k = (2, 4, 9, 10), 3
     tensors = _inputs(shape, k, dtype, device, dtype == torch.bfloat16, True, True, gen)
     gy, gs = _grad_outputs(shape, k, stride, dtype, device, gen)
     kw = dict(stride=stride, act="silu")
