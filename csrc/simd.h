@@ -116,17 +116,11 @@ EFFGAN_INLINE vf8 fmadd(vf8 a, vf8 b, vf8 c) {
 #endif
 }
 
-EFFGAN_INLINE float fmadd(float a, float b, float c) {
+template <typename S>
+  requires std::is_floating_point_v<S>
+EFFGAN_INLINE S fmadd(S a, S b, S c) {
 #if defined(__FMA__)
-  return __builtin_fmaf(a, b, c);
-#else
-  return a * b + c;
-#endif
-}
-
-EFFGAN_INLINE double fmadd(double a, double b, double c) {
-#if defined(__FMA__)
-  return __builtin_fma(a, b, c);
+  return std::fma(a, b, c);
 #else
   return a * b + c;
 #endif
