@@ -78,6 +78,14 @@ def act_slope(K, act):
     return K._launch.constexpr_slope(act, SLOPE)
 
 
+def plane_case(K, dt, shape, layout, act):
+    """x of ``shape`` and what a per-plane op's launcher derives from it: (x, HW, split, slope, acc)."""
+    x = tensor(shape, dt, layout)
+    N, C, H, W = shape
+    return (x, H * W, K._launch.plane_split(x, N, C, H * W), act_slope(K, act),
+            K._launch.torch_acc_dtype(dt))
+
+
 def instance_norm_act(K, launch):
     m = K.instance_norm_act
     configs = [
@@ -91,12 +99,8 @@ def instance_norm_act(K, launch):
     ]
     for dt, shape, layout, act, has_w, has_b, has_res in configs:
         launch.label = f"{DTYPE_NAMES[dt]} {layout} {shape} act={act} W={has_w:d} B={has_b:d} R={has_res:d}"
-        x = tensor(shape, dt, layout)
         N, C, H, W = shape
-        HW = H * W
-        split = K._launch.plane_split(x, N, C, HW)
-        slope = act_slope(K, act)
-        acc = K._launch.torch_acc_dtype(dt)
+        x, HW, split, slope, acc = plane_case(K, dt, shape, layout, act)
         ACC = K._launch.triton_acc_dtype(dt)
         y = like(x)
         psum = tensor((N * C, split.S), acc)
@@ -153,12 +157,8 @@ def adain(K, launch):
     ]
     for dt, shape, layout, act, noise_kind, has_bias in configs:
         launch.label = f"{DTYPE_NAMES[dt]} {layout} {shape} act={act} noise={noise_kind} bias={has_bias:d}"
-        x = tensor(shape, dt, layout)
         N, C, H, W = shape
-        HW = H * W
-        split = K._launch.plane_split(x, N, C, HW)
-        slope = act_slope(K, act)
-        acc = K._launch.torch_acc_dtype(dt)
+        x, HW, split, slope, acc = plane_case(K, dt, shape, layout, act)
         style_scale = tensor((N, C), dt)
         style_bias = tensor((N, C), dt)
         y = like(x)
