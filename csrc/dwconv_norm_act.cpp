@@ -19,10 +19,9 @@
 // take the same vector path as the rest (see PaddedPlane).
 //
 // Padding: zeros are skipped taps (reflect padding is applied by the caller, pad = 0 here).
-// channels_last inputs run the same kernels on NCHW copies (one extra pass each way): the plane
-// buffers are what makes this kernel fast, and a channel-interleaved version is future work.
+// channels_last: the same per-plane kernels, each plane gathered into (and its results scattered
+// out of) the plane buffers in groups of channels (see Units).
 #include <ATen/Dispatch.h>
-#include <ATen/ops/empty.h>
 
 #include <algorithm>
 #include <cmath>
@@ -78,6 +77,71 @@ EFFGAN_INLINE void row_taps(const T* p, V (&xv)[K]) {
   }
 }
 
+// Units of work: NCHW planes one at a time; channels_last planes in groups of kGroup consecutive
+// channels of one sample. A group is gathered into its plane buffers pixel by pixel, kGroup values
+// (a cache line of floats) at a time, run through the same per-plane kernels, and its results
+// are scattered back the same way: every cache line of the tensor is used whole while it is in
+// cache, so channels_last crosses memory as often as NCHW does, at the price of scalar gathers
+// and scatters. Measured, 1x256x64x64 silu, 2 threads, forward / backward: NCHW 1.1 / 2.1 ms,
+// channels_last 2.4 / 5.2 ms; with transposing copies in and out (five extra passes) it took
+// 7.7 / 14.2 ms, and gathering one plane at a time, C values apart, 5.0 / 7.8 ms (each plane swept
+// the whole tensor's cache lines).
+constexpr int kGroup = 16;
+// The pixels are C values apart, too far for the hardware prefetcher to follow: the gather and the
+// scatter ask for the line this many pixels ahead (past the end it is only a hint, never a fault).
+constexpr int64_t kPrefetchPixels = 16;
+
+struct Units {
+  int64_t N, C;
+  bool channels_last;
+  int64_t groups_per_sample() const { return ceil_div(C, kGroup); }
+  int64_t count() const { return channels_last ? N * groups_per_sample() : N * C; }
+  // The first plane (n * C + c) of unit u and how many planes it holds.
+  int64_t first(int64_t u) const {
+    return channels_last ? (u / groups_per_sample()) * C + (u % groups_per_sample()) * kGroup : u;
+  }
+  int size(int64_t u) const {
+    return channels_last ? static_cast<int>(std::min<int64_t>(kGroup, C - (u % groups_per_sample()) * kGroup)) : 1;
+  }
+  int max_size() const { return channels_last ? kGroup : 1; }
+};
+
+// dst[k][h * dst_stride + w] = src[(h * cols + w) * C + k] for the G channels k of a
+// channels_last sample from its channel c0 on (src points there).
+template <typename A, typename T>
+void gather_channels(const T* __restrict src, int64_t C, int64_t rows, int64_t cols, int G, A* const* dst,
+                     int64_t dst_stride) {
+  for (int64_t h = 0; h < rows; ++h) {
+    for (int64_t w = 0; w < cols; ++w) {
+      const T* __restrict s = src + (h * cols + w) * C;
+      __builtin_prefetch(s + kPrefetchPixels * C);
+      for (int k = 0; k < G; ++k) dst[k][h * dst_stride + w] = static_cast<A>(s[k]);
+    }
+  }
+}
+
+// The inverse for len values per plane; rounds as the NCHW path's stores do (simd.h: store8).
+template <typename T, typename A>
+void scatter_channels(const A* const* src, int64_t len, int G, T* __restrict dst, int64_t C) {
+  for (int64_t i = 0; i < len; ++i) {
+    T* __restrict d = dst + i * C;
+    __builtin_prefetch(d + kPrefetchPixels * C, 1);
+    for (int k = 0; k < G; ++k) d[k] = static_cast<T>(src[k][i]);
+  }
+}
+
+// G buffers of len values each, and their pointers (for gather_channels / scatter_channels).
+template <typename A>
+struct PlaneBufs {
+  std::vector<A> data;
+  std::vector<A*> ptr;
+  int64_t len;
+  PlaneBufs(int G, int64_t len_) : data(G * len_), ptr(G), len(len_) {
+    for (int k = 0; k < G; ++k) ptr[k] = data.data() + k * len_;
+  }
+  A* operator[](int k) { return ptr[k]; }
+};
+
 // A plane converted to the accumulation type inside a zero frame: P zero rows and columns before
 // it, zeros after it out to where the taps of a last (partial) strip of eight outputs reach. With
 // it every output, borders included, is an interior one: the padding taps add exact zeros, so the
@@ -102,6 +166,8 @@ struct PaddedPlane {
     }
     return b;
   }
+  // Where value (0, 0) goes, for filling row by row (rows `stride` apart) from elsewhere.
+  A* interior() { return buf.data() + P * stride + P; }
 };
 
 // The conv at R rows of one output (V = A) or of eight consecutive ones (V = vf8) from a padded
@@ -181,7 +247,7 @@ void conv_plane(const A* xp, int64_t stride, const A* w, O* z, int K, int64_t Ho
 }
 
 // dx[H, W] = transposed depthwise conv of dz[Ho, Wo] for stride 2 (stride 1 is a plain conv with
-// the flipped kernel, see backward_nchw). Output (ho, wo) sends tap (kh, kw) to input column
+// the flipped kernel, see backward_planes). Output (ho, wo) sends tap (kh, kw) to input column
 // wo * 2 - P + kw: taps of one parity of kw - P reach every other column of one row. The sums are
 // kept deinterleaved in buf (each row's even columns, then its odd ones), where the taps of one
 // parity are shifted copies of the dz row: a vector of eight targets is loaded once, takes its
@@ -400,77 +466,115 @@ void grad_plane(const A* __restrict z, const T* __restrict dy, A* __restrict gbu
 }
 
 template <typename T, typename A, int ACT, int S>
-void forward_nchw(const T* x, const A* wt, const A* nw, const A* nb, T* y, T* squeeze, A* stats, const Geometry& g,
-                  double eps, A slope) {
-  const int64_t P = g.N * g.C, HWo = g.HWo(), KK = g.K * g.K;
-  parallel_for(0, P, 1, [&](int64_t p0, int64_t p1) {
+void forward_planes(const T* x, const A* wt, const A* nw, const A* nb, T* y, T* squeeze, A* stats, const Geometry& g,
+                    const Units& units, double eps, A slope) {
+  const int64_t P = g.N * g.C, HWo = g.HWo(), HW = g.HW(), KK = g.K * g.K;
+  const bool cl = units.channels_last;
+  parallel_for(0, units.count(), 1, [&](int64_t u0, int64_t u1) {
+    const int G = units.max_size();
     std::vector<A> z(HWo);
-    PaddedPlane<A> xpad(g.H, g.W, g.K, S, g.P, g.Wo);
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t c = p % g.C;
-      conv_plane<S>(xpad.fill(x + p * g.HW()), xpad.stride, wt + c * KK, z.data(), g.K, g.Ho, g.Wo);
-      const A shift = z[0];
-      double sum, sumsq;
-      blocked_shifted_sums(z.data(), HWo, shift, sum, sumsq);
-      const double m = sum / static_cast<double>(HWo);
-      const double var = std::max(sumsq / static_cast<double>(HWo) - m * m, 0.0);
-      const A mean = static_cast<A>(m);
-      const A rstd = static_cast<A>(1.0 / std::sqrt(var + eps));
-      stats[p] = shift;
-      stats[P + p] = mean;
-      stats[2 * P + p] = rstd;
-      const A scale = rstd * (nw ? nw[c] : A(1));
-      const double ysum = norm_act_plane<T, A, ACT>(z.data(), y + p * HWo, HWo, shift, mean, scale, nb ? nb[c] : A(0),
-                                                    slope);
-      squeeze[p] = static_cast<T>(static_cast<A>(ysum / static_cast<double>(HWo)));
+    std::vector<PaddedPlane<A>> xpad(G, PaddedPlane<A>(g.H, g.W, g.K, S, g.P, g.Wo));
+    std::vector<A*> xin(G);
+    for (int k = 0; k < G; ++k) xin[k] = xpad[k].interior();
+    PlaneBufs<A> ybuf(cl ? G : 0, HWo);
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t p0 = units.first(u), n = p0 / g.C, c0 = p0 % g.C;
+      const int n_planes = units.size(u);
+      if (cl) gather_channels(x + n * HW * g.C + c0, g.C, g.H, g.W, n_planes, xin.data(), xpad[0].stride);
+      for (int k = 0; k < n_planes; ++k) {
+        const int64_t p = p0 + k, c = c0 + k;
+        const A* xp = cl ? xpad[k].buf.data() : xpad[k].fill(x + p * HW);
+        conv_plane<S>(xp, xpad[k].stride, wt + c * KK, z.data(), g.K, g.Ho, g.Wo);
+        const A shift = z[0];
+        double sum, sumsq;
+        blocked_shifted_sums(z.data(), HWo, shift, sum, sumsq);
+        const double m = sum / static_cast<double>(HWo);
+        const double var = std::max(sumsq / static_cast<double>(HWo) - m * m, 0.0);
+        const A mean = static_cast<A>(m);
+        const A rstd = static_cast<A>(1.0 / std::sqrt(var + eps));
+        stats[p] = shift;
+        stats[P + p] = mean;
+        stats[2 * P + p] = rstd;
+        const A scale = rstd * (nw ? nw[c] : A(1)), bc = nb ? nb[c] : A(0);
+        const double ysum = cl ? norm_act_plane<A, A, ACT>(z.data(), ybuf[k], HWo, shift, mean, scale, bc, slope)
+                               : norm_act_plane<T, A, ACT>(z.data(), y + p * HWo, HWo, shift, mean, scale, bc, slope);
+        squeeze[p] = static_cast<T>(static_cast<A>(ysum / static_cast<double>(HWo)));
+      }
+      if (cl) scatter_channels(ybuf.ptr.data(), HWo, n_planes, y + n * HWo * g.C + c0, g.C);
     }
   });
 }
 
 template <typename T, typename A, int ACT, int S>
-void backward_nchw(const T* dy, const T* dsq, const T* x, const A* wt, const A* nw, const A* nb, const A* stats,
-                   T* dx, A* dweight, A* sum_g_out, A* sum_gz_out, const Geometry& g, A slope) {
+void backward_planes(const T* dy, const T* dsq, const T* x, const A* wt, const A* nw, const A* nb, const A* stats,
+                     T* dx, A* dweight, A* sum_g_out, A* sum_gz_out, const Geometry& g, const Units& units, A slope) {
   const int64_t P = g.N * g.C, HWo = g.HWo(), HW = g.HW(), KK = g.K * g.K;
+  const bool cl = units.channels_last;
   std::vector<double> taps(P * KK);
-  parallel_for(0, P, 1, [&](int64_t p0, int64_t p1) {
+  parallel_for(0, units.count(), 1, [&](int64_t u0, int64_t u1) {
+    const int G = units.max_size();
     std::vector<A> z(HWo), gb(HWo);
     std::optional<TransposeRows<A>> tr;
     if constexpr (S == 2) tr.emplace(g);
-    PaddedPlane<A> xpad(g.H, g.W, g.K, S, g.P, g.Wo);
+    std::vector<PaddedPlane<A>> xpad(G, PaddedPlane<A>(g.H, g.W, g.K, S, g.P, g.Wo));
+    std::vector<A*> xin(G);
+    for (int k = 0; k < G; ++k) xin[k] = xpad[k].interior();
+    PlaneBufs<A> dyb(cl ? G : 0, HWo), dxb(cl ? G : 0, HW);
     // Stride 1: dx[hi, wi] = sum w[kh, kw] dz[hi + P - kh, wi + P - kw], the conv of dz (an Ho x Wo
     // plane) with the flipped kernel and padding K - 1 - P, whose output is H x W.
     PaddedPlane<A> dzpad(S == 1 ? g.Ho : 0, g.Wo, g.K, 1, g.K - 1 - g.P, S == 1 ? g.W : 0);
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t c = p % g.C;
-      const A* w = wt + c * KK;
-      const A* xp = xpad.fill(x + p * HW);
-      conv_plane<S>(xp, xpad.stride, w, z.data(), g.K, g.Ho, g.Wo);
-      const A shift = stats[p], mean = stats[P + p], rstd = stats[2 * P + p];
-      const A nwc = nw ? nw[c] : A(1), nbc = nb ? nb[c] : A(0);
-      const A gsq = static_cast<A>(static_cast<double>(dsq[p]) / static_cast<double>(HWo));
-      double sg, sgz;
-      grad_plane<T, A, ACT>(z.data(), dy + p * HWo, gb.data(), HWo, shift, mean, rstd, nwc, nbc, gsq, slope, sg, sgz);
-      sum_g_out[p] = static_cast<A>(sg);
-      sum_gz_out[p] = static_cast<A>(sgz);
-      const A mg = static_cast<A>(static_cast<double>(sum_g_out[p]) / HWo);
-      const A mgz = static_cast<A>(static_cast<double>(sum_gz_out[p]) / HWo);
-      const A k = rstd * nwc;
-      A* __restrict zb = z.data();
-      const A* __restrict gbp = gb.data();
-      for_each_lanes<A, A>(HWo, [&](auto v, int64_t i) {
-        using V = decltype(v);
-        const V zhat = ((load<V>(zb + i) - shift) - mean) * rstd;
-        store(zb + i, k * ((load<V>(gbp + i) - mg) - zhat * mgz));  // z now holds dz
-      });
-      weight_grad_plane<S>(xp, xpad.stride, z.data(), taps.data() + p * KK, g.K, g.Ho, g.Wo);
-      T* dxp = dx + p * HW;
-      if constexpr (S == 1) {
-        A wf[25];
-        for (int t = 0; t < KK; ++t) wf[t] = w[KK - 1 - t];
-        conv_plane<1>(dzpad.fill(z.data()), dzpad.stride, wf, dxp, g.K, g.H, g.W);
-      } else {
-        conv_transpose_plane_s2(z.data(), w, *tr, dxp, g);
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t p0 = units.first(u), n = p0 / g.C, c0 = p0 % g.C;
+      const int n_planes = units.size(u);
+      if (cl) {
+        gather_channels(x + n * HW * g.C + c0, g.C, g.H, g.W, n_planes, xin.data(), xpad[0].stride);
+        gather_channels(dy + n * HWo * g.C + c0, g.C, g.Ho, g.Wo, n_planes, dyb.ptr.data(), g.Wo);
       }
+      for (int k = 0; k < n_planes; ++k) {
+        const int64_t p = p0 + k, c = c0 + k;
+        const A* w = wt + c * KK;
+        const A* xp = cl ? xpad[k].buf.data() : xpad[k].fill(x + p * HW);
+        conv_plane<S>(xp, xpad[k].stride, w, z.data(), g.K, g.Ho, g.Wo);
+        const A shift = stats[p], mean = stats[P + p], rstd = stats[2 * P + p];
+        const A nwc = nw ? nw[c] : A(1), nbc = nb ? nb[c] : A(0);
+        const A gsq = static_cast<A>(static_cast<double>(dsq[p]) / static_cast<double>(HWo));
+        double sg, sgz;
+        if (cl) {
+          grad_plane<A, A, ACT>(z.data(), dyb[k], gb.data(), HWo, shift, mean, rstd, nwc, nbc, gsq, slope, sg, sgz);
+        } else {
+          grad_plane<T, A, ACT>(z.data(), dy + p * HWo, gb.data(), HWo, shift, mean, rstd, nwc, nbc, gsq, slope, sg,
+                                sgz);
+        }
+        sum_g_out[p] = static_cast<A>(sg);
+        sum_gz_out[p] = static_cast<A>(sgz);
+        const A mg = static_cast<A>(static_cast<double>(sum_g_out[p]) / HWo);
+        const A mgz = static_cast<A>(static_cast<double>(sum_gz_out[p]) / HWo);
+        const A kw = rstd * nwc;
+        A* __restrict zb = z.data();
+        const A* __restrict gbp = gb.data();
+        for_each_lanes<A, A>(HWo, [&](auto v, int64_t i) {
+          using V = decltype(v);
+          const V zhat = ((load<V>(zb + i) - shift) - mean) * rstd;
+          store(zb + i, kw * ((load<V>(gbp + i) - mg) - zhat * mgz));  // z now holds dz
+        });
+        weight_grad_plane<S>(xp, xpad[k].stride, z.data(), taps.data() + p * KK, g.K, g.Ho, g.Wo);
+        // dx: straight into its plane (NCHW), or into the group's buffer, scattered below.
+        auto input_grad = [&](auto* out) {
+          if constexpr (S == 1) {
+            A wf[25];
+            for (int t = 0; t < KK; ++t) wf[t] = w[KK - 1 - t];
+            conv_plane<1>(dzpad.fill(z.data()), dzpad.stride, wf, out, g.K, g.H, g.W);
+          } else {
+            conv_transpose_plane_s2(z.data(), w, *tr, out, g);
+          }
+        };
+        if (cl) {
+          input_grad(dxb[k]);
+        } else {
+          input_grad(dx + p * HW);
+        }
+      }
+      if (cl) scatter_channels(dxb.ptr.data(), HW, n_planes, dx + n * HW * g.C + c0, g.C);
     }
   });
   for (int64_t c = 0; c < g.C; ++c) {
@@ -537,22 +641,19 @@ void dwconv_norm_act_fwd(const at::Tensor& x, const at::Tensor& weight, const st
   const auto nw = per_channel(norm_weight, g.C, acc, "norm_weight");
   const auto nb = per_channel(norm_bias, g.C, acc, "norm_bias");
   const at::Tensor wt = weight.to(acc).contiguous();
-  // channels_last: NCHW copies in and out (see the file comment).
-  const at::Tensor xk = layout == Layout::kNCHW ? x : x.contiguous();
-  const at::Tensor yk = layout == Layout::kNCHW ? y : at::empty({g.N, g.C, g.Ho, g.Wo}, y.options());
+  const Units units{g.N, g.C, layout == Layout::kChannelsLast};
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "dwconv_norm_act_fwd", [&] {
     using T = scalar_t;
     using A = acc_t<T>;
     dispatch_act(static_cast<int>(act), [&](auto atag) {
       dispatch_stride(g.S, [&](auto stag) {
-        forward_nchw<T, A, decltype(atag)::value, decltype(stag)::value>(
-            xk.const_data_ptr<T>(), wt.const_data_ptr<A>(), opt_ptr<A>(nw), opt_ptr<A>(nb), yk.mutable_data_ptr<T>(),
-            squeeze.mutable_data_ptr<T>(), stats.mutable_data_ptr<A>(), g, eps, static_cast<A>(slope));
+        forward_planes<T, A, decltype(atag)::value, decltype(stag)::value>(
+            x.const_data_ptr<T>(), wt.const_data_ptr<A>(), opt_ptr<A>(nw), opt_ptr<A>(nb), y.mutable_data_ptr<T>(),
+            squeeze.mutable_data_ptr<T>(), stats.mutable_data_ptr<A>(), g, units, eps, static_cast<A>(slope));
       });
     });
   });
-  if (layout != Layout::kNCHW) y.copy_(yk);
 }
 
 void dwconv_norm_act_bwd(const at::Tensor& dy, const at::Tensor& dsqueeze, const at::Tensor& x,
@@ -575,24 +676,21 @@ void dwconv_norm_act_bwd(const at::Tensor& dy, const at::Tensor& dsqueeze, const
   const auto nw = per_channel(norm_weight, g.C, acc, "norm_weight");
   const auto nb = per_channel(norm_bias, g.C, acc, "norm_bias");
   const at::Tensor wt = weight.to(acc).contiguous();
-  const at::Tensor xk = layout == Layout::kNCHW ? x : x.contiguous();
-  const at::Tensor dyk = layout == Layout::kNCHW ? dy : dy.contiguous();
-  const at::Tensor dxk = layout == Layout::kNCHW ? dx : at::empty(x.sizes(), dx.options());
+  const Units units{g.N, g.C, layout == Layout::kChannelsLast};
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "dwconv_norm_act_bwd", [&] {
     using T = scalar_t;
     using A = acc_t<T>;
     dispatch_act(static_cast<int>(act), [&](auto atag) {
       dispatch_stride(g.S, [&](auto stag) {
-        backward_nchw<T, A, decltype(atag)::value, decltype(stag)::value>(
-            dyk.const_data_ptr<T>(), dsqueeze.const_data_ptr<T>(), xk.const_data_ptr<T>(), wt.const_data_ptr<A>(),
-            opt_ptr<A>(nw), opt_ptr<A>(nb), stats.const_data_ptr<A>(), dxk.mutable_data_ptr<T>(),
-            dweight.mutable_data_ptr<A>(), sum_g.mutable_data_ptr<A>(), sum_gz.mutable_data_ptr<A>(), g,
+        backward_planes<T, A, decltype(atag)::value, decltype(stag)::value>(
+            dy.const_data_ptr<T>(), dsqueeze.const_data_ptr<T>(), x.const_data_ptr<T>(), wt.const_data_ptr<A>(),
+            opt_ptr<A>(nw), opt_ptr<A>(nb), stats.const_data_ptr<A>(), dx.mutable_data_ptr<T>(),
+            dweight.mutable_data_ptr<A>(), sum_g.mutable_data_ptr<A>(), sum_gz.mutable_data_ptr<A>(), g, units,
             static_cast<A>(slope));
       });
     });
   });
-  if (layout != Layout::kNCHW) dx.copy_(dxk);
 }
 
 }  // namespace effgan

@@ -137,6 +137,28 @@ def test_multi_program_planes_deterministic(impl, device, channels_last, monkeyp
     assert_close(s1, s_ref, torch.float32, "squeeze")
 
 
+@pytest.mark.parametrize("impl,device", [p for p in fast_backends(OP) if p.id == "cpp-cpu"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("k,stride", [(3, 1), (5, 2)])
+def test_cpp_channels_last_equals_nchw_bitwise(impl, device, dtype, k, stride, poison_outputs):
+    """The C++ kernel gathers channels_last planes in groups of 16 channels and scatters results
+    back: 37 channels and a batch of 2 take full groups and a partial one, in both samples. Each
+    plane's arithmetic is the NCHW path's, so every output and gradient must match it bit for bit."""
+    gen = torch.Generator().manual_seed(5)
+    shape = (2, 37, 9, 10)
+    tensors = _inputs(shape, k, dtype, device, False, True, True, gen)
+    gy, gs = _grad_outputs(shape, k, stride, dtype, device, gen)
+    kw = dict(stride=stride, act="silu", impl=impl)
+    y, sq, grads = _run(dwconv_norm_act, tensors, gy, gs, **kw)
+    cl = lambda t: t.contiguous(memory_format=torch.channels_last)  # noqa: E731
+    y_cl, sq_cl, grads_cl = _run(dwconv_norm_act, (cl(tensors[0]),) + tensors[1:], cl(gy), gs, **kw)
+    assert y_cl.is_contiguous(memory_format=torch.channels_last)
+    assert grads_cl[0].is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(y_cl, y) and torch.equal(sq_cl, sq)
+    for label, a, e in zip(NAMES, grads_cl, grads):
+        assert torch.equal(a, e), f"d{label}"
+
+
 @pytest.mark.parametrize("impl,device", fast_backends(OP))
 @pytest.mark.parametrize("dtype", LOW_PRECISION)
 @pytest.mark.parametrize("stride", [1, 2])
