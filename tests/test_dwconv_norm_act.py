@@ -141,9 +141,10 @@ def test_multi_program_planes_deterministic(impl, device, channels_last, monkeyp
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("k,stride", [(3, 1), (5, 2)])
 def test_cpp_channels_last_equals_nchw_bitwise(impl, device, dtype, k, stride, poison_outputs):
-    """The C++ kernel gathers channels_last planes in groups of 16 channels and scatters results
-    back: 37 channels and a batch of 2 take full groups and a partial one, in both samples. Each
-    plane's arithmetic is the NCHW path's, so every output and gradient must match it bit for bit."""
+    """The C++ kernel gathers channels_last planes in groups of 8 channels (8x8 transposes, scalar
+    leftovers) and scatters results back: 37 channels, a batch of 2 and 9x10 planes take full
+    groups and a partial one, whole blocks of 8 pixels and leftovers. Each plane's arithmetic is
+    the NCHW path's, so every output and gradient must match it bit for bit."""
     gen = torch.Generator().manual_seed(5)
     shape = (2, 37, 9, 10)
     tensors = _inputs(shape, k, dtype, device, False, True, True, gen)
