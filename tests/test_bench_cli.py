@@ -1,6 +1,8 @@
 """The benchmark command runs end to end at a tiny size and writes a complete JSON report."""
 import json
 
+import torch
+
 from effgan.bench.__main__ import main
 
 
@@ -18,3 +20,28 @@ def test_bench_cli_tiny(tmp_path, capsys):
     (row,) = data["speedups"]
     assert row["vs_eager"] > 0
     assert "| instance_norm_act | 1x3x9x7 |" in capsys.readouterr().out
+
+
+def test_bench_cli_channels_last(tmp_path, capsys):
+    """--channels-last feeds every provider channels_last inputs and says so in the rows and the table."""
+    out = tmp_path / "r.json"
+    rc = main(["--device", "cpu", "--ops", "dwconv_norm_act", "--shapes", "1x10x9x7", "--providers", "effgan,eager",
+               "--modes", "fwd+bwd", "--e2e", "no", "--budget", "0.01", "--channels-last", "--out", str(out)])
+    assert rc == 0
+    data = json.loads(out.read_text())
+    rows = [r for r in data["ops"] if "error" not in r]
+    assert len(rows) == 2 and all(r["memory_format"] == "channels_last" for r in rows)
+    (row,) = data["speedups"]
+    assert row["memory_format"] == "channels_last" and row["vs_eager"] > 0
+    assert "| dwconv_norm_act | 1x10x9x7 (channels_last) |" in capsys.readouterr().out
+
+
+def test_channels_last_cases_keep_leaves():
+    """The channels_last inputs are leaves in channels_last memory, with requires_grad kept."""
+    from effgan.bench.op_cases import cases
+
+    (case,) = cases(["instance_norm_act"], [(2, 5, 4, 3)], channels_last=True)
+    d = case.make_inputs(torch.device("cpu"), torch.float32, True)
+    assert d["x"].is_leaf and d["x"].requires_grad
+    assert d["x"].is_contiguous(memory_format=torch.channels_last) and not d["x"].is_contiguous()
+    assert d["weight"].dim() == 1 and d["weight"].requires_grad

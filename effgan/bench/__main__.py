@@ -34,6 +34,9 @@ def parse_args(argv=None):
     p.add_argument("--shapes", default=None,
                    help="semicolon-separated NxCxHxW shapes overriding the default table, e.g. '1x64x256x256;8x128x64x64'")
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="activation dtype for the op benchmarks")
+    p.add_argument("--channels-last", action="store_true",
+                   help="the op benchmarks' 4-D inputs in channels_last memory format (default: NCHW); the "
+                        "default JSON name gets a -channels-last suffix")
     p.add_argument("--providers", default=",".join(PROVIDERS), help=f"subset of {PROVIDERS}")
     p.add_argument("--modes", default=None, help=f"subset of {MODES} (default: all; --quick: fwd+bwd and fwd)")
     p.add_argument("--compile-mode", default=None,
@@ -80,9 +83,9 @@ def main(argv=None) -> int:
     if compile_mode is None and device.type == "cuda" and not args.quick:
         compile_mode = "max-autotune-no-cudagraphs"
     budget = args.budget if args.budget is not None else (0.3 if args.quick else 1.0)
-    rows = run_op_benchmarks(op_cases.cases(names, _shapes(args, device)), device, dtype=DTYPES[args.dtype],
-                             providers=args.providers.split(","), modes=modes, bandwidth=bw, budget_s=budget,
-                             compile_mode=compile_mode)
+    cases = op_cases.cases(names, _shapes(args, device), channels_last=args.channels_last)
+    rows = run_op_benchmarks(cases, device, dtype=DTYPES[args.dtype], providers=args.providers.split(","), modes=modes,
+                             bandwidth=bw, budget_s=budget, compile_mode=compile_mode)
     speedups = speedup_table(rows)
 
     e2e_rows = []
@@ -102,7 +105,8 @@ def main(argv=None) -> int:
     result = {"info": info, "copy_bandwidth_gbps": bw / 1e9, "compile_mode": compile_mode, "ops": rows,
               "speedups": speedups, "e2e": e2e_rows, "wall_s": time.time() - t_start,
               "argv": sys.argv[1:] if argv is None else list(argv)}
-    out = args.out or os.path.join("benchmarks", "results", f"{device_slug(info)}.json")
+    suffix = "-channels-last" if args.channels_last else ""
+    out = args.out or os.path.join("benchmarks", "results", f"{device_slug(info)}{suffix}.json")
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     with open(out, "w") as f:
         json.dump(result, f, indent=1)

@@ -7,7 +7,7 @@ and write (inputs once, outputs once), so GB/s = bytes / time compares against t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
@@ -31,10 +31,12 @@ class OpCase:
     eager: Callable[[dict], object]
     bytes_fwd: int
     bytes_bwd: int
+    memory_format: str = "contiguous"  # of the 4-D inputs: "contiguous" (NCHW) or "channels_last"
 
     @property
     def label(self) -> str:
-        return f"{self.op}[{'x'.join(map(str, self.shape))}]"
+        layout = ", channels_last" if self.memory_format == "channels_last" else ""
+        return f"{self.op}[{'x'.join(map(str, self.shape))}{layout}]"
 
 
 def _rand(shape, device, dtype, requires_grad, gen):
@@ -180,5 +182,24 @@ def available_ops() -> list[str]:
     return list(CASE_BUILDERS)
 
 
-def cases(op_names, shapes, impl: str = "auto") -> list[OpCase]:
-    return [CASE_BUILDERS[op](tuple(s), impl) for op in op_names for s in shapes]
+def _to_channels_last(t):
+    """A 4-D tensor in channels_last memory (a leaf stays a leaf); anything else unchanged."""
+    if not isinstance(t, torch.Tensor) or t.dim() != 4:
+        return t
+    return t.detach().contiguous(memory_format=torch.channels_last).requires_grad_(t.requires_grad)
+
+
+def _channels_last_inputs(make):
+    def make_channels_last(device, dtype, requires_grad):
+        return {k: _to_channels_last(v) for k, v in make(device, dtype, requires_grad).items()}
+
+    return make_channels_last
+
+
+def cases(op_names, shapes, impl: str = "auto", channels_last: bool = False) -> list[OpCase]:
+    """The cases of ``op_names`` x ``shapes``; with ``channels_last`` every 4-D input (images,
+    activations; also a depthwise weight, whose layout that leaves as it was) is channels_last."""
+    out = [CASE_BUILDERS[op](tuple(s), impl) for op in op_names for s in shapes]
+    if channels_last:
+        out = [replace(c, make_inputs=_channels_last_inputs(c.make_inputs), memory_format="channels_last") for c in out]
+    return out

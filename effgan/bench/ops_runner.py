@@ -121,7 +121,8 @@ def run_op_benchmarks(
                 nbytes = n * el_size
                 gbps = nbytes / timing.median_s / 1e9
                 row = {"op": case.op, "shape": list(case.shape), "provider": provider, "mode": mode,
-                       "dtype": str(dtype).replace("torch.", ""), **timing.as_dict(), "bytes": nbytes,
+                       "dtype": str(dtype).replace("torch.", ""), "memory_format": case.memory_format,
+                       **timing.as_dict(), "bytes": nbytes,
                        "gbps": gbps, "peak_bytes_fwdbwd": peak, "impl": impl_used}
                 if bandwidth:
                     row["frac_bandwidth"] = gbps * 1e9 / bandwidth
@@ -136,14 +137,15 @@ def speedup_table(rows: list[dict]) -> list[dict]:
     for r in rows:
         if r.get("mode") != "fwd+bwd":
             continue
-        by_key.setdefault((r["op"], tuple(r["shape"])), {})[r["provider"]] = r
+        key = (r["op"], tuple(r["shape"]), r.get("memory_format", "contiguous"))
+        by_key.setdefault(key, {})[r["provider"]] = r
     out = []
-    for (op, shape), prov in by_key.items():
+    for (op, shape, memory_format), prov in by_key.items():
         e = prov.get("effgan")
         if e is None:
             continue
-        row = {"op": op, "shape": list(shape), "impl": e.get("impl"), "effgan_ms": e["median_ms"], "effgan_gbps": e["gbps"],
-               "frac_bandwidth": e.get("frac_bandwidth")}
+        row = {"op": op, "shape": list(shape), "memory_format": memory_format, "impl": e.get("impl"),
+               "effgan_ms": e["median_ms"], "effgan_gbps": e["gbps"], "frac_bandwidth": e.get("frac_bandwidth")}
         for base in ("eager", "compile"):
             if base in prov:
                 row[f"vs_{base}"] = prov[base]["median_ms"] / e["median_ms"]

@@ -10,8 +10,11 @@ def format_speedup_table(speedups: list[dict]) -> str:
     lines = ["| op | shape | impl | effgan fwd+bwd ms | GB/s | of copy BW | vs eager | vs compile |",
              "|---|---|---|---:|---:|---:|---:|---:|"]
     for r in speedups:
+        shape = "x".join(map(str, r["shape"]))
+        if r.get("memory_format") == "channels_last":
+            shape += " (channels_last)"
         lines.append(
-            f"| {r['op']} | {'x'.join(map(str, r['shape']))} | {r.get('impl')} | {_fmt(r['effgan_ms'], '.3f')} | "
+            f"| {r['op']} | {shape} | {r.get('impl')} | {_fmt(r['effgan_ms'], '.3f')} | "
             f"{_fmt(r['effgan_gbps'], '.1f')} | {_fmt(r.get('frac_bandwidth'), '.0%')} | "
             f"{_fmt(r.get('vs_eager'), '.2f', 'x')} | {_fmt(r.get('vs_compile'), '.2f', 'x')} |")
     return "\n".join(lines)
