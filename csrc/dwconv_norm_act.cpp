@@ -131,20 +131,17 @@ EFFGAN_INLINE void transpose8(vf8 (&r)[8]) {
   }
 }
 
-// Whole blocks of eight channels of a group go through transpose8 (float and bfloat16, eight
-// pixels at a time); the rest of the channels and of the pixels one value at a time.
-template <typename T, typename A>
-constexpr bool kTransposeVec = kHasVec<T, A>;
-
 // dst[k][h * dst_stride + w] = src[(h * cols + w) * C + k] for the G channels k of a
-// channels_last sample from its channel c0 on (src points there).
+// channels_last sample from its channel c0 on (src points there). Whole blocks of eight channels
+// go through transpose8 eight pixels at a time (float and bfloat16); the rest of the channels and
+// of the pixels one value at a time.
 template <typename A, typename T>
 void gather_channels(const T* __restrict src, int64_t C, int64_t rows, int64_t cols, int G, A* const* dst,
                      int64_t dst_stride) {
-  const int G8 = kTransposeVec<T, A> ? G / 8 * 8 : 0;
+  const int G8 = kHasVec<T, A> ? G / 8 * 8 : 0;
   for (int64_t h = 0; h < rows; ++h) {
     int64_t w = 0;
-    if constexpr (kTransposeVec<T, A>) {
+    if constexpr (kHasVec<T, A>) {
       for (; G8 > 0 && w + 8 <= cols; w += 8) {
         const T* __restrict s = src + (h * cols + w) * C;
         for (int j = 0; j < 8; ++j) __builtin_prefetch(s + (kPrefetchPixels + j) * C);
@@ -170,9 +167,9 @@ void gather_channels(const T* __restrict src, int64_t C, int64_t rows, int64_t c
 // The inverse for len values per plane; rounds as the NCHW path's stores do (simd.h: store8).
 template <typename T, typename A>
 void scatter_channels(const A* const* src, int64_t len, int G, T* __restrict dst, int64_t C) {
-  const int G8 = kTransposeVec<T, A> ? G / 8 * 8 : 0;
+  const int G8 = kHasVec<T, A> ? G / 8 * 8 : 0;
   int64_t i = 0;
-  if constexpr (kTransposeVec<T, A>) {
+  if constexpr (kHasVec<T, A>) {
     for (; G8 > 0 && i + 8 <= len; i += 8) {
       T* __restrict d = dst + i * C;
       for (int j = 0; j < 8; ++j) __builtin_prefetch(d + (kPrefetchPixels + j) * C, 1);
@@ -199,9 +196,8 @@ template <typename A>
 struct PlaneBufs {
   std::vector<A> data;
   std::vector<A*> ptr;
-  int64_t len;
-  PlaneBufs(int G, int64_t len_) : data(G * len_), ptr(G), len(len_) {
-    for (int k = 0; k < G; ++k) ptr[k] = data.data() + k * len_;
+  PlaneBufs(int G, int64_t len) : data(G * len), ptr(G) {
+    for (int k = 0; k < G; ++k) ptr[k] = data.data() + k * len;
   }
   A* operator[](int k) { return ptr[k]; }
 };
