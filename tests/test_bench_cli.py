@@ -1,5 +1,6 @@
 """The benchmark command runs end to end at a tiny size and writes a complete JSON report."""
 import json
+import os
 
 import torch
 
@@ -45,3 +46,19 @@ def test_channels_last_cases_keep_leaves():
     assert d["x"].is_leaf and d["x"].requires_grad
     assert d["x"].is_contiguous(memory_format=torch.channels_last) and not d["x"].is_contiguous()
     assert d["weight"].dim() == 1 and d["weight"].requires_grad
+
+
+def test_default_out_path_keeps_full_results():
+    """Only a run of every op, shape and provider on float32 NCHW inputs gets the device's plain name."""
+    from effgan.bench.__main__ import default_out_path, parse_args
+
+    info = {"device_type": "cpu", "device": "AMD EPYC"}
+    name = lambda argv: os.path.basename(default_out_path(parse_args(argv), info))  # noqa: E731
+    full = name([])
+    assert full.endswith(".json") and "partial" not in full
+    assert name(["--modes", "fwd+bwd,fwd", "--e2e-models", "cyclegan-default-64-b1"]) == full
+    stem = full[: -len(".json")]
+    assert name(["--ops", "se_scale"]) == f"{stem}-partial.json"
+    assert name(["--shapes", "1x3x8x8"]) == f"{stem}-partial.json"
+    assert name(["--providers", "effgan,eager"]) == f"{stem}-partial.json"
+    assert name(["--channels-last", "--dtype", "bfloat16"]) == f"{stem}-channels-last-bfloat16.json"

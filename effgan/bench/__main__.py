@@ -35,8 +35,7 @@ def parse_args(argv=None):
                    help="semicolon-separated NxCxHxW shapes overriding the default table, e.g. '1x64x256x256;8x128x64x64'")
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="activation dtype for the op benchmarks")
     p.add_argument("--channels-last", action="store_true",
-                   help="the op benchmarks' 4-D inputs in channels_last memory format (default: NCHW); the "
-                        "default JSON name gets a -channels-last suffix")
+                   help="the op benchmarks' 4-D inputs in channels_last memory format (default: NCHW)")
     p.add_argument("--providers", default=",".join(PROVIDERS), help=f"subset of {PROVIDERS}")
     p.add_argument("--modes", default=None, help=f"subset of {MODES} (default: all; --quick: fwd+bwd and fwd)")
     p.add_argument("--compile-mode", default=None,
@@ -47,8 +46,23 @@ def parse_args(argv=None):
     p.add_argument("--e2e-models", default=None,
                    help="comma-separated end-to-end model labels to run (default: the device's set; see effgan/bench/e2e.py)")
     p.add_argument("--budget", type=float, default=None, help="seconds of timed runs per measurement")
-    p.add_argument("--out", default=None, help="JSON path (default: benchmarks/results/<device>.json)")
+    p.add_argument("--out", default=None,
+                   help="JSON path (default: benchmarks/results/<device>.json, with -channels-last, -<dtype> and "
+                        "-partial (a subset of --ops, --shapes or --providers) suffixes where they apply)")
     return p.parse_args(argv)
+
+
+def default_out_path(args, info) -> str:
+    """benchmarks/results/<device>[-channels-last][-<dtype>][-partial].json: a run with a subset of
+    the ops, shapes or providers, or other inputs, never overwrites the device's full results."""
+    name = device_slug(info)
+    if args.channels_last:
+        name += "-channels-last"
+    if args.dtype != "float32":
+        name += f"-{args.dtype}"
+    if args.ops != "all" or args.shapes or set(args.providers.split(",")) != set(PROVIDERS):
+        name += "-partial"
+    return os.path.join("benchmarks", "results", f"{name}.json")
 
 
 def _shapes(args, device):
@@ -105,8 +119,7 @@ def main(argv=None) -> int:
     result = {"info": info, "copy_bandwidth_gbps": bw / 1e9, "compile_mode": compile_mode, "ops": rows,
               "speedups": speedups, "e2e": e2e_rows, "wall_s": time.time() - t_start,
               "argv": sys.argv[1:] if argv is None else list(argv)}
-    suffix = "-channels-last" if args.channels_last else ""
-    out = args.out or os.path.join("benchmarks", "results", f"{device_slug(info)}{suffix}.json")
+    out = args.out or default_out_path(args, info)
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     with open(out, "w") as f:
         json.dump(result, f, indent=1)
