@@ -159,7 +159,7 @@ def test_large_mean_small_variance(impl, device, act):
     """Statistics of h stay accurate when |mean(h)| >> std(h), on both sides of the leaky kink."""
     gen = torch.Generator().manual_seed(6)
     N, C, H, W = 1, 2, 19, 17
-    x = rand((N, C, H, W), device=device, scale=1e-2, gen=gen) + torch.tensor([1e3, -1e3]).view(1, C, 1, 1)
+    x = rand((N, C, H, W), device=device, scale=1e-2, gen=gen) + torch.tensor([1e3, -1e3], device=device).view(1, C, 1, 1)
     scale, shift = rand((N, C), device=device, gen=gen), rand((N, C), device=device, gen=gen)
     noise, nw = rand((N, 1, H, W), device=device, gen=gen), torch.full((C,), 1e-2, device=device)
     bias = torch.full((C,), 5.0, device=device)

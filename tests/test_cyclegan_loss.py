@@ -30,12 +30,12 @@ def torch_modules_loss(pred_fake_b, pred_fake_a, rec_a, real_a, rec_b, real_b, i
     return sum(parts), parts
 
 
-def _inputs(img_shape, map_shape, dtype, identity, gen, channels_last=False, heads=1):
+def _inputs(img_shape, map_shape, dtype, identity, gen, channels_last=False, heads=1, device="cpu"):
     def img():
-        return rand(img_shape, dtype=dtype, gen=gen, channels_last=channels_last, scale=0.6)
+        return rand(img_shape, dtype=dtype, gen=gen, channels_last=channels_last, scale=0.6, device=device)
 
     def pred():
-        maps = [rand(map_shape, dtype=dtype, gen=gen, scale=1.5, offset=0.3) for _ in range(heads)]
+        maps = [rand(map_shape, dtype=dtype, gen=gen, scale=1.5, offset=0.3, device=device) for _ in range(heads)]
         return maps[0] if heads == 1 else maps
 
     t = [pred(), pred(), img(), img(), img(), img()]
@@ -77,7 +77,7 @@ CASES = [
 def test_matches_torch_modules_all_grads(impl, device, dtype, gan_mode, case, poison_outputs):
     identity, channels_last, heads, target, img_shape, map_shape = CASES[case]
     gen = torch.Generator().manual_seed(11 + case)
-    tensors = _inputs(img_shape, map_shape, dtype, identity, gen, channels_last, heads)
+    tensors = _inputs(img_shape, map_shape, dtype, identity, gen, channels_last, heads, device=device)
     kw = dict(gan_mode=gan_mode, lambda_a=10.0, lambda_b=7.0, lambda_identity=0.5, target_real=target)
     fused_leaves, torch_leaves = _leaves(tensors), _leaves(tensors)
     out = cyclegan_generator_loss(*fused_leaves, impl=impl, **kw)
@@ -85,7 +85,7 @@ def test_matches_torch_modules_all_grads(impl, device, dtype, gan_mode, case, po
     out.total.backward()
     total.backward()
     assert_close(out.total, total.detach(), dtype, "total")
-    expected_parts = parts + ([] if identity else [torch.zeros((), dtype=dtype)] * 2)
+    expected_parts = parts + ([] if identity else [torch.zeros((), dtype=dtype, device=device)] * 2)
     for name, a, e in zip(PARTS[1:], out[1:], expected_parts):
         assert a.dim() == 0 and not a.requires_grad, name
         assert_close(a.to(dtype), e.detach(), dtype, name)
@@ -103,7 +103,7 @@ def test_matches_torch_modules_all_grads(impl, device, dtype, gan_mode, case, po
 @pytest.mark.parametrize("gan_mode", ["lsgan", "vanilla"])
 def test_low_precision_within_twice_eager_error(impl, device, dtype, gan_mode):
     gen = torch.Generator().manual_seed(3)
-    tensors = _inputs((2, 3, 19, 23), (2, 1, 5, 7), dtype, True, gen)
+    tensors = _inputs((2, 3, 19, 23), (2, 1, 5, 7), dtype, True, gen, device=device)
     kw = dict(gan_mode=gan_mode, target_real=0.9)
     results = []
     for fn, ts, extra in [(cyclegan_generator_loss, tensors, dict(impl=impl)),
@@ -124,7 +124,7 @@ def test_low_precision_within_twice_eager_error(impl, device, dtype, gan_mode):
 def test_only_requested_grads_and_l1_sign_at_zero(impl, device, poison_outputs):
     """Reals that do not require grad get none; a zero difference has gradient sign(0) = 0."""
     gen = torch.Generator().manual_seed(5)
-    pb, pa, rec_a, real_a, rec_b, real_b, idt_a, idt_b = _inputs((2, 3, 9, 10), (1, 1, 5, 7), torch.float64, True, gen)
+    pb, pa, rec_a, real_a, rec_b, real_b, idt_a, idt_b = _inputs((2, 3, 9, 10), (1, 1, 5, 7), torch.float64, True, gen, device=device)
     rec_a[:, :, :4] = real_a[:, :, :4]  # exact ties
     leaves = [t.requires_grad_() for t in (pb, pa, rec_a, rec_b, idt_a, idt_b)]
     out = cyclegan_generator_loss(pb, pa, rec_a, real_a, rec_b, real_b, idt_a, idt_b, impl=impl)
@@ -197,8 +197,8 @@ def test_grads_of_the_logits_alone(impl, device):
 
 @pytest.mark.parametrize("impl,device", fast_backends(OP))
 def test_vanilla_is_stable_for_extreme_logits(impl, device):
-    p = torch.tensor([-800.0, -60.0, -20.0, -1e-3, 0.0, 1e-3, 20.0, 60.0, 800.0], dtype=torch.float32)
-    img = torch.ones(1, 1, 2, 2)
+    p = torch.tensor([-800.0, -60.0, -20.0, -1e-3, 0.0, 1e-3, 20.0, 60.0, 800.0], dtype=torch.float32, device=device)
+    img = torch.ones(1, 1, 2, 2, device=device)
     for target in (1.0, 0.9):
         pl = p.clone().requires_grad_()
         out = cyclegan_generator_loss(pl, p, img, img, img, img, gan_mode="vanilla", target_real=target, impl=impl)
@@ -210,16 +210,16 @@ def test_vanilla_is_stable_for_extreme_logits(impl, device):
         torch.testing.assert_close(out.loss_G_A.double(), expected.detach(), rtol=1e-6, atol=0)
         torch.testing.assert_close(pl.grad.double(), p64.grad, rtol=1e-5, atol=1e-9)
     # Tiny exp(-|x|): log(1 + e) keeps its relative accuracy (a naive log(1 + e) would give 0).
-    big = torch.full((4,), 30.0)
+    big = torch.full((4,), 30.0, device=device)
     out = cyclegan_generator_loss(big, big, img, img, img, img, gan_mode="vanilla", impl=impl)
-    torch.testing.assert_close(out.loss_G_A.double(), torch.tensor(30.0, dtype=torch.float64).neg().exp(), rtol=1e-5, atol=0)
+    torch.testing.assert_close(out.loss_G_A.double(), torch.tensor(30.0, dtype=torch.float64, device=device).neg().exp(), rtol=1e-5, atol=0)
 
 
 @pytest.mark.parametrize("impl,device", fast_backends(OP))
 @pytest.mark.parametrize("gan_mode", ["lsgan", "vanilla"])
 def test_gradcheck_float64(impl, device, gan_mode):
     gen = torch.Generator().manual_seed(7)
-    tensors = [t.requires_grad_() for t in _inputs((1, 2, 3, 5), (1, 1, 2, 3), torch.float64, True, gen)]
+    tensors = [t.requires_grad_() for t in _inputs((1, 2, 3, 5), (1, 1, 2, 3), torch.float64, True, gen, device=device)]
     # Keep |rec - real| away from 0, where the L1 kink would break finite differences.
     with torch.no_grad():
         for i in (2, 4, 6, 7):
@@ -234,7 +234,7 @@ def test_gradcheck_float64(impl, device, gan_mode):
 @pytest.mark.parametrize("impl,device", fast_backends(OP))
 def test_deterministic(impl, device):
     gen = torch.Generator().manual_seed(9)
-    tensors = _inputs((2, 3, 40, 41), (2, 1, 30, 30), torch.float32, True, gen)
+    tensors = _inputs((2, 3, 40, 41), (2, 1, 30, 30), torch.float32, True, gen, device=device)
     runs = []
     for _ in range(2):
         leaves = _leaves(tensors)
@@ -249,8 +249,8 @@ def test_deterministic(impl, device):
 @pytest.mark.parametrize("gan_mode", ["lsgan", "vanilla"])
 def test_discriminator_loss(impl, device, gan_mode, poison_outputs):
     gen = torch.Generator().manual_seed(13)
-    real = [rand((2, 1, 5, 7), gen=gen, offset=0.5), rand((2, 1, 3, 3), gen=gen)]
-    fake = [rand((2, 1, 5, 7), gen=gen, offset=-0.5), rand((2, 1, 3, 3), gen=gen)]
+    real = [rand((2, 1, 5, 7), gen=gen, offset=0.5, device=device), rand((2, 1, 3, 3), gen=gen, device=device)]
+    fake = [rand((2, 1, 5, 7), gen=gen, offset=-0.5, device=device), rand((2, 1, 3, 3), gen=gen, device=device)]
     for r, f in [(real[0], fake[0]), (real, fake)]:
         leaves, tleaves = _leaves([r, f]), _leaves([r, f])
         loss = GANDiscriminatorLoss(gan_mode, target_real=0.9, impl=impl)(*leaves)
@@ -280,7 +280,7 @@ def test_reference_matches_torch_modules():
 @pytest.mark.parametrize("impl,device", fast_backends(OP))
 def test_double_backward_raises(impl, device):
     gen = torch.Generator().manual_seed(19)
-    tensors = _leaves(_inputs((1, 3, 4, 4), (1, 1, 2, 2), torch.float32, False, gen))
+    tensors = _leaves(_inputs((1, 3, 4, 4), (1, 1, 2, 2), torch.float32, False, gen, device=device))
     out = cyclegan_generator_loss(*tensors, impl=impl)
     (g,) = torch.autograd.grad(out.total, tensors[0], create_graph=True)
     with pytest.raises(RuntimeError, match="double backward"):

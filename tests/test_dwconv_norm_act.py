@@ -224,7 +224,7 @@ def test_large_mean_small_variance(impl, device):
     left is the float32 conv's own rounding, which eager PyTorch shares.
     """
     x = rand((1, 2, 12, 12), device=device, scale=1e-1, offset=1e3)
-    w = torch.full((2, 1, 3, 3), 1.0 / 9)
+    w = torch.full((2, 1, 3, 3), 1.0 / 9, device=device)
     kw = dict(padding_mode="reflect", act="identity")
     y, _ = dwconv_norm_act(x, w, impl=impl, **kw)
     y_eager, _ = dwconv_norm_act_ref(x, w, **kw)

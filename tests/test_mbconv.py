@@ -37,7 +37,7 @@ def _outputs_and_grads(module, x, seed=1):
     out = module(x)
     outs = out if isinstance(out, tuple) else (out,)
     gen = torch.Generator().manual_seed(seed)
-    sum(((o * torch.randn(o.shape, generator=gen, dtype=o.dtype)).sum() for o in outs)).backward()
+    sum(((o * torch.randn(o.shape, generator=gen, dtype=o.dtype).to(o.device)).sum() for o in outs)).backward()
     return [o.detach() for o in outs], x.grad, {n: p.grad for n, p in module.named_parameters()}
 
 
@@ -170,6 +170,7 @@ def test_mbconv_fused_kernels_match_plain(impl, device, poison_outputs):
 @pytest.mark.parametrize("impl,device", fast_backends("dwconv_norm_act"))
 def test_mbconv_fused_compiles_without_graph_breaks(impl, device):
     plain, fused = _pair(MBConv, 2, 3, kernel_size=3, stride=2, expand_ratio=2, impl=impl)
+    plain, fused = plain.to(device), fused.to(device)
     x = rand((1, 2, 6, 5), device=device, gen=torch.Generator().manual_seed(1)).requires_grad_()
     compiled = torch.compile(fused, fullgraph=True, backend="aot_eager")
     y = compiled(x)
