@@ -212,7 +212,10 @@ def dwconv_norm_act(
         return dwconv_norm_act_ref(x, weight, bias, norm_weight, norm_bias, stride=stride, padding_mode=padding_mode,
                                    eps=eps, act=act, negative_slope=negative_slope)
     if padding_mode == "reflect":
-        x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+        # F.pad keeps a channels_last input channels_last on the CPU but returns NCHW on CUDA; the
+        # outputs and dx follow the padded tensor's layout, so it must keep the caller's.
+        layout = memory_format_of(x)
+        x = F.pad(x, (pad, pad, pad, pad), mode="reflect").contiguous(memory_format=layout)
         pad = 0
     x = as_kernel_layout(x)
     y, squeeze, _ = _dwconv_norm_act(x, weight.contiguous(), bias, norm_weight, norm_bias, stride, pad, eps, code,
