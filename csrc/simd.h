@@ -55,7 +55,7 @@ constexpr bool kIsVec = !std::is_arithmetic_v<V>;
 template <typename V, typename S>
 EFFGAN_INLINE V splat(S s) {
   if constexpr (kIsVec<V>) {
-    const auto e = static_cast<std::remove_cvref_t<decltype(V{}[0])>>(s);
+    const auto e = static_cast<std::remove_cv_t<std::remove_reference_t<decltype(V{}[0])>>>(s);
     return V{e, e, e, e, e, e, e, e};
   } else {
     return static_cast<V>(s);
@@ -116,8 +116,7 @@ EFFGAN_INLINE vf8 fmadd(vf8 a, vf8 b, vf8 c) {
 #endif
 }
 
-template <typename S>
-  requires std::is_floating_point_v<S>
+template <typename S, typename = std::enable_if_t<std::is_floating_point_v<S>>>
 EFFGAN_INLINE S fmadd(S a, S b, S c) {
 #if defined(__FMA__)
   return std::fma(a, b, c);

@@ -252,3 +252,25 @@ def test_results_do_not_depend_on_the_thread_count(shape, channels_last):
         torch.set_num_threads(threads)
     for a, e in zip(one, many):
         assert torch.equal(a, e)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which(os.environ.get("CXX", "c++")) is None, reason="no C++ compiler")
+def test_sources_are_cxx17():
+    """Torch releases before 2.13 compile extensions as C++17 (setup.py allows torch >= 2.4), so no
+    C++20 feature may creep into csrc/ unnoticed here, where torch compiles them as C++20."""
+    import sysconfig
+
+    from torch.utils.cpp_extension import include_paths
+
+    src = _cpp_build.source_dir()
+    includes = [f"-I{src}"] + [f"-isystem{p}" for p in include_paths() + [sysconfig.get_paths()["include"]]]
+    cmd = [os.environ.get("CXX", "c++"), "-std=c++17", "-fsyntax-only", *_cpp_build.compile_flags(),
+           "-DTORCH_EXTENSION_NAME=effgan_cpp", "-DTORCH_API_INCLUDE_EXTENSION_H", *includes]
+    sources = [p for p in _cpp_build.source_files(src) if p.suffix == ".cpp"]
+    # One compiler per source, all at once: each spends most of its time parsing torch's headers.
+    checks = {p.name: subprocess.Popen([*cmd, str(p)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+              for p in sources}
+    failed = {name: proc.communicate()[1][-3000:] for name, proc in checks.items()}
+    failed = {name: err for name, err in failed.items() if checks[name].returncode != 0}
+    assert not failed, failed
