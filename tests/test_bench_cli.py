@@ -21,6 +21,32 @@ def test_bench_cli_tiny(tmp_path, capsys):
     (row,) = data["speedups"]
     assert row["vs_eager"] > 0
     assert "| instance_norm_act | 1x3x9x7 |" in capsys.readouterr().out
+    assert data["complete"] is True
+
+
+def test_bench_cli_stopped_midway_keeps_what_it_measured(tmp_path, monkeypatch):
+    """A run killed by a time limit during the end-to-end models still leaves the op table and the
+    finished models on disk, marked incomplete."""
+    from effgan.bench import e2e
+
+    def first_model_then_stopped(device, *, on_model_done, **kw):
+        on_model_done([{"model": "m1", "variant": "eager", "step_ms": 1.0}])
+        raise KeyboardInterrupt  # what a SIGINT from `timeout -s INT` delivers
+
+    monkeypatch.setattr(e2e, "run_e2e_benchmarks", first_model_then_stopped)
+    out = tmp_path / "r.json"
+    try:
+        main(["--device", "cpu", "--ops", "se_scale", "--shapes", "1x3x9x7", "--providers", "effgan",
+              "--modes", "fwd", "--budget", "0.01", "--out", str(out)])
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the stand-in was not called")
+    data = json.loads(out.read_text())
+    assert data["complete"] is False
+    assert [r["op"] for r in data["ops"]] == ["se_scale"]
+    assert data["e2e"] == [{"model": "m1", "variant": "eager", "step_ms": 1.0}]
+    assert not os.path.exists(f"{out}.tmp")
 
 
 def test_bench_cli_channels_last(tmp_path, capsys):
@@ -62,3 +88,4 @@ def test_default_out_path_keeps_full_results():
     assert name(["--shapes", "1x3x8x8"]) == f"{stem}-partial.json"
     assert name(["--providers", "effgan,eager"]) == f"{stem}-partial.json"
     assert name(["--channels-last", "--dtype", "bfloat16"]) == f"{stem}-channels-last-bfloat16.json"
+    assert name(["--quick", "--e2e", "no"]) == f"{stem}-quick.json"

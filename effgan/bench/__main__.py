@@ -53,9 +53,11 @@ def parse_args(argv=None):
 
 
 def default_out_path(args, info) -> str:
-    """benchmarks/results/<device>[-channels-last][-<dtype>][-partial].json: a run with a subset of
-    the ops, shapes or providers, or other inputs, never overwrites the device's full results."""
+    """benchmarks/results/<device>[-quick][-channels-last][-<dtype>][-partial].json: a run with a
+    subset of the ops, shapes or providers, or other inputs, never overwrites the device's full results."""
     name = device_slug(info)
+    if args.quick:
+        name += "-quick"
     if args.channels_last:
         name += "-channels-last"
     if args.dtype != "float32":
@@ -98,11 +100,27 @@ def main(argv=None) -> int:
         compile_mode = "max-autotune-no-cudagraphs"
     budget = args.budget if args.budget is not None else (0.3 if args.quick else 1.0)
     cases = op_cases.cases(names, _shapes(args, device), channels_last=args.channels_last)
+    out = args.out or default_out_path(args, info)
+    argv_used = sys.argv[1:] if argv is None else list(argv)
+
+    def save(complete: bool) -> None:
+        # Saved after the op table and after each end-to-end model as well as at the end, marked
+        # incomplete until then: a run stopped by a time limit keeps what it measured.
+        result = {"info": info, "copy_bandwidth_gbps": bw / 1e9, "compile_mode": compile_mode, "ops": rows,
+                  "speedups": speedups, "e2e": e2e_rows, "complete": complete, "wall_s": time.time() - t_start,
+                  "argv": argv_used}
+        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+        tmp = f"{out}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(result, f, indent=1)
+        os.replace(tmp, out)
+
     rows = run_op_benchmarks(cases, device, dtype=DTYPES[args.dtype], providers=args.providers.split(","), modes=modes,
                              bandwidth=bw, budget_s=budget, compile_mode=compile_mode)
     speedups = speedup_table(rows)
-
     e2e_rows = []
+    save(complete=False)
+
     if args.e2e != "no":
         from effgan.bench import e2e
 
@@ -114,15 +132,15 @@ def main(argv=None) -> int:
             if missing:
                 raise SystemExit(f"--e2e-models: unknown {missing}; known: {sorted(known)}")
             specs = [known[w] for w in wanted]
-        e2e_rows = e2e.run_e2e_benchmarks(device, quick=args.quick, budget_s=budget, specs=specs)
 
-    result = {"info": info, "copy_bandwidth_gbps": bw / 1e9, "compile_mode": compile_mode, "ops": rows,
-              "speedups": speedups, "e2e": e2e_rows, "wall_s": time.time() - t_start,
-              "argv": sys.argv[1:] if argv is None else list(argv)}
-    out = args.out or default_out_path(args, info)
-    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(result, f, indent=1)
+        def keep(rows_so_far):
+            e2e_rows[:] = rows_so_far
+            save(complete=False)
+
+        e2e_rows = e2e.run_e2e_benchmarks(device, quick=args.quick, budget_s=budget, specs=specs,
+                                          on_model_done=keep)
+
+    save(complete=True)
     print(f"\nwrote {out}\n")
     print(f"Summary on {info['device']} ({info['date']}), copy bandwidth {bw / 1e9:.1f} GB/s")
     print(format_speedup_table(speedups))

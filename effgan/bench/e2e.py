@@ -134,7 +134,10 @@ def _step_fn(spec: ModelSpec, variant: Variant, device: torch.device):
 
 
 def run_e2e_benchmarks(device: torch.device, *, quick: bool = False, budget_s: float = 1.0, specs=None,
-                       variants=VARIANTS, warmup: int = 4, min_runs: int = 3, log=print) -> list[dict]:
+                       variants=VARIANTS, warmup: int = 4, min_runs: int = 3, log=print,
+                       on_model_done=None) -> list[dict]:
+    """One row per (model, variant). ``on_model_done(rows)``, if given, gets the rows so far after
+    each model, so a caller can save them before a slow compile of the next model runs out of time."""
     if specs is None:
         if device.type == "cuda":
             specs = QUICK_GPU_SPECS if quick else GPU_SPECS
@@ -165,4 +168,6 @@ def run_e2e_benchmarks(device: torch.device, *, quick: bool = False, budget_s: f
                 row["vs_eager"] = base / timing.median_s
             rows.append(row)
             log(f"  {spec.label:34s} {name:18s} {row['images_per_s']:8.2f} img/s  {row['step_ms']:9.1f} ms")
+        if on_model_done is not None:
+            on_model_done(rows)
     return rows

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# One call on a lent CUDA machine: install, build, then the named stages, logs under $OUT.
+#
+#   bash benchmarks/gpu_session.sh tests bench        # stages run in the order given
+#
+# Stages:
+#   tests     every CUDA test (pytest -k cuda, or -k "$TESTS_K"), in parallel -> tests.log
+#   memcheck  compute-sanitizer memcheck over each op's CUDA tests        -> memcheck.log
+#   bench     python -m effgan.bench --quick (ops and end-to-end)         -> bench.log, cuda-*.json
+#   benchops  the same without the end-to-end rows                         -> bench.log, cuda-*.json
+#   e2e       the end-to-end training-step rows alone                      -> e2e.log, cuda-*-e2e.json
+# Each stage runs under its own time limit (seconds, env <STAGE>_S) so one slow stage cannot
+# take the others' results with it; the machine's torch stays the one in use (no build isolation).
+set -u
+OUT=${OUT:-gpu-out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+
+stage() { echo "== $1 $(date +%T)"; }
+
+stage env
+{
+  nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv
+  python -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)"
+  nproc
+} 2>&1 | tee "$OUT/env.txt"
+
+stage install
+python -c "import setuptools; print('setuptools', setuptools.__version__)" | tee -a "$OUT/env.txt"
+pip install -e . --no-deps --no-build-isolation -q >"$OUT/install.log" 2>&1 || tail -20 "$OUT/install.log"
+# effgan.kernels and effgan.csrc live in kernels/ and csrc/ (setup.py's package_dir). An editable
+# install older than PEP 660 (setuptools < 64, no build isolation here) cannot map them; this copy
+# of the tree is the machine's own, so links inside the package stand in for the mapping.
+if ! python -c "import effgan.kernels, effgan.csrc" 2>>"$OUT/install.log"; then
+  echo "editable install does not map effgan.kernels/effgan.csrc: linking them into effgan/"
+  ln -sfn ../kernels effgan/kernels && ln -sfn ../csrc effgan/csrc
+  python -c "import effgan.kernels, effgan.csrc" || exit 1
+fi
+stage build_ext
+python -m effgan.build_ext >>"$OUT/install.log" 2>&1 || tail -20 "$OUT/install.log"
+
+for s in "$@"; do
+  stage "$s"
+  case "$s" in
+    tests)
+      timeout "${TESTS_S:-300}" python -m pytest -q -n "${WORKERS:-8}" -k "${TESTS_K:-cuda}" -p no:cacheprovider \
+        >"$OUT/tests.log" 2>&1
+      echo "tests rc=$?"; grep -E "passed|failed|error" "$OUT/tests.log" | tail -3 ;;
+    memcheck)
+      timeout "${MEMCHECK_S:-240}" compute-sanitizer --tool memcheck --error-exitcode 9 \
+        python -m pytest -q -x -p no:cacheprovider -k "cuda and not train and not bench" ${MEMCHECK_TESTS:-tests/test_instance_norm_act.py \
+        tests/test_adain.py tests/test_se_scale.py tests/test_cyclegan_loss.py tests/test_diff_augment.py \
+        tests/test_dwconv_norm_act.py} \
+        >"$OUT/memcheck.log" 2>&1
+      echo "memcheck rc=$?"; grep -E "ERROR SUMMARY|passed|failed" "$OUT/memcheck.log" | tail -3 ;;
+    bench)
+      timeout "${BENCH_S:-300}" python -m effgan.bench --quick --out "$OUT/cuda-quick.json" >"$OUT/bench.log" 2>&1
+      echo "bench rc=$?"; tail -60 "$OUT/bench.log" ;;
+    benchops)
+      timeout "${BENCH_S:-300}" python -m effgan.bench --quick --e2e no --out "$OUT/cuda-quick-ops.json" \
+        >"$OUT/bench.log" 2>&1
+      echo "bench rc=$?"; tail -60 "$OUT/bench.log" ;;
+    e2e)
+      timeout "${E2E_S:-300}" python -m effgan.bench --quick --ops none --out "$OUT/cuda-quick-e2e.json" \
+        >"$OUT/e2e.log" 2>&1
+      echo "e2e rc=$?"; tail -30 "$OUT/e2e.log" ;;
+    *) echo "unknown stage $s" ;;
+  esac
+done
+stage done
