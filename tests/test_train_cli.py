@@ -110,3 +110,20 @@ def test_sample_cli(tmp_path, capsys):
     cyc = train(tiny_config("cyclegan", tmp_path, run_name="cyc", max_steps=1))
     assert sample.main(["--checkpoint", cyc.run_dir]) == 2
     assert "effgan.translate" in capsys.readouterr().err
+
+
+def test_cuda_graphs_hint_only_where_it_applies():
+    """The startup tip for --cuda-graphs shows for a fused model on CUDA, and nowhere it would not help
+    or cannot apply (CPU, the plain build, graphs or compile already on, DiffAugment)."""
+    from effgan.train import config as cfg
+    from effgan.train.trainer import cuda_graphs_hint
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    base = cfg.resolve(cfg.TrainConfig(model="cyclegan"))
+    assert base.fused and "--cuda-graphs" in cuda_graphs_hint(base, cuda)
+    assert cuda_graphs_hint(base, cpu) == ""
+    for change in (dict(fused=False), dict(cuda_graphs=True), dict(compile=True), dict(diffaugment="color")):
+        config = cfg.resolve(cfg.TrainConfig(model="cyclegan"))
+        for name, value in change.items():
+            setattr(config, name, value)
+        assert cuda_graphs_hint(config, cuda) == "", change

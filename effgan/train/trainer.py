@@ -174,6 +174,18 @@ def train(config: cfg.TrainConfig, *, dataset: Dataset | None = None, builder: M
         destroy_process_group()
 
 
+def cuda_graphs_hint(config: cfg.TrainConfig, device: torch.device) -> str:
+    """A line suggesting --cuda-graphs where a fused model would otherwise run host-bound on a GPU.
+
+    Each fused op call costs more host time than eager's ops (Python checks and Triton launches), so
+    at small batches a fused step without CUDA graphs is slower than plain PyTorch (benchmarks/NOTES.md).
+    """
+    if device.type != "cuda" or not config.fused or config.cuda_graphs or config.compile or config.diffaugment:
+        return ""
+    return ("  tip: add --cuda-graphs: fused models are host-bound on a GPU without it (H100, CycleGAN "
+            "ResNet-9 at 256x256, batch 1: 0.58x eager's speed without, 2.19x with)\n")
+
+
 class Trainer:
     def __init__(self, config: cfg.TrainConfig, info: DistInfo, device: torch.device, dataset: Dataset | None,
                  builder: ModelBuilder, metrics_fn: MetricsFn | None) -> None:
@@ -413,6 +425,7 @@ class Trainer:
                 f"{f' x {self.info.world_size} processes' if self.info.enabled else ''}, device {self.device}\n"
                 f"  {self.total_steps} steps ({self.steps_per_epoch} per epoch), starting at step {self.step}\n"
                 f"{self._describe_eval()}"
+                f"{cuda_graphs_hint(c, self.device)}"
                 f"  run directory: {self.run_dir}")
 
     def _describe_eval(self) -> str:
