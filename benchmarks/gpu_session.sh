@@ -27,10 +27,11 @@ stage env
 
 stage install
 python -c "import setuptools; print('setuptools', setuptools.__version__)" | tee -a "$OUT/env.txt"
-pip install -e . --no-deps --no-build-isolation -q >"$OUT/install.log" 2>&1 || tail -20 "$OUT/install.log"
-# effgan.kernels and effgan.csrc live in kernels/ and csrc/ (setup.py's package_dir). An editable
-# install older than PEP 660 (setuptools < 64, no build isolation here) cannot map them; this copy
-# of the tree is the machine's own, so links inside the package stand in for the mapping.
+python -m pip install -e . --no-deps --no-build-isolation -q >"$OUT/install.log" 2>&1 || tail -20 "$OUT/install.log"
+# effgan.kernels and effgan.csrc live in kernels/ and csrc/ (setup.py's package_dir), which only
+# the editable install's import hook maps. On the first H100 run that mapping was missing for the
+# python that ran the tests; this copy of the tree is the machine's own, so links inside the
+# package stand in for it.
 if ! python -c "import effgan.kernels, effgan.csrc" 2>>"$OUT/install.log"; then
   echo "editable install does not map effgan.kernels/effgan.csrc: linking them into effgan/"
   ln -sfn ../kernels effgan/kernels && ln -sfn ../csrc effgan/csrc
