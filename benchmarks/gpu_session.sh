@@ -8,6 +8,7 @@
 #   memcheck  compute-sanitizer memcheck over each op's CUDA tests        -> memcheck.log
 #   bench     python -m effgan.bench --quick (ops and end-to-end)         -> bench.log, cuda-*.json
 #   benchops  the same without the end-to-end rows                         -> bench.log, cuda-*.json
+#   graphs    the op rows timed as CUDA-graph replays (kernel time)        -> graphs.log, cuda-*-graphs.json
 #   e2e       the end-to-end training-step rows alone                      -> e2e.log, cuda-*-e2e.json
 # Each stage runs under its own time limit (seconds, env <STAGE>_S) so one slow stage cannot
 # take the others' results with it; the machine's torch stays the one in use (no build isolation).
@@ -61,6 +62,10 @@ for s in "$@"; do
       timeout "${BENCH_S:-300}" python -m effgan.bench --quick --e2e no --out "$OUT/cuda-quick-ops.json" \
         >"$OUT/bench.log" 2>&1
       echo "bench rc=$?"; tail -60 "$OUT/bench.log" ;;
+    graphs)
+      timeout "${GRAPHS_S:-300}" python -m effgan.bench --quick --cuda-graphs --e2e no \
+        --out "$OUT/cuda-quick-graphs.json" >"$OUT/graphs.log" 2>&1
+      echo "graphs rc=$?"; tail -25 "$OUT/graphs.log" ;;
     e2e)
       timeout "${E2E_S:-300}" python -m effgan.bench --quick --ops none --out "$OUT/cuda-quick-e2e.json" \
         >"$OUT/e2e.log" 2>&1

@@ -2,6 +2,7 @@
 import json
 import os
 
+import pytest
 import torch
 
 from effgan.bench.__main__ import main
@@ -89,3 +90,31 @@ def test_default_out_path_keeps_full_results():
     assert name(["--providers", "effgan,eager"]) == f"{stem}-partial.json"
     assert name(["--channels-last", "--dtype", "bfloat16"]) == f"{stem}-channels-last-bfloat16.json"
     assert name(["--quick", "--e2e", "no"]) == f"{stem}-quick.json"
+    assert name(["--quick", "--cuda-graphs"]) == f"{stem}-quick-graphs.json"
+
+
+def test_bench_cuda_graphs_needs_cuda(tmp_path):
+    from effgan.bench.op_cases import cases
+    from effgan.bench.ops_runner import run_op_benchmarks
+
+    with pytest.raises(SystemExit, match="--cuda-graphs needs a CUDA device"):
+        main(["--device", "cpu", "--cuda-graphs", "--ops", "se_scale", "--e2e", "no", "--out", str(tmp_path / "r.json")])
+    with pytest.raises(ValueError, match="cuda_graphs needs a CUDA device"):
+        run_op_benchmarks(cases(["se_scale"], [(1, 2, 3, 3)]), torch.device("cpu"), cuda_graphs=True)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_bench_cli_cuda_graphs_on_gpu(tmp_path):
+    """Graph replays time every provider and mode; a replay is no slower than the host-bound calls."""
+    out = tmp_path / "r.json"
+    args = ["--device", "cuda", "--ops", "instance_norm_act", "--shapes", "2x64x64x64", "--modes", "fwd,fwd+bwd",
+            "--e2e", "no", "--budget", "0.05"]
+    assert main([*args, "--cuda-graphs", "--out", str(out)]) == 0
+    assert main([*args, "--out", str(tmp_path / "calls.json")]) == 0
+    graphed = {(r["provider"], r["mode"]): r for r in json.loads(out.read_text())["ops"]}
+    calls = {(r["provider"], r["mode"]): r for r in json.loads((tmp_path / "calls.json").read_text())["ops"]}
+    assert set(graphed) == {(p, m) for p in ("effgan", "eager", "compile") for m in ("fwd", "fwd+bwd")}
+    for key, row in graphed.items():
+        assert "error" not in row and row["timed"] == "graph replay", row
+        assert row["median_ms"] <= 1.5 * calls[key]["median_ms"], (key, row["median_ms"], calls[key]["median_ms"])

@@ -41,6 +41,9 @@ def parse_args(argv=None):
     p.add_argument("--compile-mode", default=None,
                    help="torch.compile mode for the compile provider (default: max-autotune-no-cudagraphs on "
                         "CUDA without --quick, else the default mode)")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="time the op benchmarks as replays of CUDA graphs, each provider's calls captured once: "
+                        "the kernels' GPU time without the host work that dominates small shapes (CUDA only)")
     p.add_argument("--e2e", default="auto", choices=["auto", "yes", "no"],
                    help="run the end-to-end training-step benchmark (auto: yes)")
     p.add_argument("--e2e-models", default=None,
@@ -53,11 +56,13 @@ def parse_args(argv=None):
 
 
 def default_out_path(args, info) -> str:
-    """benchmarks/results/<device>[-quick][-channels-last][-<dtype>][-partial].json: a run with a
+    """benchmarks/results/<device>[-quick][-graphs][-channels-last][-<dtype>][-partial].json: a run with a
     subset of the ops, shapes or providers, or other inputs, never overwrites the device's full results."""
     name = device_slug(info)
     if args.quick:
         name += "-quick"
+    if args.cuda_graphs:
+        name += "-graphs"
     if args.channels_last:
         name += "-channels-last"
     if args.dtype != "float32":
@@ -83,6 +88,8 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device is available")
+    if args.cuda_graphs and device.type != "cuda":
+        raise SystemExit("--cuda-graphs needs a CUDA device")
     info = device_info(device)
     print(f"effgan.bench on {info['device']} (torch {info['torch']}, triton {info['triton']}, commit {info['commit']})")
     t_start = time.time()
@@ -116,7 +123,7 @@ def main(argv=None) -> int:
         os.replace(tmp, out)
 
     rows = run_op_benchmarks(cases, device, dtype=DTYPES[args.dtype], providers=args.providers.split(","), modes=modes,
-                             bandwidth=bw, budget_s=budget, compile_mode=compile_mode)
+                             bandwidth=bw, budget_s=budget, compile_mode=compile_mode, cuda_graphs=args.cuda_graphs)
     speedups = speedup_table(rows)
     e2e_rows = []
     save(complete=False)

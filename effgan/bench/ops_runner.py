@@ -61,6 +61,31 @@ def _prepare(fn, case: OpCase, device, dtype, mode: str, n_copies: int):
     return bwd, graphs
 
 
+def graphed(run, items, device: torch.device, *, warmup: int = 3):
+    """``run`` captured once per item in a CUDA graph: (replay, graphs) with ``replay(graphs[i])``.
+
+    A replay launches the captured kernels with no Python, autograd or launch work on the host, so
+    its time is the kernels' own (plus one graph launch); the plain runs, timed from the host's
+    side of the stream, measure mostly host work at small shapes. Warm-up runs on a side stream
+    first, as capture requires (allocator pools, lazy init, compilation).
+    """
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for i in range(warmup):
+            run(items[i % len(items)])
+    torch.cuda.current_stream(device).wait_stream(side)
+    torch.cuda.synchronize(device)
+    graphs, pool = [], None
+    for item in items:
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=pool):
+            run(item)
+        pool = graph.pool()  # one memory pool for all copies
+        graphs.append(graph)
+    return (lambda graph: graph.replay()), graphs
+
+
 def _error_row(case: OpCase, provider: str, dtype, exc: Exception) -> dict:
     warnings.warn(f"{case.label} {provider}: {type(exc).__name__}: {exc}")
     return {"op": case.op, "shape": list(case.shape), "provider": provider,
@@ -77,9 +102,15 @@ def run_op_benchmarks(
     bandwidth: float | None = None,
     budget_s: float = 1.0,
     compile_mode: str | None = None,
+    cuda_graphs: bool = False,
     log=print,
 ) -> list[dict]:
-    """Every (case, mode): the providers timed interleaved, run by run (see timing.time_interleaved)."""
+    """Every (case, mode): the providers timed interleaved, run by run (see timing.time_interleaved).
+
+    cuda_graphs: time replays of each run captured in a CUDA graph (``graphed``) instead of the runs.
+    """
+    if cuda_graphs and device.type != "cuda":
+        raise ValueError("cuda_graphs needs a CUDA device")
     rows = []
     el_size = torch.empty((), dtype=dtype).element_size()
     order = [m for m in ("fwd", "fwd+bwd", "bwd") if m in modes]
@@ -98,7 +129,7 @@ def run_op_benchmarks(
                 try:
                     run, items = _prepare(fn, case, device, dtype, mode, n_copies)
                     run(items[0])  # compile, or fail, before the timed runs
-                    runs[provider] = (run, items)
+                    runs[provider] = graphed(run, items, device) if cuda_graphs else (run, items)
                 except Exception as exc:
                     rows.append(_error_row(case, provider, dtype, exc))
                     del fns[provider], results[provider]
@@ -122,7 +153,7 @@ def run_op_benchmarks(
                 gbps = nbytes / timing.median_s / 1e9
                 row = {"op": case.op, "shape": list(case.shape), "provider": provider, "mode": mode,
                        "dtype": str(dtype).replace("torch.", ""), "memory_format": case.memory_format,
-                       **timing.as_dict(), "bytes": nbytes,
+                       **timing.as_dict(), "bytes": nbytes, "timed": "graph replay" if cuda_graphs else "calls",
                        "gbps": gbps, "peak_bytes_fwdbwd": peak, "impl": impl_used}
                 if bandwidth:
                     row["frac_bandwidth"] = gbps * 1e9 / bandwidth
