@@ -50,8 +50,8 @@ def parse_args(argv=None):
                    help="comma-separated end-to-end model labels to run (default: the device's set; see effgan/bench/e2e.py)")
     p.add_argument("--budget", type=float, default=None, help="seconds of timed runs per measurement")
     p.add_argument("--out", default=None,
-                   help="JSON path (default: benchmarks/results/<device>.json, with -channels-last, -<dtype> and "
-                        "-partial (a subset of --ops, --shapes or --providers) suffixes where they apply)")
+                   help="JSON path (default: benchmarks/results/<device>.json, with -quick, -graphs, -channels-last, "
+                        "-<dtype> and -partial (a subset of --ops, --shapes or --providers) suffixes where they apply)")
     return p.parse_args(argv)
 
 
