@@ -24,6 +24,9 @@ stage env
   nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv
   python -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)"
   nproc
+  # The C++ extension's compiler: one that links its own C++ runtime statically broke the
+  # extension's error path on the first H100 run (see effgan/_cpp_build.py, LDFLAGS).
+  echo "CXX=${CXX:-c++}"; "${CXX:-c++}" --version | head -1
 } 2>&1 | tee "$OUT/env.txt"
 
 stage install

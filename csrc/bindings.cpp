@@ -10,6 +10,12 @@ namespace py = pybind11;
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "effgan fused CPU kernels; outputs are allocated by the caller and passed in";
+  // Raises ValueError("error path probe: <n> <x>") the way every argument check raises (numbers
+  // formatted into the message, a c10 exception translated to Python); effgan/_cpp_build.py calls
+  // it in a child process after each build.
+  m.def(
+      "error_path_probe", [](int64_t n, double x) { TORCH_CHECK_VALUE(false, "error path probe: ", n, " ", x); },
+      py::arg("n"), py::arg("x"));
   m.def("instance_norm_act_fwd", &effgan::instance_norm_act_fwd, py::arg("x"), py::arg("weight"), py::arg("bias"),
         py::arg("residual"), py::arg("y"), py::arg("mean"), py::arg("rstd"), py::arg("eps"), py::arg("act"),
         py::arg("slope"), py::call_guard<py::gil_scoped_release>());

@@ -21,6 +21,11 @@ keyed directory: the first builds, the second waits and then loads what the firs
 that lock also makes it safe to clear a lock file torch's own builder may have left behind when a
 build was killed (torch's builder would otherwise wait on it forever).
 
+Each new build is then checked once in a child process (``check_error_path``): an argument error
+raised inside the extension must reach Python as an exception. A C++ compiler whose runtime does not
+match torch's can produce an extension whose kernels work but whose error path crashes the process;
+such a build is reported unavailable (effgan falls back to the reference) instead of being used.
+
 Environment:
   EFFGAN_EXT_DIR         cache root (default ``~/.cache/effgan/ext``); builds go to ``<root>/<key>``.
   EFFGAN_VERBOSE_BUILD=1 show the compiler output while building.
@@ -34,6 +39,7 @@ import hashlib
 import importlib.resources
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -50,7 +56,12 @@ RECIPE_VERSION = 1
 CFLAGS = ("-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-Wno-unused-function")
 # x86-64 with AVX2: 256-bit vectors, FMA, and F16C's half <-> float conversions.
 AVX2_FLAGS = ("-mavx2", "-mfma", "-mf16c")
-LDFLAGS = ("-fopenmp",)
+# --exclude-libs,ALL keeps the symbols of any static library the compiler links in private to the
+# extension. A compiler configured to link its own C++ runtime statically (newer than the one torch
+# loads) would otherwise export that runtime's symbols, and the extension's calls into it would
+# bind to torch's older copy at load time: iostream and locale state of one version used by code of
+# the other. Formatting a number in an error message crashed that way on one machine.
+LDFLAGS = ("-fopenmp",) + (("-Wl,--exclude-libs,ALL",) if sys.platform.startswith("linux") else ())
 SOURCE_SUFFIXES = (".cpp", ".h")
 LOG_TAIL_CHARS = 4000
 
@@ -188,7 +199,54 @@ def build(*, quiet: bool = True, src: Path | None = None, name: str = EXT_NAME):
     return module
 
 
+# Run in a child process by check_error_path: loads the extension from its file and calls its
+# probe, which raises through TORCH_CHECK with numbers in the message, the path every argument check
+# takes. Exit 0 only when that arrives here as the ValueError it should be.
+_ERROR_PATH_PROBE = """
+import importlib.util, sys
+import torch
+spec = importlib.util.spec_from_file_location(sys.argv[2], sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+try:
+    module.error_path_probe(7, 0.5)
+except ValueError as exc:
+    sys.exit(0 if "error path probe: 7 0.5" in str(exc) else f"unexpected message: {exc}")
+sys.exit("error_path_probe returned instead of raising")
+"""
+ERROR_PATH_STAMP = "error_path_ok"
+
+
+def check_error_path(module) -> None:
+    """Raise ExtensionBuildError unless the extension's argument errors reach Python as exceptions.
+
+    A toolchain that does not match torch's can build an extension whose kernels run but whose
+    error path (formatting the message, throwing, translating to Python) kills the process. That
+    must never happen on a user's bad call, so each new build is checked once, in a child process,
+    and marked by a stamp file beside it.
+    """
+    path = Path(module.__file__)
+    stamp = path.parent / ERROR_PATH_STAMP
+    if stamp.exists():
+        return
+    probe = subprocess.run([sys.executable, "-c", _ERROR_PATH_PROBE, str(path), module.__name__],
+                           capture_output=True, text=True, timeout=600)
+    if probe.returncode != 0:
+        how = f"signal {-probe.returncode}" if probe.returncode < 0 else f"exit status {probe.returncode}"
+        raise ExtensionBuildError(
+            f"the effgan C++ extension in {path.parent} built, but raising an argument error from it "
+            f"ended its test process ({how}) instead of raising ValueError. This happens when the C++ "
+            f"compiler ({os.environ.get('CXX', 'c++')}) does not match the C++ runtime torch uses; set CXX "
+            f"to the system compiler and rebuild. Output tail:\n{_log_tail(probe.stdout + probe.stderr)}"
+        )
+    tmp = stamp.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text("the error path raised ValueError in a child process\n")
+    os.replace(tmp, stamp)
+
+
 @functools.cache
 def load_extension():
-    """The compiled extension module, built on first use and cached per process."""
-    return build()
+    """The compiled extension module, built on first use (its error path checked), cached per process."""
+    module = build()
+    check_error_path(module)
+    return module

@@ -2,7 +2,8 @@
 
 CI runs this before the tests so the one-time compile is timed on its own; afterwards every
 process loads the cached build (see ``effgan/_cpp_build.py`` for where it lives and how it is keyed).
-Exit status 1, with the build log's tail on stderr, when the build fails.
+Exit status 1, with the build log's tail on stderr, when the build fails or the built extension
+fails its error-path check (see ``_cpp_build.check_error_path``).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         module = _cpp_build.build(quiet=False)
+        _cpp_build.check_error_path(module)
     except _cpp_build.ExtensionBuildError as exc:
         print(exc, file=sys.stderr)
         return 1

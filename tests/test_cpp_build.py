@@ -121,6 +121,75 @@ def test_concurrent_builds_both_succeed(tmp_path):
     assert list(Path(key_dir).glob("effgan_tiny*.so"))
 
 
+CRASHING_PROBE_SOURCE = textwrap.dedent(
+    """
+    #include <csignal>
+    #include <pybind11/pybind11.h>
+    // What a mismatched C++ runtime did to the real extension's error path on one machine.
+    static void probe(long, double) { std::raise(SIGSEGV); }
+    PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("error_path_probe", &probe); }
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "source, name, how, tail",
+    [
+        (CRASHING_PROBE_SOURCE, "effgan_crashing_probe", "signal 11", ""),
+        (TINY_SOURCE, "effgan_tiny_probe", "exit status 1", "no attribute 'error_path_probe'"),  # no probe at all
+    ],
+)
+def test_an_extension_whose_error_path_fails_is_refused(tmp_path, monkeypatch, source, name, how, tail):
+    monkeypatch.setenv("EFFGAN_EXT_DIR", str(tmp_path / "cache"))
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "probe.cpp").write_text(source)
+    module = _cpp_build.build(src=src, name=name)
+    with pytest.raises(_cpp_build.ExtensionBuildError, match=f"(?s)ended its test process \\({how}\\).*set CXX.*{tail}"):
+        _cpp_build.check_error_path(module)
+    assert not (Path(module.__file__).parent / _cpp_build.ERROR_PATH_STAMP).exists()
+
+
+@needs_extension
+def test_the_extension_error_path_was_checked():
+    module = _ext()
+    assert (Path(module.__file__).parent / _cpp_build.ERROR_PATH_STAMP).exists()
+    with pytest.raises(ValueError, match="error path probe: 3 0.25"):
+        module.error_path_probe(3, 0.25)
+
+
+FORMATTING_SOURCE = textwrap.dedent(
+    """
+    #include <sstream>
+    #include <string>
+    #include <pybind11/pybind11.h>
+    // Formats a number the way c10::str does in an argument check's message.
+    static std::string show(long n) { std::ostringstream s; s << n; return s.str(); }
+    PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("show", &show); }
+    """
+)
+# Defined by the C++ runtime itself (not instantiated from headers): exported only if the runtime's
+# static archive was linked in with its symbols left public.
+RUNTIME_SYMBOLS = ("_ZNSt6locale7classicEv", "_ZNSo9_M_insertIlEERSoT_", "_ZNSolsEi")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("nm") is None, reason="GNU ld and nm")
+def test_a_statically_linked_cxx_runtime_stays_private(tmp_path, monkeypatch):
+    """Built the way a compiler that links its own C++ runtime statically builds it, the extension
+    must export none of that runtime's symbols: torch's libraries could bind to them, and the
+    extension's own calls could bind to torch's runtime instead of the one it was compiled for."""
+    monkeypatch.setenv("EFFGAN_EXT_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(_cpp_build, "LDFLAGS", _cpp_build.LDFLAGS + ("-static-libstdc++",))
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "show.cpp").write_text(FORMATTING_SOURCE)
+    module = _cpp_build.build(src=src, name="effgan_static_runtime")
+    assert module.show(-12345) == "-12345"
+    exported = set(subprocess.run(["nm", "-D", "--defined-only", module.__file__], capture_output=True, text=True,
+                                  check=True).stdout.split())
+    assert not exported & set(RUNTIME_SYMBOLS)
+
+
 def test_missing_compiler_raises_and_auto_falls_back_once(tmp_path):
     script = textwrap.dedent(
         """
