@@ -67,7 +67,7 @@ template <int ACT, typename V, typename S>
 EFFGAN_INLINE V act_forward(V z, S slope) {
   const V zero = splat<V>(0);
   if constexpr (ACT == kRelu) {
-    return z > zero ? z : zero;
+    return z < zero ? zero : z;  // a NaN passes through, as in torch.relu (a plane's NaN statistics show)
   } else if constexpr (ACT == kLeakyRelu) {
     return z > zero ? z : z * slope;
   } else if constexpr (ACT == kSilu) {
@@ -95,6 +95,24 @@ EFFGAN_INLINE V act_grad(V z, S slope) {
     return one - t * t;
   } else {
     return one;
+  }
+}
+
+// The gradient g of act(z) carried back to z: g * act'(z), applied the way torch's backward
+// formulas apply it. ReLU and leaky ReLU select (torch's threshold_backward: a NaN gradient where
+// ReLU is flat becomes 0 instead of spreading through the norm's sums), the smooth activations
+// multiply.
+template <int ACT, typename V, typename S>
+EFFGAN_INLINE V act_backward(V g, V z, S slope) {
+  const V zero = splat<V>(0);
+  if constexpr (ACT == kRelu) {
+    return z <= zero ? zero : g;
+  } else if constexpr (ACT == kLeakyRelu) {
+    return z > zero ? g : g * slope;
+  } else if constexpr (ACT == kIdentity) {
+    return g;
+  } else {
+    return g * act_grad<ACT>(z, slope);
   }
 }
 

@@ -104,7 +104,7 @@ template <int ACT, typename V, typename K, typename A>
 EFFGAN_INLINE V input_grad(V u, V dy, K shift, K mean, K rstd, K k, K mdy, K mdyh, A slope) {
   const V hhat = ((act_forward<ACT>(u, slope) - shift) - mean) * rstd;
   V du = k * (dy - mdy - hhat * mdyh);
-  if constexpr (ACT != kIdentity) du *= act_grad<ACT>(u, slope);
+  du = act_backward<ACT>(du, u, slope);
   return du;
 }
 

@@ -89,7 +89,7 @@ void grad_plane(const A* __restrict z, const T* __restrict dy, A* __restrict gbu
           using V = decltype(v);
           const V zhat = ((load<V>(z + lo + i) - shift) - mean) * rstd;
           V g = load<V>(dy + lo + i) + gsq;
-          if constexpr (ACT != kIdentity) g *= act_grad<ACT>(zhat * w + b, slope);
+          g = act_backward<ACT>(g, zhat * w + b, slope);
           store(gbuf + lo + i, g);
           t[0] = g;
           t[1] = g * zhat;

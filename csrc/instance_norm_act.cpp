@@ -247,7 +247,7 @@ EFFGAN_INLINE V normalized(V x, K shift, K mean, K rstd) {
 template <int ACT, typename V, typename K, typename A>
 EFFGAN_INLINE V upstream_grad(V xhat, V dy, K w, K b, A slope) {
   V dz = dy;
-  if constexpr (ACT != kIdentity) dz *= act_grad<ACT>(xhat * w + b, slope);
+  dz = act_backward<ACT>(dz, xhat * w + b, slope);
   return dz;
 }
 

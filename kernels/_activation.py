@@ -19,7 +19,7 @@ def _tanh(z):
 @triton.jit
 def apply_act(z, ACT: tl.constexpr, SLOPE: tl.constexpr):
     if ACT == 1:
-        z = tl.maximum(z, 0.0)
+        z = tl.where(z < 0, 0.0, z)  # a NaN passes through, as in torch.relu (tl.maximum drops it)
     elif ACT == 2:
         z = tl.where(z > 0, z, z * SLOPE)
     elif ACT == 3:
@@ -46,3 +46,19 @@ def act_grad(z, ACT: tl.constexpr, SLOPE: tl.constexpr):
         t = _tanh(z)
         g = 1.0 - t * t
     return g
+
+
+@triton.jit
+def act_backward(g, z, ACT: tl.constexpr, SLOPE: tl.constexpr):
+    """The gradient g of act(z) carried back to z, applied the way torch's backward formulas apply
+    it: ReLU and leaky ReLU select (a NaN gradient where ReLU is flat becomes 0, as in
+    threshold_backward, instead of spreading through the norm's sums), the smooth ones multiply."""
+    if ACT == 0:
+        r = g
+    elif ACT == 1:
+        r = tl.where(z <= 0, 0.0, g)
+    elif ACT == 2:
+        r = tl.where(z > 0, g, g * tl.full(g.shape, SLOPE, g.dtype))
+    else:
+        r = g * act_grad(z, ACT, SLOPE)
+    return r

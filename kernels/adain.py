@@ -23,7 +23,7 @@ import triton.language as tl
 
 from effgan import _alloc
 
-from ._activation import act_grad, apply_act
+from ._activation import act_backward, apply_act
 from ._launch import constexpr_slope, plane_split, torch_acc_dtype, triton_acc_dtype
 
 
@@ -259,7 +259,7 @@ def _bwd_input_grad_kernel(
         dy = tl.load(DY + idx, mask=m, other=0.0).to(ACC)
         du = k[:, None] * (dy - mean_dy[:, None] - hhat * mean_dyh[:, None])
         if ACT != 0:
-            du = du * act_grad(u, ACT, SLOPE)
+            du = act_backward(du, u, ACT, SLOPE)
         tl.store(DX + idx, du.to(DX.dtype.element_ty), mask=m)
         du = tl.where(m, du, 0.0)
         acc_du += du

@@ -28,7 +28,7 @@ import triton.language as tl
 from effgan import _alloc
 from effgan.ops._checks import memory_format_of
 
-from ._activation import act_grad, apply_act
+from ._activation import act_backward, apply_act
 from ._launch import constexpr_slope, plane_split, torch_acc_dtype, triton_acc_dtype
 
 
@@ -183,7 +183,7 @@ def _act_input_grad(
     ypos = ho.to(tl.int64) * syh + wo.to(tl.int64) * syw
     g = tl.load(DY + yoffs[:, None] + ypos[None, :], mask=m, other=0.0).to(ACC) + gsq[:, None]
     if ACT != 0:
-        g = g * act_grad(zhat * w[:, None] + b[:, None], ACT, SLOPE)
+        g = act_backward(g, zhat * w[:, None] + b[:, None], ACT, SLOPE)
     return zhat, tl.where(m, g, 0.0), ho, wo, hi0, wi0
 
 

@@ -20,7 +20,7 @@ import triton.language as tl
 
 from effgan import _alloc
 
-from ._activation import act_grad, apply_act
+from ._activation import act_backward, apply_act
 from ._launch import constexpr_slope, plane_split, torch_acc_dtype, triton_acc_dtype
 
 
@@ -147,7 +147,7 @@ def _partial_grad_sums_kernel(
         xhat = ((tl.load(X + idx, mask=m, other=0.0).to(ACC) - shift[:, None]) - mean_d[:, None]) * rstd[:, None]
         dz = tl.load(DY + idx, mask=m, other=0.0).to(ACC)
         if ACT != 0:
-            dz = dz * act_grad(xhat * w[:, None] + b[:, None], ACT, SLOPE)
+            dz = act_backward(dz, xhat * w[:, None] + b[:, None], ACT, SLOPE)
         dz = tl.where(m, dz, 0.0)
         acc_dz += dz
         acc_dzx += dz * xhat
@@ -206,7 +206,7 @@ def _input_grad_kernel(
         xhat = ((tl.load(X + idx, mask=m, other=0.0).to(ACC) - shift[:, None]) - mean_d[:, None]) * rstd[:, None]
         dz = tl.load(DY + idx, mask=m, other=0.0).to(ACC)
         if ACT != 0:
-            dz = dz * act_grad(xhat * w[:, None] + b[:, None], ACT, SLOPE)
+            dz = act_backward(dz, xhat * w[:, None] + b[:, None], ACT, SLOPE)
         dx = k[:, None] * (dz - mean_dz[:, None] - xhat * mean_dzx[:, None])
         tl.store(DX + idx, dx.to(DX.dtype.element_ty), mask=m)
 

@@ -187,6 +187,37 @@ def test_bad_input_raises_naming_the_argument(call, exc, match):
         call()
 
 
+def _hand_built(**change):
+    """Params sampled for (2, 4, 4) with every transform, then fields replaced (dataclasses.replace)."""
+    import dataclasses
+
+    p = sample_diff_augment_params(2, 4, 4, "color,translation,cutout", torch.Generator().manual_seed(0))
+    return dataclasses.replace(p, **change)
+
+
+@pytest.mark.parametrize("impl", ["ref", "cpp", "triton"])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (dict(translation=None), "params.translation must be a tensor"),
+        (dict(saturation=None), "params.saturation must be a tensor"),
+        (dict(policy=("translation", "cutout")), "params.brightness is set but the policy"),
+        (dict(cutout_origin=torch.zeros(2, 2)), "params.cutout_origin must be a torch.int32 tensor"),
+        (dict(translation=torch.zeros(3, 2, dtype=torch.int32)), "of shape \\(2, 2\\)"),
+        (dict(brightness=torch.zeros(2, dtype=torch.float64)), "params.brightness must be a torch.float32"),
+        (dict(cutout_size=(2.5, 4)), "cutout_size must be a pair of ints"),
+        (dict(cutout_size=(2, -1)), "cutout_size must be a pair of ints"),
+    ],
+)
+def test_hand_built_params_are_checked_on_every_backend(impl, change, match):
+    """A transform whose tensors are missing must not be skipped silently by the kernels (nor fail
+    with an AttributeError in the reference), and a field of the wrong form must not be truncated."""
+    params = _hand_built(**change)
+    policy = ",".join(params.policy)
+    with pytest.raises(ValueError, match=match):
+        diff_augment(_x, policy, params=params, impl=impl)
+
+
 def test_compiles_without_graph_breaks():
     from effgan._backend import available_impls
 

@@ -157,6 +157,26 @@ def test_strided_parameters(impl, device):
 
 
 @pytest.mark.parametrize("impl,device", fast_backends(OP))
+@pytest.mark.parametrize("x_dtype,p_dtype", [(torch.float32, torch.float64), (torch.float64, torch.float32),
+                                             (torch.bfloat16, torch.float32), (torch.float32, torch.bfloat16)])
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (2, 3, 1, 1)])
+def test_parameters_of_another_dtype(impl, device, x_dtype, p_dtype, shape):
+    """Every backend, the reference included, takes affine parameters of another float dtype: the
+    output keeps x's dtype and each parameter's gradient its own."""
+    g = torch.Generator().manual_seed(0)
+    x = rand(shape, dtype=x_dtype, device=device, gen=g)
+    w, b = rand((3,), dtype=p_dtype, device=device, gen=g), rand((3,), dtype=p_dtype, device=device, gen=g)
+    dy = rand(shape, dtype=x_dtype, device=device, gen=g)
+    y_ref, grads_ref = _run(instance_norm_act_ref, (x, w, b), dy, act="relu")
+    y, grads = _run(instance_norm_act, (x, w, b), dy, act="relu", impl=impl)
+    assert y.dtype == y_ref.dtype == x_dtype
+    assert [t.dtype for t in grads] == [t.dtype for t in grads_ref] == [x_dtype, p_dtype, p_dtype]
+    tol = 2e-5 if torch.finfo(x_dtype).bits >= 32 and torch.finfo(p_dtype).bits >= 32 else 6e-2
+    for name, a, e in zip(("y", "dx", "dweight", "dbias"), (y, *grads), (y_ref, *grads_ref)):
+        torch.testing.assert_close(a.double(), e.double(), atol=tol, rtol=tol, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("impl,device", fast_backends(OP))
 def test_double_backward_raises(impl, device):
     x = rand((1, 2, 4, 4), device=device).requires_grad_()
     y = instance_norm_act(x, act="silu", impl=impl)

@@ -95,7 +95,7 @@ def _dwconv_norm_act_case(shape, impl: str) -> OpCase:
         g = torch.Generator().manual_seed(0)
         return {
             "x": _rand(shape, device, dtype, rg, g),
-            "weight": _rand((C, 1, 3, 3), device, torch.float32, rg, g),
+            "weight": _rand((C, 1, 3, 3), device, dtype, rg, g),  # the conv's weight has x's dtype
             "norm_weight": _rand((C,), device, torch.float32, rg, g),
             "norm_bias": _rand((C,), device, torch.float32, rg, g),
         }

@@ -172,10 +172,42 @@ def _params_for(x, policy, generator, params) -> DiffAugmentParams:
         raise ValueError(f"params were sampled for (N, H, W) = {params.size}, but x has {(N, H, W)}")
     if params.policy != parse_policy(policy):
         raise ValueError(f"params were sampled for policy {','.join(params.policy)!r}, not {policy!r}")
-    for t in (params.brightness, params.translation, params.cutout_origin):
-        if t is not None and t.device != x.device:
-            raise ValueError(f"params are on {t.device} but x is on {x.device}")
+    _check_param_fields(params, N, x.device)
     return params
+
+
+# The fields each transform reads, with their shape (in units of N) and dtype. The kernels apply a
+# transform exactly when its tensors are present, so presence must match the policy both ways.
+_PARAM_FIELDS = {
+    "color": (("brightness", (), torch.float32), ("saturation", (), torch.float32), ("contrast", (), torch.float32)),
+    "translation": (("translation", (2,), torch.int32),),
+    "cutout": (("cutout_origin", (2,), torch.int32),),
+}
+
+
+def _check_param_fields(params: DiffAugmentParams, N: int, device: torch.device) -> None:
+    """Hand-built params hold what their policy needs, in the form the samplers give it."""
+    for transform, fields in _PARAM_FIELDS.items():
+        for field, tail, dtype in fields:
+            t = getattr(params, field)
+            if transform not in params.policy:
+                if t is not None:
+                    raise ValueError(f"params.{field} is set but the policy {','.join(params.policy)!r} has no "
+                                     f"{transform!r}")
+                continue
+            if not isinstance(t, torch.Tensor):
+                raise ValueError(f"params.{field} must be a tensor for a policy with {transform!r}, got "
+                                 f"{type(t).__name__}")
+            if tuple(t.shape) != (N, *tail) or t.dtype != dtype:
+                raise ValueError(f"params.{field} must be a {dtype} tensor of shape {(N, *tail)}, got {t.dtype} "
+                                 f"of shape {tuple(t.shape)}")
+            if t.device != device:
+                raise ValueError(f"params.{field} is on {t.device} but x is on {device}")
+    if "cutout" in params.policy:
+        size = params.cutout_size
+        if not (isinstance(size, tuple) and len(size) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in size)):
+            raise ValueError(f"params.cutout_size must be a pair of ints >= 0, got {size!r}")
 
 
 # ----------------------------------------------------------------------------------------------

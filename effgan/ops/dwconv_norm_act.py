@@ -49,7 +49,11 @@ def dwconv_norm_act_ref(
     act: str = "silu",
     negative_slope: float = 0.01,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The eager composite: F.conv2d(groups=C) as nn.Conv2d pads it, instance_norm_act_ref, mean."""
+    """The eager composite: F.conv2d(groups=C) as nn.Conv2d pads it, instance_norm_act_ref, mean.
+
+    The conv weight and bias have x's dtype (as in every backend); the norm's parameters may differ,
+    cast as instance_norm_act_ref casts them.
+    """
     pad = weight.shape[-1] // 2
     if padding_mode == "zeros":
         z = F.conv2d(x, weight, bias, stride, pad, groups=x.shape[1])

@@ -37,16 +37,29 @@ def instance_norm_act_ref(
     act: str = "identity",
     negative_slope: float = 0.01,
 ) -> torch.Tensor:
-    """The eager PyTorch composite: F.instance_norm, the activation, then the residual add."""
+    """The eager PyTorch composite: F.instance_norm, the activation, then the residual add.
+
+    Parameters of another float dtype than x are cast to x's, as the fused backends accept them;
+    float32 parameters of a float16/bfloat16 x stay float32 (torch's own mixed-precision rule).
+    """
     if x.shape[-1] * x.shape[-2] > 1:
+        weight, bias = _norm_param(weight, x), _norm_param(bias, x)
         y = F.instance_norm(x, weight=weight, bias=bias, eps=eps)
     else:
         # F.instance_norm refuses single-element planes; the definition still holds (x - mean = 0).
-        y = _instance_norm_explicit(x, weight, bias, eps)
+        cast = (lambda p: p.to(x.dtype) if p is not None else None)
+        y = _instance_norm_explicit(x, cast(weight), cast(bias), eps)
     y = apply_act_ref(y, act, negative_slope)
     if residual is not None:
         y = y + residual
     return y
+
+
+def _norm_param(p: Optional[torch.Tensor], x: torch.Tensor) -> Optional[torch.Tensor]:
+    """p in a dtype F.instance_norm takes with x: x's own, or float32 beside a 16-bit x."""
+    if p is None or p.dtype == x.dtype or (x.dtype in (torch.float16, torch.bfloat16) and p.dtype == torch.float32):
+        return p
+    return p.to(x.dtype)
 
 
 def _instance_norm_explicit(x, weight, bias, eps):
