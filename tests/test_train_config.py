@@ -35,6 +35,17 @@ def test_bad_section_values_and_unknown_keys():
         cfg.resolve(cfg.from_dict({"generator": "resnet7"}))
     with pytest.raises(ValueError, match="gan.label_smoothing"):
         cfg.resolve(cfg.from_dict({"label_smoothing": 1.5}))
+    for bad in ({"lr": float("inf")}, {"lr": float("nan")}):
+        with pytest.raises(ValueError, match="lr must be"):
+            cfg.resolve(cfg.from_dict(bad))
+    for width in (-3.0, 5.0, float("nan")):  # real targets ~ U(0.9 - w, 0.9) must stay in [0, 1]
+        with pytest.raises(ValueError, match="gan.noisy_labels"):
+            cfg.resolve(cfg.from_dict({"noisy_labels": width}))
+    for gamma in (-5.0, float("nan")):
+        with pytest.raises(ValueError, match="stylegan.r1_gamma"):
+            cfg.resolve(cfg.from_dict({"model": "stylegan", "r1_gamma": gamma}))
+    with pytest.raises(ValueError, match="stylegan.truncation"):
+        cfg.resolve(cfg.from_dict({"model": "stylegan", "truncation": float("nan")}))
     with pytest.raises(ValueError, match="lamda_cycle"):
         cfg.from_dict({"lamda_cycle": 3})
     with pytest.raises(ValueError, match="cyclegan.bogus"):

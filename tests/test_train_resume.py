@@ -108,6 +108,49 @@ def test_best_checkpoint_follows_the_metrics_hook(tmp_path):
     assert [r["score"] for r in records] == pytest.approx(seen)
 
 
+def test_best_record_survives_a_resume(tmp_path):
+    """A resumed run beats best.pt's own record, also when latest.pt's copy of it is older (a run
+    stopped between writing best.pt and latest.pt): a worse checkpoint never replaces best.pt."""
+    scores = iter([0.3, 0.9, 0.5, 0.1])
+
+    def metrics_fn(family):
+        return {"score": next(scores)}
+
+    base = dict(checkpoint_every=1, epochs=1, best_metric="score", best_mode="max")
+    first = train(tiny_config("dcgan", tmp_path, run_name="best", max_steps=2, **base), metrics_fn=metrics_fn)
+    latest = ckpt.load(first.checkpoint)
+    assert latest["best"] == {"metric": "score", "value": pytest.approx(0.9), "step": 2}
+    latest["best"] = {"metric": "score", "value": 0.3, "step": 1}  # as if stopped between the writes
+    ckpt.save_atomic(latest, first.checkpoint)
+    resumed = train(tiny_config("dcgan", tmp_path, max_steps=4, resume=first.run_dir, **base), metrics_fn=metrics_fn)
+    best = ckpt.load(os.path.join(resumed.run_dir, "checkpoints", "best.pt"))
+    assert best["step"] == 2 and best["best"]["value"] == pytest.approx(0.9)  # 0.5 at step 3 is worse
+    assert ckpt.load(resumed.checkpoint)["best"] == best["best"]
+
+
+def test_non_finite_weights_are_never_checkpointed(tmp_path, monkeypatch):
+    """The losses of a step are computed before its update: an update that blows the weights up
+    (e.g. a huge lr) shows only in the weights, which must not be saved as a good checkpoint."""
+    from effgan.train.dcgan import DCGANFamily
+
+    original = DCGANFamily.train_step
+
+    def blown_up(self, batch, step):
+        losses = original(self, batch, step)
+        if step == 2:  # the 3rd step's update goes wrong; its losses are finite
+            with torch.no_grad():
+                next(self.modules()["G"].parameters()).fill_(float("inf"))
+        return losses
+
+    monkeypatch.setattr(DCGANFamily, "train_step", blown_up)
+    config = tiny_config("dcgan", tmp_path, run_name="inf", checkpoint_every=1, max_steps=6, epochs=2)
+    with pytest.raises(NonFiniteLossError, match="G\\..*NaN or inf after step 3.*last good checkpoint"):
+        train(config)
+    state = ckpt.load(tmp_path / "inf" / "checkpoints" / "latest.pt")
+    assert state["step"] == 2
+    assert all(torch.isfinite(t).all() for m in state["models"].values() for t in m.values() if t.is_floating_point())
+
+
 def test_deterministic_mode_is_scoped_to_the_run(tmp_path):
     assert not torch.are_deterministic_algorithms_enabled()
     seen = []

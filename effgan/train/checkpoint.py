@@ -69,6 +69,14 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> d
     return data
 
 
+def read_best_record(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``best`` record ({metric, value, step}) a checkpoint holds, without reading its tensors."""
+    data = torch.load(os.fspath(path), map_location="cpu", weights_only=True, mmap=True)
+    if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{os.fspath(path)!r} is not an effgan training checkpoint (format {FORMAT_VERSION})")
+    return dict(data.get("best") or {})
+
+
 def find(run_or_file: str | os.PathLike, which: str = LATEST) -> str:
     """Resolve a run directory (or a checkpoint file) to a checkpoint path."""
     path = os.fspath(run_or_file)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import tomllib
 import warnings
@@ -258,6 +259,16 @@ def validate(config: TrainConfig) -> None:
         raise ValueError("gan.g_steps and gan.d_steps must be >= 1")
     if config.stylegan.r1_interval < 1:
         raise ValueError(f"stylegan.r1_interval must be >= 1, got {config.stylegan.r1_interval}")
+    if config.lr is not None and not math.isfinite(config.lr):
+        raise ValueError(f"lr must be a finite number > 0, got {config.lr}")
+    if not 0.0 <= config.gan.noisy_labels <= config.gan.label_smoothing:
+        # real targets ~ U(s - w, s), fake ~ U(0, w): both stay in [0, 1] only for 0 <= w <= s
+        raise ValueError(f"gan.noisy_labels must be in [0, gan.label_smoothing = {config.gan.label_smoothing}], "
+                         f"got {config.gan.noisy_labels}")
+    if not (math.isfinite(config.stylegan.r1_gamma) and config.stylegan.r1_gamma >= 0):
+        raise ValueError(f"stylegan.r1_gamma must be a finite number >= 0, got {config.stylegan.r1_gamma}")
+    if not math.isfinite(config.stylegan.truncation):
+        raise ValueError(f"stylegan.truncation must be finite, got {config.stylegan.truncation}")
     if not 0.0 <= config.stylegan.mixing_prob <= 1.0:
         raise ValueError(f"stylegan.mixing_prob must be in [0, 1], got {config.stylegan.mixing_prob}")
     if not 0.0 <= config.stylegan.ema_beta < 1.0:

@@ -41,7 +41,7 @@ at the end; each of those steps is also a checkpoint, so best.pt can be chosen b
 
 
 class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or inf; the run stopped without overwriting the last good checkpoint."""
+    """A loss or a weight became NaN or inf; the run stopped without overwriting the last good checkpoint."""
 
 
 @dataclass
@@ -219,6 +219,8 @@ class Trainer:
         else:
             self.run_dir = new_run_dir(config, info)
         self.ckpt_dir = os.path.join(self.run_dir, ckpt.CHECKPOINT_DIR)
+        if config.resume is not None:
+            self._adopt_best_record()
         self.logger = RunLogger(self.run_dir, enabled=info.is_main, tensorboard=config.tensorboard)
         if info.is_main:
             cfg.save_yaml(config, os.path.join(self.run_dir, "config.yaml"))
@@ -303,26 +305,59 @@ class Trainer:
     def _save(self, metrics: dict[str, float], evaluated: bool = False) -> str | None:
         if not self.info.is_main:
             return None
+        self._check_finite_weights()
+        value = self._best_value(metrics)
+        better = value is not None and (
+            self.best["value"] is None
+            or (value < self.best["value"] if self.config.best_mode == "min" else value > self.best["value"]))
+        if better:
+            self.best = {"metric": self.config.best_metric, "value": float(value), "step": self.step}
+        # Built after the best record is updated, so latest.pt carries the record best.pt will hold.
         payload = self._payload(metrics)
+        if better:
+            # best.pt first: it records its own step and value, and a resumed run adopts that record
+            # (_adopt_best_record), so a stop between the two writes loses nothing.
+            ckpt.save_atomic(payload, os.path.join(self.ckpt_dir, ckpt.BEST))
         path = os.path.join(self.ckpt_dir, ckpt.LATEST)
         ckpt.save_atomic(payload, path)
         self._last_good_checkpoint = path
-        value = self._best_value(metrics)
-        if value is None:
-            if is_eval_metric(self.config.best_metric) and not evaluated:
-                return path  # a checkpoint between evaluations: best.pt waits for the next one
+        if value is None and not (is_eval_metric(self.config.best_metric) and not evaluated):
+            # (between evaluations an evaluation metric is simply not there yet: best.pt waits)
             if not self._warned_missing_best:
                 warnings.warn(f"best_metric {self.config.best_metric!r} is not among the metrics "
                               f"{sorted(metrics)}; best.pt is not written", stacklevel=2)
                 self._warned_missing_best = True
-            return path
-        better = (self.best["value"] is None
-                  or (value < self.best["value"] if self.config.best_mode == "min" else value > self.best["value"]))
-        if better:
-            self.best = {"metric": self.config.best_metric, "value": float(value), "step": self.step}
-            payload["best"] = dict(self.best)
-            ckpt.save_atomic(payload, os.path.join(self.ckpt_dir, ckpt.BEST))
         return path
+
+    def _adopt_best_record(self) -> None:
+        """On resume, best.pt's own record (its step and value) is the one to beat.
+
+        latest.pt's copy of it can be older: a run stopped between writing best.pt and latest.pt.
+        """
+        best_path = os.path.join(self.ckpt_dir, ckpt.BEST)
+        if not os.path.isfile(best_path):
+            return
+        record = ckpt.read_best_record(best_path)
+        if record.get("metric") == self.config.best_metric and record.get("value") is not None:
+            self.best = dict(record)
+
+    def _check_finite_weights(self) -> None:
+        """Refuse to write weights that are NaN or inf (a checkpoint must be one worth resuming from).
+
+        The loss check sees losses computed before the last update, so an update that blew the
+        weights up (a huge learning rate) would otherwise be saved as good.
+        """
+        tensors = [(f"{name}.{pname}", p) for name, module in self.family.modules().items()
+                   for pname, p in module.state_dict().items() if p.is_floating_point()]
+        if not tensors or bool(torch.stack([torch.isfinite(p).all() for _, p in tensors]).all()):
+            return  # one device sync for the whole check
+        for qualified, p in tensors:
+            if not bool(torch.isfinite(p).all()):
+                where = (f"the last good checkpoint is {self._last_good_checkpoint}"
+                         if self._last_good_checkpoint else "no checkpoint was written yet")
+                raise NonFiniteLossError(
+                    f"{qualified} holds NaN or inf after step {self.step}; the checkpoint was not written "
+                    f"and {where}. Try a lower --lr, --amp none or --no-fused to narrow it down.")
 
     # --- bookkeeping --------------------------------------------------------------------------
     def _accumulate(self, losses: dict[str, torch.Tensor]) -> None:
