@@ -87,6 +87,29 @@ def test_sigterm_saves_a_checkpoint_and_stops(tmp_path, monkeypatch):
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
+class _SignalDispositions(torch.utils.data.Dataset):
+    """Each item: whether SIGINT and SIGTERM are ignored in the process that loads it."""
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return torch.tensor([signal.getsignal(signal.SIGINT) == signal.SIG_IGN,
+                             signal.getsignal(signal.SIGTERM) == signal.SIG_IGN])
+
+
+def test_loader_workers_leave_stop_signals_to_the_main_process():
+    """A supervisor signals the whole process group: workers must not die of it (the main process
+    would then fail on its next batch instead of finishing the step and saving)."""
+    from effgan.train.data_loading import make_train_loader
+    from effgan.train.distributed import DistInfo
+
+    loader, _ = make_train_loader(_SignalDispositions(), batch_size=2, info=DistInfo(), seed=0, num_workers=1)
+    assert all(batch.all() for batch in loader)
+    # the main process keeps its own handlers
+    assert signal.getsignal(signal.SIGTERM) != signal.SIG_IGN
+
+
 def test_best_checkpoint_follows_the_metrics_hook(tmp_path):
     scores = iter([0.3, 0.9, 0.5, 0.1])
     seen = []

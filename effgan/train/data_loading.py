@@ -7,6 +7,7 @@ kind to BatchNorm).
 """
 from __future__ import annotations
 
+import signal
 from typing import Iterator
 
 import torch
@@ -36,6 +37,17 @@ class ResumableSampler(DistributedSampler):
         return max(0, self.num_samples - self.skip)
 
 
+def _ignore_stop_signals(_worker_id: int) -> None:
+    """Workers leave SIGINT and SIGTERM to the main process.
+
+    A supervisor (systemd, docker, Slurm, a terminal's Ctrl-C) signals the whole process group; a
+    worker killed by it makes the main process's next batch raise, before its own handler can finish
+    the step and write the stop checkpoint. The main process shuts its workers down when it exits.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def make_train_loader(dataset: Dataset, batch_size: int, info: DistInfo, seed: int,
                       num_workers: int = 0, pin_memory: bool = False) -> tuple[DataLoader, ResumableSampler]:
     sampler = ResumableSampler(dataset, info, seed=seed)
@@ -46,7 +58,8 @@ def make_train_loader(dataset: Dataset, batch_size: int, info: DistInfo, seed: i
     # worker seeds come from this generator, reseeded per epoch by the trainer
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
                         num_workers=num_workers, pin_memory=pin_memory,
-                        persistent_workers=False, generator=torch.Generator())
+                        persistent_workers=False, generator=torch.Generator(),
+                        worker_init_fn=_ignore_stop_signals if num_workers > 0 else None)
     return loader, sampler
 
 
