@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.num < 1:
             raise ValueError(f"-n must be >= 1, got {args.num}")
+        if args.nrow is not None and args.nrow < 1:
+            raise ValueError(f"--nrow must be >= 1, got {args.nrow}")
         if not math.isfinite(args.truncation):
             raise ValueError(f"--truncation must be a finite number, got {args.truncation}")
         device = pick_inference_device(args.device)
@@ -85,11 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     nrow = args.nrow or max(1, int(math.ceil(math.sqrt(args.num))))
     output = args.output or os.path.join(ckpt.run_dir_of(loaded.checkpoint), "samples",
                                          f"sample-{loaded.step}-n{args.num}.png")
-    save_png(image_grid(images, nrow=nrow), output)
-    if args.individual:
-        os.makedirs(args.individual, exist_ok=True)
-        for i, image in enumerate(images):
-            save_png(image_grid(image[None], nrow=1, padding=0), os.path.join(args.individual, f"{i:05d}.png"))
+    try:
+        save_png(image_grid(images, nrow=nrow), output)
+        if args.individual:
+            os.makedirs(args.individual, exist_ok=True)
+            for i, image in enumerate(images):
+                save_png(image_grid(image[None], nrow=1, padding=0), os.path.join(args.individual, f"{i:05d}.png"))
+    except OSError as error:  # an output path under a file, or not writable
+        print(f"effgan.sample: error: {error}", file=sys.stderr)
+        return 1
     print(f"{args.num} {model} samples from {loaded.checkpoint} (step {loaded.step}): {output}")
     return 0
 

@@ -94,12 +94,16 @@ def main(argv: list[str] | None = None) -> int:
               "use python -m effgan.sample for unconditional models", file=sys.stderr)
         return 2
     out_dir = Path(args.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
     size = None if args.keep_size else loaded.data.image_size
-    with torch.no_grad():
-        for path in inputs:
-            image = load_image(path, loaded.data.channels, size).to(device)
-            save_image(loaded.module(image), out_dir / (path.stem + ".png"))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with torch.no_grad():
+            for path in inputs:
+                image = load_image(path, loaded.data.channels, size).to(device)
+                save_image(loaded.module(image), out_dir / (path.stem + ".png"))
+    except (OSError, ValueError) as error:  # an unreadable input image, an unwritable output, a bad size
+        print(f"effgan.translate: error: {error}", file=sys.stderr)
+        return 1
     print(f"translated {len(inputs)} image(s) {args.direction} with {loaded.checkpoint} "
           f"(step {loaded.step}) into {os.fspath(out_dir)}")
     return 0

@@ -55,6 +55,41 @@ def test_train_cli_rejects_bad_options(tmp_path):
 
 
 @pytest.mark.usefixtures("one_thread")
+def test_train_cli_reports_bad_paths_devices_and_resumes_cleanly(tmp_path, capsys):
+    """Each of these is a message naming the problem and an exit status, never a traceback."""
+    from effgan.train.__main__ import main
+    from effgan.train import checkpoint as ckpt
+
+    run = train(tiny_config("dcgan", tmp_path, run_name="base", max_steps=2))
+    capsys.readouterr()
+
+    def fails(argv, status, *needles):
+        assert main(argv) == status, argv
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and all(n in err for n in needles), err
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    fails(["dcgan", "--out-dir", str(a_file), "--max-steps", "1", "--no-progress"], 1, "effgan.train: error:")
+    fails(["dcgan", "--device", "foo", "--out-dir", str(tmp_path)], 2, "device='foo' is not a device")
+    fails(["--resume", run.run_dir, "--lr", "0.05", "--max-steps", "4"], 2, "lr 0.0002 -> 0.05",
+          "cannot change on resume")
+    fails(["--resume", run.run_dir, "--ngf", "8", "--max-steps", "4"], 2, "does not fit the run", "--ngf")
+    latest = os.path.join(run.run_dir, "checkpoints", ckpt.LATEST)
+    with open(latest, "r+b") as f:  # a save cut short (by a full disk, say) on a filesystem without atomic rename
+        f.truncate(os.path.getsize(latest) // 2)
+    fails(["--resume", run.run_dir, "--max-steps", "4"], 2, "cannot be read as a checkpoint", "best.pt may still be good")
+    torch.save({"format": 1}, latest)
+    fails(["--resume", latest, "--max-steps", "4"], 2, "is not a complete effgan checkpoint")
+    assert sample.main(["--checkpoint", latest]) == 2
+    assert "is not a complete effgan checkpoint" in capsys.readouterr().err
+    best = os.path.join(run.run_dir, "checkpoints", ckpt.BEST)
+    assert sample.main(["--checkpoint", best, "--nrow", "-3"]) == 2
+    assert "--nrow must be >= 1" in capsys.readouterr().err
+    assert sample.main(["--checkpoint", best, "--device", "cpu", "--output", str(a_file / "grid.png")]) == 1
+    assert "effgan.sample: error:" in capsys.readouterr().err
+
+
 def test_translate_cli(tmp_path, capsys):
     run = train(tiny_config("cyclegan", tmp_path, run_name="cg", max_steps=1))
     inputs = tmp_path / "inputs"

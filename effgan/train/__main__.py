@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"effgan.train: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # an unwritable or missing path, a full disk: checkpoints are written atomically
+        print(f"effgan.train: error: {error}", file=sys.stderr)
+        return 1
     if result.stopped_by is not None:
         return _SIGNAL_EXIT.get(result.stopped_by, 1)
     return 0

@@ -12,6 +12,7 @@ mid-write leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import tempfile
 from typing import Any
@@ -61,12 +62,40 @@ def _fsync_dir(folder: str) -> None:
         os.close(dir_fd)
 
 
-def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint without unpickling arbitrary objects."""
-    data = torch.load(os.fspath(path), map_location=map_location, weights_only=True)
+# What every reader of a checkpoint relies on (train's resume, sample, translate).
+REQUIRED_KEYS = ("family", "config", "data", "step", "models")
+
+
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,
+         require: tuple[str, ...] = REQUIRED_KEYS) -> dict[str, Any]:
+    """Load a checkpoint without unpickling arbitrary objects.
+
+    A file that cannot be read as one (truncated, corrupt, empty, another kind of file) or that
+    lacks any of ``require`` raises ValueError naming it, with the other checkpoint of its run to try.
+    """
+    path = os.fspath(path)
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as error:
+        raise ValueError(f"{path!r} cannot be read as a checkpoint ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else 'no detail'}); it may be truncated or "
+                         f"corrupt. {_other_checkpoint_hint(path)}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{os.fspath(path)!r} is not an effgan training checkpoint (format {FORMAT_VERSION})")
+        raise ValueError(f"{path!r} is not an effgan training checkpoint (format {FORMAT_VERSION})")
+    missing = [k for k in require if k not in data]
+    if missing:
+        raise ValueError(f"{path!r} is not a complete effgan checkpoint: it lacks {missing}. "
+                         f"{_other_checkpoint_hint(path)}")
     return data
+
+
+def _other_checkpoint_hint(path: str) -> str:
+    """Where the run's other checkpoint is, if it has one."""
+    name = os.path.basename(path)
+    other = {LATEST: BEST, BEST: LATEST}.get(name)
+    if other is None or not os.path.isfile(os.path.join(os.path.dirname(path), other)):
+        return "No other checkpoint of this run was found beside it."
+    return f"The run's {other} may still be good: pass that file instead."
 
 
 def read_best_record(path: str | os.PathLike) -> dict[str, Any]:

@@ -45,7 +45,10 @@ def pick_device(requested: str, info: DistInfo) -> torch.device:
         if torch.cuda.is_available():
             return torch.device("cuda", info.local_rank % torch.cuda.device_count())
         return torch.device("cpu")
-    device = torch.device(requested)
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device={requested!r} is not a device (cpu, cuda, cuda:N, ...): {error}") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device={requested!r} but CUDA is not available")

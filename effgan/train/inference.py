@@ -28,7 +28,10 @@ class LoadedGenerator:
 def pick_inference_device(requested: str) -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(requested)
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device={requested!r} is not a device (cpu, cuda, cuda:N, ...): {error}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={requested!r} but CUDA is not available")
     return device

@@ -268,6 +268,16 @@ class Trainer:
     def _load(self, state: dict[str, Any]) -> None:
         if state["family"] != self.family.name:
             raise ValueError(f"checkpoint is a {state['family']} run, but model={self.config.model!r}")
+        try:
+            self._load_states(state)
+        except (RuntimeError, KeyError, ValueError) as error:
+            raise ValueError(
+                f"the checkpoint does not fit the run this config builds ({type(error).__name__}: "
+                f"{str(error).splitlines()[0]}). Options that shape the models, optimizers or precision "
+                "(e.g. --ngf, --generator, --d-layers, --amp) cannot change on resume; resume with the "
+                "run's own options, or start a new run.") from None
+
+    def _load_states(self, state: dict[str, Any]) -> None:
         for name, module in self.family.modules().items():
             module.load_state_dict(state["models"][name])
         for name, module in self.family.sample_modules().items():
