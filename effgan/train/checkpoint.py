@@ -62,8 +62,9 @@ def _fsync_dir(folder: str) -> None:
         os.close(dir_fd)
 
 
-# What every reader of a checkpoint relies on (train's resume, sample, translate).
-REQUIRED_KEYS = ("family", "config", "data", "step", "models")
+# What every reader of a checkpoint relies on (train's resume, sample, translate, evaluate); a
+# reader that needs more passes its own ``require``.
+REQUIRED_KEYS = ("family", "config", "step", "models")
 
 
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,

@@ -41,7 +41,7 @@ def load_generator(run_or_file: str, role: str, *, which: str = ckpt.LATEST, dev
                    builder: ModelBuilder = registry_builder) -> LoadedGenerator:
     """role: "G_A" / "G_B" (cyclegan), "G" (dcgan/cgan; stylegan gives its EMA generator)."""
     path = ckpt.find(run_or_file, which)
-    state = ckpt.load(path, map_location="cpu")
+    state = ckpt.load(path, map_location="cpu", require=ckpt.REQUIRED_KEYS + ("data",))
     config = cfg.resolve(cfg.from_dict(state["config"]))
     data = DataInfo(**state["data"])
     fused, impl = config.fused, config.impl
