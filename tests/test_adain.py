@@ -279,6 +279,8 @@ def test_module_parameters_init_and_noise():
          "impl must be one of"),
         (lambda: AdaIN(0, 4), ValueError, "num_features"),
         (lambda: AdaIN(3, 0), ValueError, "w_dim"),
+        (lambda: AdaIN(3, 4, negative_slope="a"), TypeError, "negative_slope must be a number"),
+        (lambda: AdaIN(3, 4, eps=float("nan")), ValueError, "eps must be a finite number"),
         (lambda: AdaIN(3, 4, act="gelu"), ValueError, "act must be one of"),
         (lambda: AdaIN(3, 4, impl="fast"), ValueError, "impl must be one of"),
         (lambda: AdaIN(3, 4)(torch.randn(2, 5, 4, 4), torch.randn(2, 4)), ValueError, "num_features=3"),

@@ -324,6 +324,8 @@ _p = torch.randn(1, 1, 2, 2)
         (lambda: cyclegan_generator_loss(_p, _p, _x, _x, _x, _x, impl="cuda"), ValueError, "impl must be one of"),
         (lambda: cyclegan_generator_loss(_p.to("meta"), _p, _x, _x, _x, _x), ValueError, "pred_fake_b is on meta"),
         (lambda: gan_loss_d(_p, _p, "hinge"), ValueError, "gan_mode"),
+        (lambda: gan_loss_d(_p, _p, ["lsgan"]), ValueError, "gan_mode must be one of"),
+        (lambda: cyclegan_generator_loss(_p, _p, _x, _x, _x, _x, gan_mode=["lsgan"]), ValueError, "gan_mode must be"),
         (lambda: gan_loss_d(_p, torch.empty(0)), ValueError, "pred_fake must not be empty"),
         (lambda: CycleGANGeneratorLoss(lambda_b="10"), TypeError, "lambda_b"),
     ],

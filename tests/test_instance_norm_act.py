@@ -221,6 +221,9 @@ def test_module_mirrors_torch_instance_norm():
         (lambda: instance_norm_act("x"), TypeError, "x must be a torch.Tensor"),
         (lambda: FusedInstanceNorm2d(4)(torch.randn(2, 3, 4, 4)), ValueError, "expects num_features=4"),
         (lambda: FusedInstanceNorm2d(0), ValueError, "num_features"),
+        (lambda: FusedInstanceNorm2d(3, eps="1e-5"), TypeError, "eps must be a number"),
+        (lambda: InstanceNormAct(3, eps=None), TypeError, "eps must be a number"),
+        (lambda: FusedInstanceNorm2d(3, negative_slope="a"), TypeError, "negative_slope must be a number"),
     ],
 )
 def test_bad_input_raises_naming_the_argument(call, exc, match):

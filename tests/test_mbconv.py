@@ -209,6 +209,9 @@ def test_repr():
         (lambda: SqueezeExcite(4, 0), "reduced_channels"),
         (lambda: SqueezeExcite(4, 2)(torch.randn(1, 3, 2, 2)), r"input must be \(N, 4, H, W\)"),
         (lambda: DepthwiseSeparableConv(4, 4, se_ratio=-0.1), "se_ratio"),
+        (lambda: DepthwiseSeparableConv(4, 4)(torch.randn(1, 5, 6, 6)), r"input must be \(N, 4, H, W\)"),
+        (lambda: DepthwiseConvNormAct(4)(torch.randn(1, 5, 6, 6)), r"input must be \(N, 4, H, W\)"),
+        (lambda: SqueezeExcite(4, 2)(torch.randn(1, 4, 2, 2), torch.randn(1, 5)), r"squeeze must be .* \(1, 4\)"),
     ],
 )
 def test_bad_arguments_raise_value_error_naming_them(call, match):

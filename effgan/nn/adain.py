@@ -15,6 +15,7 @@ from torch import nn
 
 from effgan._backend import IMPLS
 from effgan.ops._activation import act_code
+from effgan.ops._checks import check_finite, check_positive
 from effgan.ops.adain import adain
 
 
@@ -48,14 +49,12 @@ class AdaIN(nn.Module):
         super().__init__()
         self.num_features = _check_positive_int(num_features, "num_features")
         self.w_dim = _check_positive_int(w_dim, "w_dim")
-        if not (isinstance(eps, (int, float)) and eps > 0):
-            raise ValueError(f"eps must be > 0, got {eps!r}")
+        self.eps = check_positive(eps, "eps")
         act_code(act)
-        if impl not in IMPLS:
+        if not isinstance(impl, str) or impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-        self.eps = float(eps)
         self.act = act
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = check_finite(negative_slope, "negative_slope")
         self.impl = impl
         factory = dict(device=device, dtype=dtype)
         self.style = nn.Linear(w_dim, 2 * num_features, **factory)

@@ -14,6 +14,7 @@ from torch import nn
 
 from effgan._backend import IMPLS
 from effgan.ops._activation import act_code, apply_act_ref
+from effgan.ops._checks import check_finite, check_positive
 from effgan.ops.instance_norm_act import instance_norm_act
 
 
@@ -33,12 +34,12 @@ class _InstanceNormActBase(nn.InstanceNorm2d):
     ) -> None:
         if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
             raise ValueError(f"num_features must be a positive int, got {num_features!r}")
-        if not eps > 0:
-            raise ValueError(f"eps must be > 0, got {eps!r}")
+        eps = check_positive(eps, "eps")
+        negative_slope = check_finite(negative_slope, "negative_slope")
         act_code(act)
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
         self.act = act
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = negative_slope
 
     def _check_input(self, x: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor):

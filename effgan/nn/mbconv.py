@@ -65,6 +65,10 @@ class DepthwiseConvNormAct(nn.Module):
         self.impl = check_impl(impl)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        channels = self.conv.in_channels
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != channels:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"input must be (N, {channels}, H, W), got {shape}")
         if not self.fused:
             y = self.norm(self.conv(x))
             return y, y.mean(dim=(2, 3))

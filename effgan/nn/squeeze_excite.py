@@ -61,6 +61,9 @@ class SqueezeExcite(nn.Module):
             return x * torch.sigmoid(self.expand(self.act(self.reduce(s))))
         if squeeze is None:
             squeeze = x.mean(dim=(2, 3))
+        elif not isinstance(squeeze, torch.Tensor) or tuple(squeeze.shape) != tuple(x.shape[:2]):
+            shape = tuple(squeeze.shape) if isinstance(squeeze, torch.Tensor) else type(squeeze).__name__
+            raise ValueError(f"squeeze must be x.mean((2, 3)) of shape {tuple(x.shape[:2])}, got {shape}")
         return se_scale(x, self.gate(squeeze), impl=self.impl)
 
     def extra_repr(self) -> str:

@@ -240,7 +240,7 @@ def _check_pair(x: object, name_x: str, y: torch.Tensor, name_y: str, device: to
 
 
 def _check_gan_mode(gan_mode: object) -> int:
-    if gan_mode not in GAN_MODES:
+    if not isinstance(gan_mode, str) or gan_mode not in GAN_MODES:
         raise ValueError(f"gan_mode must be one of {tuple(GAN_MODES)}, got {gan_mode!r}")
     return GAN_MODES[gan_mode]
 
