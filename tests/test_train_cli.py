@@ -72,6 +72,9 @@ def test_train_cli_reports_bad_paths_devices_and_resumes_cleanly(tmp_path, capsy
     a_file.write_text("")
     fails(["dcgan", "--out-dir", str(a_file), "--max-steps", "1", "--no-progress"], 1, "effgan.train: error:")
     fails(["dcgan", "--device", "foo", "--out-dir", str(tmp_path)], 2, "device='foo' is not a device")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("batch_size: [1,\n")
+    fails(["dcgan", "--config", str(broken)], 2, "cannot be parsed")
     fails(["--resume", run.run_dir, "--lr", "0.05", "--max-steps", "4"], 2, "lr 0.0002 -> 0.05",
           "cannot change on resume")
     fails(["--resume", run.run_dir, "--ngf", "8", "--max-steps", "4"], 2, "does not fit the run", "--ngf")

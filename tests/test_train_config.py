@@ -44,6 +44,12 @@ def test_bad_section_values_and_unknown_keys():
     for gamma in (-5.0, float("nan")):
         with pytest.raises(ValueError, match="stylegan.r1_gamma"):
             cfg.resolve(cfg.from_dict({"model": "stylegan", "r1_gamma": gamma}))
+    for bad, match in [({"cyclegan": 5}, "section 'cyclegan' must be a mapping"),
+                       ({"batch_size": "abc"}, "batch_size must be int"), ({"fused": "no"}, "fused must be bool"),
+                       ({"max_steps": 2.5}, "max_steps must be int"), ({"lambda_cycle": "5"}, "lambda_cycle must be float")]:
+        with pytest.raises(ValueError, match=match):
+            cfg.from_dict(bad)
+    assert cfg.from_dict({"lr": 1}).lr == 1.0 and isinstance(cfg.from_dict({"lr": 1}).lr, float)
     with pytest.raises(ValueError, match="stylegan.truncation"):
         cfg.resolve(cfg.from_dict({"model": "stylegan", "truncation": float("nan")}))
     with pytest.raises(ValueError, match="lamda_cycle"):

@@ -12,10 +12,13 @@ from these dataclasses (see ``cli.py``), so an option documented here is an opti
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
 import tomllib
+import types
+import typing
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -315,7 +318,7 @@ def from_dict(data: dict[str, Any], base: TrainConfig | None = None) -> TrainCon
         key = raw_key.replace("-", "_")
         if key in SECTIONS:
             if not isinstance(value, dict):
-                raise TypeError(f"config section {key!r} must be a mapping, got {type(value).__name__}")
+                raise ValueError(f"config section {key!r} must be a mapping, got {type(value).__name__}")
             target = getattr(config, key)
             names = {f.name for f in dataclasses.fields(target)}
             for sub_raw, sub_value in value.items():
@@ -325,14 +328,48 @@ def from_dict(data: dict[str, Any], base: TrainConfig | None = None) -> TrainCon
                     continue
                 if sub not in names:
                     raise ValueError(f"unknown option {key}.{sub_raw} in config")
-                setattr(target, sub, sub_value)
+                setattr(target, sub, _typed(type(target), sub, sub_value, f"{key}.{sub}"))
         elif key in top_fields:
-            setattr(config, key, value)
+            setattr(config, key, _typed(TrainConfig, key, value, key))
         elif (section := section_of(key)) is not None:
-            setattr(getattr(config, section), key, value)
+            target = getattr(config, section)
+            setattr(target, key, _typed(type(target), key, value, f"{section}.{key}"))
         else:
             raise ValueError(f"unknown option {raw_key!r} in config")
     return config
+
+
+@functools.cache
+def _field_types(owner: type) -> dict[str, Any]:
+    return typing.get_type_hints(owner)
+
+
+def _typed(owner: type, name: str, value: Any, label: str) -> Any:
+    """value checked against the option's declared type (an int given for a float is converted).
+
+    Config files and dicts bypass argparse's conversions, so a quoted number or a "no" for a flag
+    must fail here, naming the option, rather than deep inside a run.
+    """
+    hint = _field_types(owner)[name]
+    allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if value is None and type(None) in allowed:
+        return None
+    if bool in allowed:
+        if isinstance(value, bool):
+            return value
+    elif int in allowed:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif float in allowed:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif str in allowed:
+        if isinstance(value, str):
+            return value
+    else:
+        return value  # a structured option: validated where it is used
+    wanted = " or ".join(t.__name__ for t in allowed)
+    raise ValueError(f"{label} must be {wanted}, got {value!r} ({type(value).__name__})")
 
 
 def _migrate_moved(config: TrainConfig, data: dict[str, Any], section: str, name: str, value: Any) -> None:
@@ -354,17 +391,20 @@ def load_file(path: str | os.PathLike) -> dict[str, Any]:
     if not os.path.isfile(path):
         raise ValueError(f"config file {path!r} does not exist")
     suffix = os.path.splitext(path)[1].lower()
-    if suffix == ".toml":
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    elif suffix in (".yaml", ".yml"):
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-    elif suffix == ".json":
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    else:
-        raise ValueError(f"config file {path!r} must end in .yaml, .yml, .toml or .json")
+    try:
+        if suffix == ".toml":
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        elif suffix in (".yaml", ".yml"):
+            with open(path, encoding="utf-8") as f:
+                data = yaml.safe_load(f) or {}
+        elif suffix == ".json":
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        else:
+            raise ValueError(f"config file {path!r} must end in .yaml, .yml, .toml or .json")
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"config file {path!r} cannot be parsed: {error}") from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {path!r} must hold a mapping at the top level")
     return data
