@@ -75,14 +75,7 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,
     lacks any of ``require`` raises ValueError naming it, with the other checkpoint of its run to try.
     """
     path = os.fspath(path)
-    try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as error:
-        raise ValueError(f"{path!r} cannot be read as a checkpoint ({type(error).__name__}: "
-                         f"{str(error).splitlines()[0] if str(error) else 'no detail'}); it may be truncated or "
-                         f"corrupt. {_other_checkpoint_hint(path)}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{path!r} is not an effgan training checkpoint (format {FORMAT_VERSION})")
+    data = _read(path, map_location=map_location)
     missing = [k for k in require if k not in data]
     if missing:
         raise ValueError(f"{path!r} is not a complete effgan checkpoint: it lacks {missing}. "
@@ -101,10 +94,20 @@ def _other_checkpoint_hint(path: str) -> str:
 
 def read_best_record(path: str | os.PathLike) -> dict[str, Any]:
     """The ``best`` record ({metric, value, step}) a checkpoint holds, without reading its tensors."""
-    data = torch.load(os.fspath(path), map_location="cpu", weights_only=True, mmap=True)
+    return dict(_read(os.fspath(path), map_location="cpu", mmap=True).get("best") or {})
+
+
+def _read(path: str, **load_kwargs) -> dict[str, Any]:
+    """torch.load, weights only, of an effgan checkpoint; any failure is a ValueError naming the file."""
+    try:
+        data = torch.load(path, weights_only=True, **load_kwargs)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as error:
+        raise ValueError(f"{path!r} cannot be read as a checkpoint ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else 'no detail'}); it may be truncated or "
+                         f"corrupt. {_other_checkpoint_hint(path)}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{os.fspath(path)!r} is not an effgan training checkpoint (format {FORMAT_VERSION})")
-    return dict(data.get("best") or {})
+        raise ValueError(f"{path!r} is not an effgan training checkpoint (format {FORMAT_VERSION})")
+    return data
 
 
 def find(run_or_file: str | os.PathLike, which: str = LATEST) -> str:

@@ -315,7 +315,6 @@ class Trainer:
     def _save(self, metrics: dict[str, float], evaluated: bool = False) -> str | None:
         if not self.info.is_main:
             return None
-        self._check_finite_weights()
         value = self._best_value(metrics)
         better = value is not None and (
             self.best["value"] is None
@@ -347,7 +346,11 @@ class Trainer:
         best_path = os.path.join(self.ckpt_dir, ckpt.BEST)
         if not os.path.isfile(best_path):
             return
-        record = ckpt.read_best_record(best_path)
+        try:
+            record = ckpt.read_best_record(best_path)
+        except ValueError as error:
+            warnings.warn(f"{error}; the next best checkpoint replaces it", stacklevel=2)
+            return
         if record.get("metric") == self.config.best_metric and record.get("value") is not None:
             self.best = dict(record)
 
@@ -355,19 +358,20 @@ class Trainer:
         """Refuse to write weights that are NaN or inf (a checkpoint must be one worth resuming from).
 
         The loss check sees losses computed before the last update, so an update that blew the
-        weights up (a huge learning rate) would otherwise be saved as good.
+        weights up (a huge learning rate) would otherwise be saved as good. Collective under DDP
+        (every rank agrees before any raises), like the loss check.
         """
         tensors = [(f"{name}.{pname}", p) for name, module in self.family.modules().items()
                    for pname, p in module.state_dict().items() if p.is_floating_point()]
-        if not tensors or bool(torch.stack([torch.isfinite(p).all() for _, p in tensors]).all()):
-            return  # one device sync for the whole check
-        for qualified, p in tensors:
-            if not bool(torch.isfinite(p).all()):
-                where = (f"the last good checkpoint is {self._last_good_checkpoint}"
-                         if self._last_good_checkpoint else "no checkpoint was written yet")
-                raise NonFiniteLossError(
-                    f"{qualified} holds NaN or inf after step {self.step}; the checkpoint was not written "
-                    f"and {where}. Try a lower --lr, --amp none or --no-fused to narrow it down.")
+        local_ok = not tensors or bool(torch.stack([torch.isfinite(p).all() for _, p in tensors]).all())
+        if all_ranks_true(local_ok, self.info, self.device):  # one device sync for the whole check
+            return
+        bad = next((q for q, p in tensors if not bool(torch.isfinite(p).all())), "a weight on another rank")
+        where = (f"the last good checkpoint is {self._last_good_checkpoint}"
+                 if self._last_good_checkpoint else "no checkpoint was written yet")
+        raise NonFiniteLossError(
+            f"{bad} holds NaN or inf after step {self.step}; the checkpoint was not written "
+            f"and {where}. Try a lower --lr, --amp none or --no-fused to narrow it down.")
 
     # --- bookkeeping --------------------------------------------------------------------------
     def _accumulate(self, losses: dict[str, torch.Tensor]) -> None:
@@ -417,6 +421,7 @@ class Trainer:
     def _checkpoint(self, final: bool = False) -> str | None:
         """Collective under DDP (every rank calls it at the same step); rank 0 evaluates and writes."""
         self._check_finite()
+        self._check_finite_weights()
         self._last_checkpoint_step = self.step
         metrics = self._means(self._ckpt_sums, self._ckpt_count)
         self._ckpt_sums, self._ckpt_count = {}, 0
