@@ -55,7 +55,7 @@ def test_train_cli_rejects_bad_options(tmp_path):
 
 
 @pytest.mark.usefixtures("one_thread")
-def test_train_cli_reports_bad_paths_devices_and_resumes_cleanly(tmp_path, capsys):
+def test_train_cli_reports_bad_paths_devices_and_resumes_cleanly(tmp_path, capsys, monkeypatch):
     """Each of these is a message naming the problem and an exit status, never a traceback."""
     from effgan.train.__main__ import main
     from effgan.train import checkpoint as ckpt
@@ -72,6 +72,10 @@ def test_train_cli_reports_bad_paths_devices_and_resumes_cleanly(tmp_path, capsy
     a_file.write_text("")
     fails(["dcgan", "--out-dir", str(a_file), "--max-steps", "1", "--no-progress"], 1, "effgan.train: error:")
     fails(["dcgan", "--device", "foo", "--out-dir", str(tmp_path)], 2, "device='foo' is not a device")
+    monkeypatch.setenv("TRITON_INTERPRET", "0")  # these tests run Triton in its interpreter; users do not
+    fails(["dcgan", "--device", "cpu", "--impl", "triton", "--out-dir", str(tmp_path)], 2,
+          "impl='triton' cannot run on cpu")
+    monkeypatch.undo()
     broken = tmp_path / "broken.yaml"
     broken.write_text("batch_size: [1,\n")
     fails(["dcgan", "--config", str(broken)], 2, "cannot be parsed")

@@ -40,6 +40,17 @@ at the end; each of those steps is also a checkpoint, so best.pt can be chosen b
 """
 
 
+def _check_impl_runs_here(config, device: torch.device) -> None:
+    """An explicit --impl that cannot run on this device is an error now, not at the first fused call."""
+    if not config.fused or config.impl in ("auto", "ref"):
+        return
+    from effgan._backend import _backend_error
+
+    reason = _backend_error("instance_norm_act", config.impl, device)
+    if reason is not None:
+        raise ValueError(f"impl={config.impl!r} cannot run on {device}: {reason}")
+
+
 class NonFiniteLossError(RuntimeError):
     """A loss or a weight became NaN or inf; the run stopped without overwriting the last good checkpoint."""
 
@@ -164,6 +175,7 @@ def train(config: cfg.TrainConfig, *, dataset: Dataset | None = None, builder: M
     info = info_from_env()
     device = pick_device(config.device, info)
     Precision(config.amp, device.type).check_supported()
+    _check_impl_runs_here(config, device)
     if config.cuda_graphs:
         check_cuda_graphs(device, config.amp)
     init_process_group(info, device)
