@@ -66,7 +66,7 @@ def _assert_same_nans_and_close(fast, ref, name):
     torch.testing.assert_close(fast, ref, atol=2e-5, rtol=2e-5, equal_nan=True, msg=lambda m: f"{name}: {m}")
 
 
-@pytest.mark.parametrize("op,impl,device", _cases())
+@pytest.mark.parametrize("op,impl,device", list(_cases()))
 @pytest.mark.parametrize("act", ACTS)
 def test_a_nan_input_gives_nan_where_the_reference_does(op, impl, device, act):
     _, fast, ref = OPS[op]
@@ -80,7 +80,7 @@ def test_a_nan_input_gives_nan_where_the_reference_does(op, impl, device, act):
     _assert_same_nans_and_close(dx, dx_ref, "dx")
 
 
-@pytest.mark.parametrize("op,impl,device", _cases())
+@pytest.mark.parametrize("op,impl,device", list(_cases()))
 @pytest.mark.parametrize("act", ACTS)
 def test_a_nan_gradient_where_the_activation_is_flat(op, impl, device, act):
     _, fast, ref = OPS[op]
