@@ -50,6 +50,9 @@ def test_bad_section_values_and_unknown_keys():
         with pytest.raises(ValueError, match=match):
             cfg.from_dict(bad)
     assert cfg.from_dict({"lr": 1}).lr == 1.0 and isinstance(cfg.from_dict({"lr": 1}).lr, float)
+    with pytest.raises(ValueError, match="d_layers=5 leaves no PatchGAN output at image_size 64 \\(at most 4"):
+        cfg.resolve(cfg.from_dict({"model": "cyclegan", "image_size": 64, "d_layers": 5}))
+    cfg.resolve(cfg.from_dict({"model": "cyclegan", "image_size": 64, "d_layers": 4}))  # 64 / 16 - 2 = 2
     with pytest.raises(ValueError, match="stylegan.truncation"):
         cfg.resolve(cfg.from_dict({"model": "stylegan", "truncation": float("nan")}))
     with pytest.raises(ValueError, match="lamda_cycle"):

@@ -254,6 +254,7 @@ def validate(config: TrainConfig) -> None:
     if gen not in CYCLEGAN_GENERATORS_FIXED and not gen.startswith("effnet-"):
         raise ValueError(
             f"cyclegan.generator must be one of {list(CYCLEGAN_GENERATORS_FIXED)} or effnet-*, got {gen!r}")
+    _check_patchgan_fits(config)
     if config.cyclegan.pool_size < 0:
         raise ValueError(f"cyclegan.pool_size must be >= 0, got {config.cyclegan.pool_size}")
     if not 0.0 < config.gan.label_smoothing <= 1.0:
@@ -276,6 +277,24 @@ def validate(config: TrainConfig) -> None:
         raise ValueError(f"stylegan.mixing_prob must be in [0, 1], got {config.stylegan.mixing_prob}")
     if not 0.0 <= config.stylegan.ema_beta < 1.0:
         raise ValueError(f"stylegan.ema_beta must be in [0, 1), got {config.stylegan.ema_beta}")
+
+
+def _check_patchgan_fits(config: TrainConfig) -> None:
+    """The PatchGAN's output grid must not vanish: each of its d_layers halves the image (the first
+    conv too, the last trunk conv does not), and the last trunk conv and the head, 4x4 with padding
+    1, take one pixel each."""
+    opts = config.cyclegan
+    if config.model != "cyclegan" or opts.discriminator != "patchgan" or config.image_size is None:
+        return
+    if opts.d_layers < 1:
+        raise ValueError(f"cyclegan.d_layers must be >= 1, got {opts.d_layers}")
+    size = config.image_size
+    for _ in range(opts.d_layers):
+        size //= 2
+    if size - 2 < 1:
+        fits = max((n for n in range(1, 12) if (config.image_size >> n) - 2 >= 1), default=0)
+        raise ValueError(f"cyclegan.d_layers={opts.d_layers} leaves no PatchGAN output at image_size "
+                         f"{config.image_size} (at most {fits} layers fit)")
 
 
 def _check_diffaugment(config: TrainConfig) -> None:
