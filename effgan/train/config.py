@@ -288,11 +288,12 @@ def _check_patchgan_fits(config: TrainConfig) -> None:
         return
     if opts.d_layers < 1:
         raise ValueError(f"cyclegan.d_layers must be >= 1, got {opts.d_layers}")
-    size = config.image_size
-    for _ in range(opts.d_layers):
-        size //= 2
-    if size - 2 < 1:
-        fits = max((n for n in range(1, 12) if (config.image_size >> n) - 2 >= 1), default=0)
+
+    def output_size(layers: int) -> int:
+        return (config.image_size >> layers) - 2  # repeated floor halvings, then two 4x4 convs with padding 1
+
+    if output_size(opts.d_layers) < 1:
+        fits = max((n for n in range(1, 12) if output_size(n) >= 1), default=0)
         raise ValueError(f"cyclegan.d_layers={opts.d_layers} leaves no PatchGAN output at image_size "
                          f"{config.image_size} (at most {fits} layers fit)")
 

@@ -39,16 +39,21 @@ def info_from_env() -> DistInfo:
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank)
 
 
+def parse_device(requested: str) -> torch.device:
+    """torch.device(requested), with a ValueError naming the option for a string that is no device."""
+    try:
+        return torch.device(requested)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device={requested!r} is not a device (cpu, cuda, cuda:N, ...): {error}") from None
+
+
 def pick_device(requested: str, info: DistInfo) -> torch.device:
     """``auto`` means the process's own GPU when there is one, else the CPU."""
     if requested == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", info.local_rank % torch.cuda.device_count())
         return torch.device("cpu")
-    try:
-        device = torch.device(requested)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device={requested!r} is not a device (cpu, cuda, cuda:N, ...): {error}") from None
+    device = parse_device(requested)
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device={requested!r} but CUDA is not available")

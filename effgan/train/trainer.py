@@ -44,11 +44,12 @@ def _check_impl_runs_here(config, device: torch.device) -> None:
     """An explicit --impl that cannot run on this device is an error now, not at the first fused call."""
     if not config.fused or config.impl in ("auto", "ref"):
         return
-    from effgan._backend import _backend_error
+    from effgan._backend import resolve_impl
 
-    reason = _backend_error("instance_norm_act", config.impl, device)
-    if reason is not None:
-        raise ValueError(f"impl={config.impl!r} cannot run on {device}: {reason}")
+    try:
+        resolve_impl(config.impl, device, "instance_norm_act")  # raises, with the reason, when it cannot
+    except RuntimeError as error:
+        raise ValueError(f"impl={config.impl!r} cannot run on {device}: {error}") from None
 
 
 class NonFiniteLossError(RuntimeError):
