@@ -10,6 +10,7 @@
 #   benchops  the same without the end-to-end rows                         -> bench.log, cuda-*.json
 #   graphs    the op rows timed as CUDA-graph replays (kernel time)        -> graphs.log, cuda-*-graphs.json
 #   e2e       the end-to-end training-step rows alone                      -> e2e.log, cuda-*-e2e.json
+# BENCH_ARGS (env) is appended to every effgan.bench command, e.g. BENCH_ARGS='--shapes 1x256x64x64;8x256x128x128'.
 # Each stage runs under its own time limit (seconds, env <STAGE>_S) so one slow stage cannot
 # take the others' results with it; the machine's torch stays the one in use (no build isolation).
 set -u
@@ -59,18 +60,18 @@ for s in "$@"; do
         >"$OUT/memcheck.log" 2>&1
       echo "memcheck rc=$?"; grep -E "ERROR SUMMARY|passed|failed" "$OUT/memcheck.log" | tail -3 ;;
     bench)
-      timeout "${BENCH_S:-300}" python -m effgan.bench --quick --out "$OUT/cuda-quick.json" >"$OUT/bench.log" 2>&1
+      timeout "${BENCH_S:-300}" python -m effgan.bench --quick --out "$OUT/cuda-quick.json" ${BENCH_ARGS:-} >"$OUT/bench.log" 2>&1
       echo "bench rc=$?"; tail -60 "$OUT/bench.log" ;;
     benchops)
-      timeout "${BENCH_S:-300}" python -m effgan.bench --quick --e2e no --out "$OUT/cuda-quick-ops.json" \
+      timeout "${BENCH_S:-300}" python -m effgan.bench --quick --e2e no --out "$OUT/cuda-quick-ops.json" ${BENCH_ARGS:-} \
         >"$OUT/bench.log" 2>&1
       echo "bench rc=$?"; tail -60 "$OUT/bench.log" ;;
     graphs)
       timeout "${GRAPHS_S:-300}" python -m effgan.bench --quick --cuda-graphs --e2e no \
-        --out "$OUT/cuda-quick-graphs.json" >"$OUT/graphs.log" 2>&1
+        --out "$OUT/cuda-quick-graphs.json" ${BENCH_ARGS:-} >"$OUT/graphs.log" 2>&1
       echo "graphs rc=$?"; tail -25 "$OUT/graphs.log" ;;
     e2e)
-      timeout "${E2E_S:-300}" python -m effgan.bench --quick --ops none --out "$OUT/cuda-quick-e2e.json" \
+      timeout "${E2E_S:-300}" python -m effgan.bench --quick --ops none --out "$OUT/cuda-quick-e2e.json" ${BENCH_ARGS:-} \
         >"$OUT/e2e.log" 2>&1
       echo "e2e rc=$?"; tail -30 "$OUT/e2e.log" ;;
     *) echo "unknown stage $s" ;;
