@@ -114,3 +114,37 @@ def test_bench_cli_cuda_graphs_on_gpu(tmp_path):
     for key, row in graphed.items():
         assert "error" not in row and row["timed"] == "graph replay", row
         assert row["median_ms"] <= 1.5 * calls[key]["median_ms"], (key, row["median_ms"], calls[key]["median_ms"])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_graphed_runs_keep_their_inputs_alive():
+    """A replay reads its inputs at the addresses of the capture: ``graphed`` must hold them even
+    when the caller drops its own references and the allocator returns freed memory to the device."""
+    from effgan.bench.ops_runner import graphed
+
+    device = torch.device("cuda")
+    x = torch.randn(1 << 20, device=device)
+    expected = 2 * x
+    out = torch.full_like(x, float("nan"))
+    replay, graphs = graphed(lambda item: item[1].copy_(item[0] * 2), [(x, out)], device)
+    del x
+    torch.cuda.empty_cache()
+    other = torch.full((1 << 22,), 7.0, device=device)  # would take the freed memory
+    replay(graphs[0])
+    torch.cuda.synchronize()
+    torch.testing.assert_close(out, expected)
+    assert other.eq(7.0).all()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_bench_cli_cuda_graphs_every_op_on_gpu(tmp_path):
+    """Every op's case can be captured (DiffAugment's parameters are drawn outside the call)."""
+    out = tmp_path / "r.json"
+    assert main(["--device", "cuda", "--ops", "all", "--shapes", "2x32x24x24", "--modes", "fwd+bwd", "--e2e", "no",
+                 "--providers", "effgan,eager", "--budget", "0.02", "--cuda-graphs", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["ops"]
+    assert not [r for r in rows if "error" in r]
+    from effgan.bench.op_cases import available_ops
+    assert {(r["op"], r["provider"]) for r in rows} == {(op, p) for op in available_ops() for p in ("effgan", "eager")}

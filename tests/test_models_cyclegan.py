@@ -221,11 +221,14 @@ CASES = [
 @pytest.mark.parametrize("impl", ["ref", "auto"])
 @pytest.mark.parametrize("case", range(len(CASES)), ids=["resnet", "unet", "patchgan", "pixelgan"])
 def test_fused_build_equals_plain_build(case, impl):
+    # float64: the builds must agree to roundoff. In float32 the gradient of a conv bias that an
+    # instance norm follows is exactly zero but computed as a sum of roundoff, whose size depends
+    # on the thread count of ATen's reductions; no tolerance separates that from a real error.
     make, shape = CASES[case]
-    plain, fused = make(False, "auto").eval(), make(True, impl).eval()
+    plain, fused = make(False, "auto").eval().double(), make(True, impl).eval().double()
     assert_same_state_dict_layout(plain, fused)
     fused.load_state_dict(plain.state_dict())
-    assert_same_forward_backward(plain, fused, (rand_image(*shape, seed=4),), atol=1e-4, rtol=1e-4)
+    assert_same_forward_backward(plain, fused, (rand_image(*shape, seed=4).double(),), atol=1e-9, rtol=1e-7)
 
 
 def test_fused_build_uses_fused_modules():

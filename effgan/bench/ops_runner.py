@@ -83,7 +83,15 @@ def graphed(run, items, device: torch.device, *, warmup: int = 3):
             run(item)
         pool = graph.pool()  # one memory pool for all copies
         graphs.append(graph)
-    return (lambda graph: graph.replay()), graphs
+
+    # A graph replays at fixed addresses: the inputs and output gradients it reads were allocated
+    # outside its pool, so they must live as long as it does. Dropped, their memory goes back to
+    # the allocator, and the next capture's empty_cache() unmaps it: the replay then faults
+    # (an illegal memory access, after a few cases of the op benchmarks).
+    def replay(graph, _keep_alive=(run, items)):
+        graph.replay()
+
+    return replay, graphs
 
 
 def _error_row(case: OpCase, provider: str, dtype, exc: Exception) -> dict:
