@@ -13,6 +13,17 @@ import triton.language as tl
 MAX_SPLITS = 64
 
 
+def cdiv(a: int, b: int) -> int:
+    """ceil(a / b) for launch geometry on the host. Plain Python: ``triton.cdiv`` is a constexpr
+    function whose wrapper costs microseconds a call, paid on every launch."""
+    return -(-a // b)
+
+
+def next_pow2(n: int) -> int:
+    """The smallest power of two >= n (as ``triton.next_power_of_2``, without its wrapper's cost)."""
+    return 1 << (n - 1).bit_length() if n > 0 else 0
+
+
 @dataclass(frozen=True)
 class PlaneSplit:
     BLOCK_C: int  # channels per program
@@ -32,29 +43,68 @@ def is_channels_last(x: torch.Tensor) -> bool:
     return x.stride(1) == 1 and x.shape[1] > 1
 
 
-def plane_split(x: torch.Tensor, N: int, C: int, HW: int) -> PlaneSplit:
+def plane_split(x: torch.Tensor, N: int, C: int, HW: int, programs_per_sm: int = 4) -> PlaneSplit:
     if HW >= 2**31:
         raise ValueError(f"planes of {HW} elements (H*W >= 2**31) are not supported")
     if is_channels_last(x):
         # Channels are the contiguous axis: a wide channel tile keeps loads coalesced.
-        block_c = min(64, triton.next_power_of_2(C))
-        block_hw = max(1, min(triton.next_power_of_2(HW), 4096 // block_c))
+        block_c = min(64, next_pow2(C))
+        block_hw = max(1, min(next_pow2(HW), 4096 // block_c))
     else:
         block_c = 1
-        block_hw = min(triton.next_power_of_2(HW), 2048 if x.is_cuda else 4096)
-    n_cblocks = triton.cdiv(C, block_c)
-    max_s = min(MAX_SPLITS, triton.cdiv(HW, block_hw))
+        block_hw = min(next_pow2(HW), 2048 if x.is_cuda else 4096)
+    n_cblocks = cdiv(C, block_c)
+    max_s = min(MAX_SPLITS, cdiv(HW, block_hw))
     if x.is_cuda:
         # Aim for ~4 programs per SM so batch-1 layers with few planes still fill the GPU.
-        target = 4 * _sm_count(x.device.index if x.device.index is not None else torch.cuda.current_device())
-        s = max(1, min(max_s, triton.cdiv(target, N * n_cblocks)))
+        target = programs_per_sm * _sm_count(x.device.index if x.device.index is not None else torch.cuda.current_device())
+        s = max(1, min(max_s, cdiv(target, N * n_cblocks)))
     else:
         s = 1  # the interpreter runs programs one after another: fewer, larger ones are faster
-    chunk = triton.cdiv(triton.cdiv(HW, s), block_hw) * block_hw
-    s = triton.cdiv(HW, chunk)
+    chunk = cdiv(cdiv(HW, s), block_hw) * block_hw
+    s = cdiv(HW, chunk)
     tile = block_c * block_hw
     num_warps = 8 if tile >= 4096 else 4 if tile >= 1024 else 2
-    return PlaneSplit(block_c, block_hw, s, chunk, triton.next_power_of_2(s), num_warps)
+    return PlaneSplit(block_c, block_hw, s, chunk, next_pow2(s), num_warps)
+
+
+# A resident program holds its whole (BLOCK_C, H*W) tile in registers: this many bytes of the
+# accumulation dtype per loaded tensor (16384 float32 elements; a backward holds two such tensors,
+# x and dy, 128 registers a thread at 16 warps).
+RESIDENT_MAX_BYTES = 64 * 1024
+
+
+def resident_plane(x: torch.Tensor, N: int, C: int, HW: int) -> PlaneSplit | None:
+    """The geometry for one program per plane tile that loads it once, or None where that does not pay.
+
+    When each plane fits in registers and there are enough planes to give every SM a program, one
+    kernel per direction reads x (and dy) once from memory, computes the statistics and writes the
+    result, instead of two kernels that each read it (the second from DRAM once the tensor outgrows
+    L2), and one launch instead of two. Used on CUDA only: the interpreter gains nothing from it
+    (the tests force it on the CPU to cover it).
+    """
+    if not x.is_cuda:
+        return None
+    return resident_geometry(x, N, C, HW, min_programs=_sm_count(
+        x.device.index if x.device.index is not None else torch.cuda.current_device()))
+
+
+def resident_geometry(x: torch.Tensor, N: int, C: int, HW: int, min_programs: int = 1) -> PlaneSplit | None:
+    block_hw = next_pow2(HW)
+    acc_bytes = 8 if x.dtype == torch.float64 else 4
+    max_tile = RESIDENT_MAX_BYTES // acc_bytes
+    if is_channels_last(x):
+        # Channels are the contiguous axis: at least 16 of them per tile keeps loads coalesced.
+        block_c = min(64, next_pow2(C), max(1, max_tile // block_hw))
+        if block_c < min(16, next_pow2(C)):
+            return None
+    else:
+        block_c = 1
+    if block_c * block_hw > max_tile or N * cdiv(C, block_c) < min_programs:
+        return None
+    tile = block_c * block_hw
+    num_warps = max(1, min(16, tile // 512))
+    return PlaneSplit(block_c, block_hw, 1, block_hw, 1, num_warps)
 
 
 def torch_acc_dtype(dtype: torch.dtype) -> torch.dtype:

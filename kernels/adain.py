@@ -13,6 +13,10 @@ Backward: pass 1 reads x, noise, dy for sum(dy) and sum(dy * hhat) (the style gr
 instance-norm backward's two means); pass 2 reads them again, writes dx (= du) and per-program
 partial sums of du * noise and du (the noise-weight and bias gradients, reduced in torch).
 
+Resident path (``_launch.resident_plane``, as in kernels/instance_norm_act.py): where a plane tile
+fits in registers and the planes occupy every SM, one program per tile does both passes on values
+it loaded once: one kernel per direction, each tensor read once.
+
 Indexing: x element (n, c, hw) sits at n*stride_n + c*stride_c + hw*stride_hw (NCHW or
 channels_last, no copies); noise element (n, hw) at n*noise_stride_n + hw*noise_stride_hw, so a
 noise image shared over the batch (stride 0) needs no copy either. Offsets are int64.
@@ -24,7 +28,7 @@ import triton.language as tl
 from effgan import _alloc
 
 from ._activation import act_backward, apply_act
-from ._launch import constexpr_slope, plane_split, torch_acc_dtype, triton_acc_dtype
+from ._launch import cdiv, constexpr_slope, plane_split, resident_plane, torch_acc_dtype, triton_acc_dtype
 
 
 @triton.jit
@@ -270,6 +274,89 @@ def _bwd_input_grad_kernel(
     tl.store(PDU + prow, tl.sum(acc_du, axis=1), mask=cmask)
 
 
+@triton.jit
+def _resident_tile(X, NOISE, NW, B, C, HW, stride_n, stride_c, stride_hw, noise_stride_n, noise_stride_hw,
+                   HAS_NOISE: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr,
+                   ACC: tl.constexpr):
+    """A resident program's whole tile: (rows, cmask, m, idx, noise row z, u)."""
+    n = tl.program_id(0).to(tl.int64)
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    cmask = c < C
+    hw = tl.arange(0, BLOCK_HW)
+    hw_mask = hw < HW
+    m = cmask[:, None] & hw_mask[None, :]
+    idx = (n * stride_n + c.to(tl.int64) * stride_c)[:, None] + hw[None, :].to(tl.int64) * stride_hw
+    nw, b = _channel_params(NW, B, c, cmask, HAS_NOISE, HAS_BIAS, BLOCK_C, ACC)
+    z = _load_noise(NOISE, n * noise_stride_n + hw.to(tl.int64) * noise_stride_hw, hw_mask, HAS_NOISE, ACC)
+    u = _pre_act(X, idx, m, z, nw, b, HAS_NOISE, HAS_BIAS, ACC)
+    return n * C + c, cmask, m, idx, z, u
+
+
+@triton.jit
+def _resident_fwd_kernel(
+    X, Y, NOISE, NW, B, SCALE, SBIAS,  # as _fwd_norm_style_kernel
+    SHIFT, MEAN, RSTD,  # (N*C,) saved statistics, in the convention of the two-kernel path
+    C, HW, eps,
+    stride_n, stride_c, stride_hw, noise_stride_n, noise_stride_hw,
+    HAS_NOISE: tl.constexpr, HAS_BIAS: tl.constexpr, ACT: tl.constexpr, SLOPE: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, ACC: tl.constexpr,
+):
+    """One program per (sample, channel tile), the whole plane in registers: x and noise read once."""
+    rows, cmask, m, idx, z, u = _resident_tile(X, NOISE, NW, B, C, HW, stride_n, stride_c, stride_hw,
+                                               noise_stride_n, noise_stride_hw, HAS_NOISE, HAS_BIAS, BLOCK_C,
+                                               BLOCK_HW, ACC)
+    h = apply_act(u, ACT, SLOPE)
+    first = tl.arange(0, BLOCK_HW)[None, :] == 0
+    shift = tl.sum(tl.where(first, h, 0.0), axis=1)  # h at the plane's first position, as pass 1 takes it
+    d = tl.where(m, h - shift[:, None], 0.0)
+    mean_d = tl.sum(d, axis=1) / HW
+    centred = tl.where(m, d - mean_d[:, None], 0.0)  # exact two-pass variance from registers
+    rstd = 1.0 / tl.sqrt(tl.sum(centred * centred, axis=1) / HW + eps)
+    tl.store(SHIFT + rows, shift, mask=cmask)
+    tl.store(MEAN + rows, mean_d, mask=cmask)
+    tl.store(RSTD + rows, rstd, mask=cmask)
+    k = rstd * tl.load(SCALE + rows, mask=cmask, other=0.0).to(ACC)
+    sb = tl.load(SBIAS + rows, mask=cmask, other=0.0).to(ACC)
+    y = centred * k[:, None] + sb[:, None]
+    tl.store(Y + idx, y.to(Y.dtype.element_ty), mask=m)
+
+
+@triton.jit
+def _resident_bwd_kernel(
+    X, DY, DX, NOISE, NW, B, SCALE,  # as _bwd_input_grad_kernel
+    SHIFT, MEAN, RSTD,  # (N*C,) saved statistics
+    SUM_DY, SUM_DYH, SUM_DUZ, SUM_DU,  # (N*C,) per-plane sums of dy, dy * hhat, du * noise, du
+    C, HW,
+    stride_n, stride_c, stride_hw, noise_stride_n, noise_stride_hw,
+    HAS_NOISE: tl.constexpr, HAS_BIAS: tl.constexpr, ACT: tl.constexpr, SLOPE: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, ACC: tl.constexpr,
+):
+    """One program per (sample, channel tile), the plane's x, noise and dy in registers: each read once."""
+    rows, cmask, m, idx, z, u = _resident_tile(X, NOISE, NW, B, C, HW, stride_n, stride_c, stride_hw,
+                                               noise_stride_n, noise_stride_hw, HAS_NOISE, HAS_BIAS, BLOCK_C,
+                                               BLOCK_HW, ACC)
+    shift = tl.load(SHIFT + rows, mask=cmask, other=0.0)
+    mean_d = tl.load(MEAN + rows, mask=cmask, other=0.0)
+    rstd = tl.load(RSTD + rows, mask=cmask, other=0.0)
+    hhat = ((apply_act(u, ACT, SLOPE) - shift[:, None]) - mean_d[:, None]) * rstd[:, None]
+    dy = tl.load(DY + idx, mask=m, other=0.0).to(ACC)  # 0 where masked
+    sum_dy = tl.sum(dy, axis=1)
+    sum_dyh = tl.sum(dy * hhat, axis=1)
+    tl.store(SUM_DY + rows, sum_dy, mask=cmask)
+    tl.store(SUM_DYH + rows, sum_dyh, mask=cmask)
+    k = rstd * tl.load(SCALE + rows, mask=cmask, other=0.0).to(ACC)
+    du = k[:, None] * (dy - (sum_dy / HW)[:, None] - hhat * (sum_dyh / HW)[:, None])
+    if ACT != 0:
+        du = act_backward(du, u, ACT, SLOPE)
+    tl.store(DX + idx, du.to(DX.dtype.element_ty), mask=m)
+    du = tl.where(m, du, 0.0)
+    tl.store(SUM_DU + rows, tl.sum(du, axis=1), mask=cmask)
+    if HAS_NOISE:
+        tl.store(SUM_DUZ + rows, tl.sum(du * z[None, :], axis=1), mask=cmask)
+    else:
+        tl.store(SUM_DUZ + rows, tl.zeros((BLOCK_C,), ACC), mask=cmask)
+
+
 def _dummy(x: torch.Tensor) -> torch.Tensor:
     return x.new_empty(1)
 
@@ -291,19 +378,29 @@ def forward(x, style_scale, style_bias, noise, noise_weight, bias, eps: float, a
     """
     N, C, H, W = x.shape
     HW = H * W
-    split = plane_split(x, N, C, HW)
     slope = constexpr_slope(act, slope)
     acc = torch_acc_dtype(x.dtype)
     y = _alloc.empty_like(x)
-    psum = _alloc.empty((N * C, split.S), device=x.device, dtype=acc)
-    psq = _alloc.empty_like(psum)
     shift = _alloc.empty((N, C), device=x.device, dtype=acc)
     mean = _alloc.empty_like(shift)
     rstd = _alloc.empty_like(shift)
     z, zstrides = _noise_2d(noise, x)
     nw = noise_weight if noise_weight is not None else _dummy(x)
     b = bias if bias is not None else _dummy(x)
-    grid = (N, triton.cdiv(C, split.BLOCK_C), split.S)
+    resident = resident_plane(x, N, C, HW)
+    if resident is not None:
+        _resident_fwd_kernel[(N, cdiv(C, resident.BLOCK_C))](
+            x, y, z, nw, b, style_scale, style_bias, shift, mean, rstd, C, HW, eps,
+            x.stride(0), x.stride(1), x.stride(3), *zstrides,
+            HAS_NOISE=noise is not None, HAS_BIAS=bias is not None, ACT=act, SLOPE=slope,
+            BLOCK_C=resident.BLOCK_C, BLOCK_HW=resident.BLOCK_HW, ACC=triton_acc_dtype(x.dtype),
+            num_warps=resident.num_warps,
+        )
+        return y, shift, mean, rstd
+    split = plane_split(x, N, C, HW)
+    psum = _alloc.empty((N * C, split.S), device=x.device, dtype=acc)
+    psq = _alloc.empty_like(psum)
+    grid = (N, cdiv(C, split.BLOCK_C), split.S)
     strides = (x.stride(0), x.stride(1), x.stride(3), *zstrides)
     flags = dict(HAS_NOISE=noise is not None, HAS_BIAS=bias is not None, ACT=act, SLOPE=slope,
                  BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, ACC=triton_acc_dtype(x.dtype),
@@ -326,20 +423,33 @@ def backward(dy, x, style_scale, noise, noise_weight, bias, shift, mean, rstd, a
     """
     N, C, H, W = x.shape
     HW = H * W
-    split = plane_split(x, N, C, HW)
     slope = constexpr_slope(act, slope)
     acc = mean.dtype
     dx = _alloc.empty_like(x)
-    pdy = _alloc.empty((N * C, split.S), device=x.device, dtype=acc)
-    pdyh = _alloc.empty_like(pdy)
-    pduz = _alloc.empty_like(pdy)
-    pdu = _alloc.empty_like(pdy)
     sum_dy = _alloc.empty((N, C), device=x.device, dtype=acc)
     sum_dyh = _alloc.empty_like(sum_dy)
     z, zstrides = _noise_2d(noise, x)
     nw = noise_weight if noise_weight is not None else _dummy(x)
     b = bias if bias is not None else _dummy(x)
-    grid = (N, triton.cdiv(C, split.BLOCK_C), split.S)
+    # The forward chose its path from x alone; the same choice here reads its statistics.
+    resident = resident_plane(x, N, C, HW)
+    if resident is not None:
+        sum_duz = _alloc.empty_like(sum_dy)
+        sum_du = _alloc.empty_like(sum_dy)
+        _resident_bwd_kernel[(N, cdiv(C, resident.BLOCK_C))](
+            x, dy, dx, z, nw, b, style_scale, shift, mean, rstd, sum_dy, sum_dyh, sum_duz, sum_du, C, HW,
+            x.stride(0), x.stride(1), x.stride(3), *zstrides,
+            HAS_NOISE=noise is not None, HAS_BIAS=bias is not None, ACT=act, SLOPE=slope,
+            BLOCK_C=resident.BLOCK_C, BLOCK_HW=resident.BLOCK_HW, ACC=triton_acc_dtype(x.dtype),
+            num_warps=resident.num_warps,
+        )
+        return dx, sum_dy, sum_dyh, sum_duz, sum_du
+    split = plane_split(x, N, C, HW)
+    pdy = _alloc.empty((N * C, split.S), device=x.device, dtype=acc)
+    pdyh = _alloc.empty_like(pdy)
+    pduz = _alloc.empty_like(pdy)
+    pdu = _alloc.empty_like(pdy)
+    grid = (N, cdiv(C, split.BLOCK_C), split.S)
     strides = (x.stride(0), x.stride(1), x.stride(3), *zstrides)
     flags = dict(HAS_NOISE=noise is not None, HAS_BIAS=bias is not None, ACT=act, SLOPE=slope,
                  BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, ACC=triton_acc_dtype(x.dtype),

@@ -26,7 +26,7 @@ import triton.language as tl
 from effgan import _alloc
 from effgan._signs import sign_bytes
 
-from ._launch import _sm_count, triton_acc_dtype
+from ._launch import _sm_count, cdiv, next_pow2, triton_acc_dtype
 
 LSGAN, VANILLA = 0, 1
 
@@ -224,7 +224,7 @@ BLOCK = 1024
 
 
 def _programs(numel: int, device: torch.device, block: int) -> int:
-    n = triton.cdiv(numel, block)
+    n = cdiv(numel, block)
     if device.type == "cuda":
         idx = device.index if device.index is not None else torch.cuda.current_device()
         return max(1, min(n, 4 * _sm_count(idx)))
@@ -241,7 +241,7 @@ def _split(v: float) -> tuple[float, float]:
 
 
 def _chunk(numel: int, programs: int, block: int) -> int:
-    return triton.cdiv(triton.cdiv(numel, programs), block) * block
+    return cdiv(cdiv(numel, programs), block) * block
 
 
 def _acc_dtype(tensors) -> torch.dtype:
@@ -298,7 +298,7 @@ def forward(preds, targets, pred_weights, xs, ys, l1_weights, gan_mode: int, sav
         )
     _finalize_kernel[(1,)](
         part, out, T, G,
-        BLOCK_T=triton.next_power_of_2(T), BLOCK_G=min(triton.next_power_of_2(G), 256), ACC=ACC, num_warps=4,
+        BLOCK_T=next_pow2(T), BLOCK_G=min(next_pow2(G), 256), ACC=ACC, num_warps=4,
     )
     return [out, *signs]
 
@@ -313,7 +313,7 @@ def backward(dloss, preds, targets, pred_weights, xs, signs, l1_weights, gan_mod
     P, T = len(preds), len(tensors)
 
     def grid(numel):
-        programs = triton.cdiv(numel, BLOCK) if device.type == "cuda" else _programs(numel, device, BLOCK)
+        programs = cdiv(numel, BLOCK) if device.type == "cuda" else _programs(numel, device, BLOCK)
         return programs, _chunk(numel, programs, BLOCK)
 
     grads = []

@@ -24,7 +24,7 @@ import triton.language as tl
 
 from effgan import _alloc
 
-from ._launch import MAX_SPLITS, _sm_count, torch_acc_dtype, triton_acc_dtype
+from ._launch import MAX_SPLITS, _sm_count, cdiv, next_pow2, torch_acc_dtype, triton_acc_dtype
 
 
 @triton.jit
@@ -175,9 +175,9 @@ def _augment_bwd_kernel(
 def _geometry(x: torch.Tensor):
     N, C, H, W = x.shape
     HW = H * W
-    block_c = triton.next_power_of_2(C)
+    block_c = next_pow2(C)
     cap = 4096 if x.is_cuda else 8192
-    block_p = max(16, min(triton.next_power_of_2(HW), cap // block_c))
+    block_p = max(16, min(next_pow2(HW), cap // block_c))
     num_warps = 8 if block_c * block_p >= 4096 else 4
     return N, C, H, W, HW, block_c, block_p, num_warps
 
@@ -189,11 +189,11 @@ def _sample_sums(t, shift, cut, cut_size, keep_only, trans, cutout, block_c, blo
     if t.is_cuda:
         idx = t.device.index if t.device.index is not None else torch.cuda.current_device()
         target = 4 * _sm_count(idx)
-        s = max(1, min(MAX_SPLITS, triton.cdiv(HW, block_p), triton.cdiv(target, N)))
+        s = max(1, min(MAX_SPLITS, cdiv(HW, block_p), cdiv(target, N)))
     else:
-        s = min(2, triton.cdiv(HW, block_p))  # the interpreter: few programs (still > 1 when possible)
-    chunk = triton.cdiv(triton.cdiv(HW, s), block_p) * block_p
-    s = triton.cdiv(HW, chunk)
+        s = min(2, cdiv(HW, block_p))  # the interpreter: few programs (still > 1 when possible)
+    chunk = cdiv(cdiv(HW, s), block_p) * block_p
+    s = cdiv(HW, chunk)
     psum = _alloc.empty((N, s), device=t.device, dtype=torch_acc_dtype(t.dtype))
     _sample_partial_sum_kernel[(N, s)](
         t, shift, cut, psum, C, H, W, chunk, s, cut_size[0], cut_size[1], *t.stride(),
@@ -216,12 +216,12 @@ def forward(x, brightness, saturation, contrast, shift, cut, cut_h: int, cut_w: 
         psum = dummy
     S = psum.shape[1] if color else 1
     y = _alloc.empty_like(x)
-    _augment_fwd_kernel[(N, triton.cdiv(HW, block_p))](
+    _augment_fwd_kernel[(N, cdiv(HW, block_p))](
         x, y,
         brightness if color else dummy, saturation if color else dummy, contrast if color else dummy,
         shift, cut, psum, C, H, W, S, C * HW, cut_h, cut_w, *x.stride(),
         COLOR=color, TRANS=translation, CUTOUT=cutout,
-        BLOCK_C=block_c, BLOCK_P=block_p, BLOCK_S=triton.next_power_of_2(S), ACC=triton_acc_dtype(x.dtype),
+        BLOCK_C=block_c, BLOCK_P=block_p, BLOCK_S=next_pow2(S), ACC=triton_acc_dtype(x.dtype),
         num_warps=num_warps,
     )
     return y
@@ -240,12 +240,12 @@ def backward(dy, brightness, saturation, contrast, shift, cut, cut_h: int, cut_w
         psum = dummy
     S = psum.shape[1] if color else 1
     dx = _alloc.empty_like(dy)
-    _augment_bwd_kernel[(N, triton.cdiv(HW, block_p))](
+    _augment_bwd_kernel[(N, cdiv(HW, block_p))](
         dy, dx,
         saturation if color else dummy, contrast if color else dummy,
         shift, cut, psum, C, H, W, S, C * HW, cut_h, cut_w, *dy.stride(),
         COLOR=color, TRANS=translation, CUTOUT=cutout,
-        BLOCK_C=block_c, BLOCK_P=block_p, BLOCK_S=triton.next_power_of_2(S), ACC=triton_acc_dtype(dy.dtype),
+        BLOCK_C=block_c, BLOCK_P=block_p, BLOCK_S=next_pow2(S), ACC=triton_acc_dtype(dy.dtype),
         num_warps=num_warps,
     )
     return dx

@@ -29,7 +29,7 @@ from effgan import _alloc
 from effgan.ops._checks import memory_format_of
 
 from ._activation import act_backward, apply_act
-from ._launch import constexpr_slope, plane_split, torch_acc_dtype, triton_acc_dtype
+from ._launch import cdiv, constexpr_slope, next_pow2, plane_split, torch_acc_dtype, triton_acc_dtype
 
 
 @triton.jit
@@ -384,7 +384,7 @@ def forward(x, weight, norm_weight, norm_bias, stride: int, pad: int, eps: float
     psq = _alloc.empty_like(psum)
     psqz = _alloc.empty_like(psum)
     stats = _alloc.empty((3, N, C), device=x.device, dtype=acc)
-    grid = (N, triton.cdiv(C, split.BLOCK_C), split.S)
+    grid = (N, cdiv(C, split.BLOCK_C), split.S)
     geo = dict(K=K, STRIDE=stride, PAD=pad, BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW,
                ACC=triton_acc_dtype(x.dtype), num_warps=split.num_warps)
     _stats_kernel[grid](x, weight, psum, psq, stats, C, H, W, Wo, HWo, split.CHUNK, split.S, N * C,
@@ -419,7 +419,7 @@ def backward(dy, dsqueeze, x, weight, norm_weight, norm_bias, stats, stride: int
     sum_gz = _alloc.empty_like(sum_g)
     dz = _alloc.empty((N, C, Ho, Wo), device=x.device, dtype=acc, memory_format=memory_format_of(x))
     pdw = _alloc.empty((N, split.S, C, K * K), device=x.device, dtype=acc)
-    grid = (N, triton.cdiv(C, split.BLOCK_C), split.S)
+    grid = (N, cdiv(C, split.BLOCK_C), split.S)
     nw = norm_weight if norm_weight is not None else _dummy(x)
     nb = norm_bias if norm_bias is not None else _dummy(x)
     flags = dict(K=K, STRIDE=stride, PAD=pad, HAS_W=norm_weight is not None, HAS_B=norm_bias is not None,
@@ -429,13 +429,13 @@ def backward(dy, dsqueeze, x, weight, norm_weight, norm_bias, stats, stride: int
     _grad_sums_kernel[grid](x, weight, nw, nb, dy, dsqueeze, stats, pg, pgz, *common, **flags)
     _pre_norm_grad_kernel[grid](
         x, weight, nw, nb, dy, dsqueeze, stats, pg, pgz, sum_g, sum_gz, dz, pdw, *common, *_strides(dz),
-        BLOCK_S=split.BLOCK_S, BLOCK_KK=triton.next_power_of_2(K * K), **flags,
+        BLOCK_S=split.BLOCK_S, BLOCK_KK=next_pow2(K * K), **flags,
     )
     dweight = pdw.sum(dim=(0, 1)).view(C, 1, K, K).to(weight.dtype)
 
     dx = _alloc.empty_like(x)
     split_in = plane_split(x, N, C, H * W)
-    grid_in = (N, triton.cdiv(C, split_in.BLOCK_C), split_in.S)
+    grid_in = (N, cdiv(C, split_in.BLOCK_C), split_in.S)
     _input_grad_kernel[grid_in](
         dz, weight, dx, C, H, W, Ho, Wo, H * W, split_in.CHUNK, *_strides(dz), *_strides(dx),
         K=K, STRIDE=stride, PAD=pad, BLOCK_C=split_in.BLOCK_C, BLOCK_HW=split_in.BLOCK_HW,

@@ -9,6 +9,11 @@ still fill every SM; the per-plane statistics then go through a small partial-su
 Forward:  pass 1 reads x once for shifted sums; pass 2 reads x again and writes y.
 Backward: pass 1 reads x, dy for sum(dz) and sum(dz * xhat); pass 2 reads them again, writes dx.
 
+Resident path (``_launch.resident_plane``): where a plane tile fits in registers and there are
+enough planes to occupy every SM, one program per tile does both passes on values it loaded once:
+one kernel per direction, each tensor read once (the two-kernel path's second read comes from DRAM
+once the tensor outgrows L2).
+
 Indexing: element (n, c, hw) sits at n*stride_n + c*stride_c + hw*stride_hw, which covers both
 NCHW-contiguous (stride_hw = 1) and channels_last (stride_c = 1, stride_hw = C) without copies;
 Triton specialises a stride of 1, so the contiguous axis is vectorised in either layout.
@@ -21,7 +26,7 @@ import triton.language as tl
 from effgan import _alloc
 
 from ._activation import act_backward, apply_act
-from ._launch import constexpr_slope, plane_split, torch_acc_dtype, triton_acc_dtype
+from ._launch import cdiv, constexpr_slope, plane_split, resident_plane, torch_acc_dtype, triton_acc_dtype
 
 
 @triton.jit
@@ -211,6 +216,88 @@ def _input_grad_kernel(
         tl.store(DX + idx, dx.to(DX.dtype.element_ty), mask=m)
 
 
+@triton.jit
+def _resident_fwd_kernel(
+    X, Y, RES, W, B,  # as _norm_act_fwd_kernel
+    MEAN, RSTD,  # (N*C,) saved statistics, in the convention of the two-kernel path
+    C, HW, eps,
+    stride_n, stride_c, stride_hw,
+    HAS_W: tl.constexpr, HAS_B: tl.constexpr, HAS_RES: tl.constexpr, ACT: tl.constexpr, SLOPE: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, ACC: tl.constexpr,
+):
+    """One program per (sample, channel tile), the whole plane in registers: x is read once."""
+    n = tl.program_id(0).to(tl.int64)
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    cmask = c < C
+    offs = n * stride_n + c.to(tl.int64) * stride_c
+    hw = tl.arange(0, BLOCK_HW)
+    m = cmask[:, None] & (hw[None, :] < HW)
+    idx = offs[:, None] + hw[None, :].to(tl.int64) * stride_hw
+    x = tl.load(X + idx, mask=m, other=0.0).to(ACC)
+    # The same statistics as the two-kernel path (mean relative to the plane's first element), but
+    # the variance from the centred values held here: exact two-pass, no cancellation.
+    shift = tl.sum(tl.where(hw[None, :] == 0, x, 0.0), axis=1)
+    d = tl.where(m, x - shift[:, None], 0.0)
+    mean_d = tl.sum(d, axis=1) / HW
+    centred = tl.where(m, d - mean_d[:, None], 0.0)
+    rstd = 1.0 / tl.sqrt(tl.sum(centred * centred, axis=1) / HW + eps)
+    rows = n * C + c
+    tl.store(MEAN + rows, mean_d, mask=cmask)
+    tl.store(RSTD + rows, rstd, mask=cmask)
+    scale = rstd
+    if HAS_W:
+        scale = scale * tl.load(W + c, mask=cmask, other=1.0).to(ACC)
+    y = centred * scale[:, None]
+    if HAS_B:
+        y += tl.load(B + c, mask=cmask, other=0.0).to(ACC)[:, None]
+    y = apply_act(y, ACT, SLOPE)
+    if HAS_RES:
+        y += tl.load(RES + idx, mask=m, other=0.0).to(ACC)
+    tl.store(Y + idx, y.to(Y.dtype.element_ty), mask=m)
+
+
+@triton.jit
+def _resident_bwd_kernel(
+    X, DY, DX, W, B, MEAN, RSTD, SUM_DZ, SUM_DZX,  # as _input_grad_kernel
+    C, HW,
+    stride_n, stride_c, stride_hw,
+    HAS_W: tl.constexpr, HAS_B: tl.constexpr, ACT: tl.constexpr, SLOPE: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, ACC: tl.constexpr,
+):
+    """One program per (sample, channel tile), the plane's x and dy in registers: each read once."""
+    n = tl.program_id(0).to(tl.int64)
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    cmask = c < C
+    offs = n * stride_n + c.to(tl.int64) * stride_c
+    rows = n * C + c
+    hw = tl.arange(0, BLOCK_HW)
+    m = cmask[:, None] & (hw[None, :] < HW)
+    idx = offs[:, None] + hw[None, :].to(tl.int64) * stride_hw
+    x = tl.load(X + idx, mask=m, other=0.0).to(ACC)
+    dz = tl.load(DY + idx, mask=m, other=0.0).to(ACC)
+    shift = tl.sum(tl.where(hw[None, :] == 0, x, 0.0), axis=1)
+    mean_d = tl.load(MEAN + rows, mask=cmask, other=0.0)
+    rstd = tl.load(RSTD + rows, mask=cmask, other=0.0)
+    if HAS_W:
+        w = tl.load(W + c, mask=cmask, other=1.0).to(ACC)
+    else:
+        w = tl.full((BLOCK_C,), 1.0, ACC)
+    if HAS_B:
+        b = tl.load(B + c, mask=cmask, other=0.0).to(ACC)
+    else:
+        b = tl.zeros((BLOCK_C,), ACC)
+    xhat = ((x - shift[:, None]) - mean_d[:, None]) * rstd[:, None]
+    if ACT != 0:
+        dz = act_backward(dz, xhat * w[:, None] + b[:, None], ACT, SLOPE)
+    dz = tl.where(m, dz, 0.0)
+    sum_dz = tl.sum(dz, axis=1)
+    sum_dzx = tl.sum(dz * xhat, axis=1)
+    tl.store(SUM_DZ + rows, sum_dz, mask=cmask)
+    tl.store(SUM_DZX + rows, sum_dzx, mask=cmask)
+    dx = (rstd * w)[:, None] * (dz - (sum_dz / HW)[:, None] - xhat * (sum_dzx / HW)[:, None])
+    tl.store(DX + idx, dx.to(DX.dtype.element_ty), mask=m)
+
+
 def _dummy(x: torch.Tensor) -> torch.Tensor:
     return x.new_empty(1)
 
@@ -223,17 +310,31 @@ def forward(x, weight, bias, residual, eps: float, act: int, slope: float):
     """
     N, C, H, W = x.shape
     HW = H * W
-    split = plane_split(x, N, C, HW)
     slope = constexpr_slope(act, slope)
     acc = torch_acc_dtype(x.dtype)
     y = _alloc.empty_like(x)
+    strides = (x.stride(0), x.stride(1), x.stride(3))
+    ACC = triton_acc_dtype(x.dtype)
+    resident = resident_plane(x, N, C, HW)
+    if resident is not None:
+        mean = _alloc.empty((N, C), device=x.device, dtype=acc)
+        rstd = _alloc.empty_like(mean)
+        _resident_fwd_kernel[(N, cdiv(C, resident.BLOCK_C))](
+            x, y,
+            residual if residual is not None else _dummy(x),
+            weight if weight is not None else _dummy(x),
+            bias if bias is not None else _dummy(x),
+            mean, rstd, C, HW, eps, *strides,
+            HAS_W=weight is not None, HAS_B=bias is not None, HAS_RES=residual is not None, ACT=act, SLOPE=slope,
+            BLOCK_C=resident.BLOCK_C, BLOCK_HW=resident.BLOCK_HW, ACC=ACC, num_warps=resident.num_warps,
+        )
+        return y, mean, rstd
+    split = plane_split(x, N, C, HW)
     psum = _alloc.empty((N * C, split.S), device=x.device, dtype=acc)
     psq = _alloc.empty_like(psum)
     mean = _alloc.empty((N, C), device=x.device, dtype=acc)
     rstd = _alloc.empty_like(mean)
-    grid = (N, triton.cdiv(C, split.BLOCK_C), split.S)
-    strides = (x.stride(0), x.stride(1), x.stride(3))
-    ACC = triton_acc_dtype(x.dtype)
+    grid = (N, cdiv(C, split.BLOCK_C), split.S)
     _partial_stats_kernel[grid](
         x, psum, psq, C, HW, split.CHUNK, split.S, *strides,
         BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, ACC=ACC, num_warps=split.num_warps,
@@ -256,20 +357,29 @@ def backward(dy, x, weight, bias, mean, rstd, act: int, slope: float):
     """dx and the per-plane sums (sum dz, sum dz*xhat) of shape (N, C) for the parameter grads."""
     N, C, H, W = x.shape
     HW = H * W
-    split = plane_split(x, N, C, HW)
     slope = constexpr_slope(act, slope)
     acc = mean.dtype
     dx = _alloc.empty_like(x)
-    pdz = _alloc.empty((N * C, split.S), device=x.device, dtype=acc)
-    pdzx = _alloc.empty_like(pdz)
     sum_dz = _alloc.empty((N, C), device=x.device, dtype=acc)
     sum_dzx = _alloc.empty_like(sum_dz)
-    grid = (N, triton.cdiv(C, split.BLOCK_C), split.S)
     strides = (x.stride(0), x.stride(1), x.stride(3))
     w = weight if weight is not None else _dummy(x)
     b = bias if bias is not None else _dummy(x)
     flags = dict(HAS_W=weight is not None, HAS_B=bias is not None, ACT=act, SLOPE=slope)
     ACC = triton_acc_dtype(x.dtype)
+    # The forward chose its path from x alone, so the backward makes the same choice and reads
+    # statistics in the convention it expects.
+    resident = resident_plane(x, N, C, HW)
+    if resident is not None:
+        _resident_bwd_kernel[(N, cdiv(C, resident.BLOCK_C))](
+            x, dy, dx, w, b, mean, rstd, sum_dz, sum_dzx, C, HW, *strides, **flags,
+            BLOCK_C=resident.BLOCK_C, BLOCK_HW=resident.BLOCK_HW, ACC=ACC, num_warps=resident.num_warps,
+        )
+        return dx, sum_dz, sum_dzx
+    split = plane_split(x, N, C, HW)
+    pdz = _alloc.empty((N * C, split.S), device=x.device, dtype=acc)
+    pdzx = _alloc.empty_like(pdz)
+    grid = (N, cdiv(C, split.BLOCK_C), split.S)
     _partial_grad_sums_kernel[grid](
         x, dy, w, b, mean, rstd, pdz, pdzx, C, HW, split.CHUNK, split.S, *strides, **flags,
         BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, ACC=ACC, num_warps=split.num_warps,

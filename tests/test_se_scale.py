@@ -71,7 +71,7 @@ def test_multi_program_planes_deterministic(impl, device, channels_last, monkeyp
     import effgan.kernels.se_scale as kernels
     from effgan.kernels._launch import PlaneSplit
 
-    def split(x, N, C, HW):
+    def split(x, N, C, HW, programs_per_sm=4):
         s = triton.cdiv(HW, 16)
         return PlaneSplit(4 if channels_last else 2, 16, s, 16, triton.next_power_of_2(s), 2)
 

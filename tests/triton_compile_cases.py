@@ -145,6 +145,78 @@ def instance_norm_act(K, launch):
                num_warps=split.num_warps)
 
 
+def resident_case(K, dt, shape, layout, act):
+    """As plane_case, for a configuration the launchers run on the resident path: (x, HW, geometry, slope)."""
+    x = tensor(shape, dt, layout)
+    N, C, H, W = shape
+    geometry = K._launch.resident_geometry(x, N, C, H * W, min_programs=H100_SMS)
+    assert geometry is not None, f"{shape} {layout} does not take the resident path"
+    return x, H * W, geometry, act_slope(K, act)
+
+
+def instance_norm_act_resident(K, launch):
+    m = K.instance_norm_act
+    configs = [
+        # dtype, (N, C, H, W), layout, act, has_w, has_b, has_res
+        (f32, (1, 256, 64, 64), "nchw", 0, True, True, False),
+        (f16, (8, 128, 128, 128), "nchw", 1, False, False, True),
+        (bf16, (64, 256, 8, 8), "cl", 2, True, False, True),
+        (f64, (2, 256, 32, 32), "nchw", 3, False, True, False),
+        (f32, (4, 64, 32, 32), "nchw", 4, True, True, True),
+    ]
+    for dt, shape, layout, act, has_w, has_b, has_res in configs:
+        launch.label = f"resident {DTYPE_NAMES[dt]} {layout} {shape} act={act} W={has_w:d} B={has_b:d} R={has_res:d}"
+        N, C, H, W = shape
+        x, HW, r, slope = resident_case(K, dt, shape, layout, act)
+        acc = K._launch.torch_acc_dtype(dt)
+        ACC = K._launch.triton_acc_dtype(dt)
+        grid_kw = dict(BLOCK_C=r.BLOCK_C, BLOCK_HW=r.BLOCK_HW, ACC=ACC, num_warps=r.num_warps)
+        mean, rstd = tensor((N, C), acc), tensor((N, C), acc)
+        strides = (x.stride(0), x.stride(1), x.stride(3))
+        w = tensor((C,), dt) if has_w else dummy(x)
+        b = tensor((C,), dt) if has_b else dummy(x)
+        launch(m._resident_fwd_kernel,
+               x, like(x), like(x) if has_res else dummy(x), w, b, mean, rstd, C, HW, 1e-5, *strides,
+               HAS_W=has_w, HAS_B=has_b, HAS_RES=has_res, ACT=act, SLOPE=slope, **grid_kw)
+        launch(m._resident_bwd_kernel,
+               x, like(x), like(x), w, b, mean, rstd, like(mean), like(mean), C, HW, *strides,
+               HAS_W=has_w, HAS_B=has_b, ACT=act, SLOPE=slope, **grid_kw)
+
+
+def adain_resident(K, launch):
+    m = K.adain
+    configs = [
+        # dtype, (N, C, H, W), layout, act, noise ("shared", "sample", None), has_bias
+        (f32, (1, 512, 32, 32), "nchw", 0, "shared", True),
+        (bf16, (32, 512, 8, 8), "cl", 1, None, False),
+        (f16, (8, 256, 64, 64), "nchw", 2, "sample", False),
+        (f64, (4, 64, 64, 64), "nchw", 3, None, True),
+        (f32, (2, 256, 128, 128), "nchw", 4, "sample", True),
+    ]
+    for dt, shape, layout, act, noise_kind, has_bias in configs:
+        launch.label = f"resident {DTYPE_NAMES[dt]} {layout} {shape} act={act} noise={noise_kind} bias={has_bias:d}"
+        N, C, H, W = shape
+        x, HW, r, slope = resident_case(K, dt, shape, layout, act)
+        acc = K._launch.torch_acc_dtype(dt)
+        if noise_kind is None:
+            z, zstrides = dummy(x), (0, 0)
+        else:
+            z = FakeTensor((N, HW), dt, (0 if noise_kind == "shared" else HW, 1))
+            zstrides = z.stride()
+        nw = tensor((C,), dt) if noise_kind is not None else dummy(x)
+        b = tensor((C,), dt) if has_bias else dummy(x)
+        stats = [tensor((N, C), acc) for _ in range(3)]  # shift, mean, rstd
+        flags = dict(HAS_NOISE=noise_kind is not None, HAS_BIAS=has_bias, ACT=act, SLOPE=slope,
+                     BLOCK_C=r.BLOCK_C, BLOCK_HW=r.BLOCK_HW, ACC=K._launch.triton_acc_dtype(dt),
+                     num_warps=r.num_warps)
+        strides = (x.stride(0), x.stride(1), x.stride(3), *zstrides)
+        launch(m._resident_fwd_kernel,
+               x, like(x), z, nw, b, tensor((N, C), dt), tensor((N, C), dt), *stats, C, HW, 1e-8, *strides, **flags)
+        launch(m._resident_bwd_kernel,
+               x, like(x), like(x), z, nw, b, tensor((N, C), dt), *stats, *[tensor((N, C), acc) for _ in range(4)],
+               C, HW, *strides, **flags)
+
+
 def adain(K, launch):
     m = K.adain
     configs = [
@@ -274,20 +346,22 @@ def se_scale(K, launch):
         (f16, (8, 96, 56, 56), "cl"),
         (bf16, (8, 1152, 7, 7), "cl"),
         (f64, (2, 16, 8, 8), "nchw"),
+        (f32, (16, 256, 14, 14), "nchw"),  # a plane per program: the kernel finishes dgate
     ]
     for dt, shape, layout in configs:
         launch.label = f"{DTYPE_NAMES[dt]} {layout} {shape}"
         x = tensor(shape, dt, layout)
         N, C, H, W = shape
         gate = tensor((N, C), dt)
-        split = K._launch.plane_split(x, N, C, H * W)
+        split = K._launch.plane_split(x, N, C, H * W, programs_per_sm=1)
         strides = (x.stride(0), x.stride(1), x.stride(3))
         ACC = K._launch.triton_acc_dtype(dt)
         launch(m._se_scale_fwd_kernel, x, gate, like(x), C, H * W, split.CHUNK, *strides,
                BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, ACC=ACC, num_warps=split.num_warps)
-        psum = tensor((N * C, split.S), K._launch.torch_acc_dtype(dt))
+        finish = split.S == 1
+        psum = tensor((N, C), dt) if finish else tensor((N * C, split.S), K._launch.torch_acc_dtype(dt))
         launch(m._se_scale_bwd_kernel, x, like(x), like(x), gate, psum, C, H * W, split.CHUNK, split.S, *strides,
-               BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, ACC=ACC, num_warps=split.num_warps)
+               FINISH=finish, BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, ACC=ACC, num_warps=split.num_warps)
 
 
 def cyclegan_loss(K, launch):
@@ -404,7 +478,9 @@ def diff_augment(K, launch):
 
 CASES = {
     "instance_norm_act": instance_norm_act,
+    "instance_norm_act_resident": instance_norm_act_resident,
     "adain": adain,
+    "adain_resident": adain_resident,
     "dwconv_norm_act": dwconv_norm_act,
     "se_scale": se_scale,
     "cyclegan_loss": cyclegan_loss,
@@ -414,7 +490,9 @@ CASES = {
 # Configurations also compiled for sm_80 (Ampere): per op, the label substrings to select.
 SM80_SUBSET = {
     "instance_norm_act": ["bf16 "],
+    "instance_norm_act_resident": ["bf16 "],
     "adain": ["bf16 "],
+    "adain_resident": ["bf16 "],
     "dwconv_norm_act": ["bf16 nchw"],
     "se_scale": ["bf16 "],
     "cyclegan_loss": ["preds=['bf16']"],
