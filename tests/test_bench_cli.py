@@ -84,6 +84,7 @@ def test_default_out_path_keeps_full_results():
     assert name(["--ops", "se_scale"]) == f"{stem}-partial.json"
     assert name(["--shapes", "1x3x8x8"]) == f"{stem}-partial.json"
     assert name(["--providers", "effgan,eager"]) == f"{stem}-partial.json"
+    assert name(["--e2e-variants", "eager,fused"]) == f"{stem}-partial.json"
     assert name(["--channels-last", "--dtype", "bfloat16"]) == f"{stem}-channels-last-bfloat16.json"
     assert name(["--quick", "--e2e", "no"]) == f"{stem}-quick.json"
     assert name(["--quick", "--cuda-graphs"]) == f"{stem}-quick-graphs.json"
@@ -148,3 +149,14 @@ def test_bench_cli_cuda_graphs_every_op_on_gpu(tmp_path):
     assert not [r for r in rows if "error" in r]
     from effgan.bench.op_cases import available_ops
     assert {(r["op"], r["provider"]) for r in rows} == {(op, p) for op in available_ops() for p in ("effgan", "eager")}
+
+
+def test_bench_cli_e2e_variants(tmp_path, capsys):
+    """--e2e-variants runs only the named variants; an unknown name is an error that lists the known."""
+    out = tmp_path / "r.json"
+    assert main(["--device", "cpu", "--ops", "none", "--e2e-models", "cyclegan-default-64-b1",
+                 "--e2e-variants", "eager,fused", "--budget", "0.01", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["e2e"]
+    assert [r["variant"] for r in rows] == ["eager", "fused"] and all("step_ms" in r for r in rows)
+    with pytest.raises(SystemExit, match=r"--e2e-variants: unknown \['nosuch'\]; known: .*'fused\+graphs'"):
+        main(["--device", "cpu", "--ops", "none", "--e2e-variants", "eager,nosuch", "--out", str(out)])

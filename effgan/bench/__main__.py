@@ -48,6 +48,8 @@ def parse_args(argv=None):
                    help="run the end-to-end training-step benchmark (auto: yes)")
     p.add_argument("--e2e-models", default=None,
                    help="comma-separated end-to-end model labels to run (default: the device's set; see effgan/bench/e2e.py)")
+    p.add_argument("--e2e-variants", default=None,
+                   help="comma-separated end-to-end variants to run (default: all; see effgan/bench/e2e.py)")
     p.add_argument("--budget", type=float, default=None, help="seconds of timed runs per measurement")
     p.add_argument("--out", default=None,
                    help="JSON path (default: benchmarks/results/<device>.json, with -quick, -graphs, -channels-last, "
@@ -57,7 +59,8 @@ def parse_args(argv=None):
 
 def default_out_path(args, info) -> str:
     """benchmarks/results/<device>[-quick][-graphs][-channels-last][-<dtype>][-partial].json: a run with a
-    subset of the ops, shapes or providers, or other inputs, never overwrites the device's full results."""
+    subset of the ops, shapes, providers or end-to-end variants, or other inputs, never overwrites the
+    device's full results."""
     name = device_slug(info)
     if args.quick:
         name += "-quick"
@@ -67,7 +70,7 @@ def default_out_path(args, info) -> str:
         name += "-channels-last"
     if args.dtype != "float32":
         name += f"-{args.dtype}"
-    if args.ops != "all" or args.shapes or set(args.providers.split(",")) != set(PROVIDERS):
+    if args.ops != "all" or args.shapes or set(args.providers.split(",")) != set(PROVIDERS) or args.e2e_variants:
         name += "-partial"
     return os.path.join("benchmarks", "results", f"{name}.json")
 
@@ -139,13 +142,21 @@ def main(argv=None) -> int:
             if missing:
                 raise SystemExit(f"--e2e-models: unknown {missing}; known: {sorted(known)}")
             specs = [known[w] for w in wanted]
+        variants = e2e.VARIANTS
+        if args.e2e_variants:
+            by_name = {v.name: v for v in e2e.VARIANTS}
+            wanted = args.e2e_variants.split(",")
+            missing = [w for w in wanted if w not in by_name]
+            if missing:
+                raise SystemExit(f"--e2e-variants: unknown {missing}; known: {sorted(by_name)}")
+            variants = tuple(by_name[w] for w in wanted)
 
         def keep(rows_so_far):
             e2e_rows[:] = rows_so_far
             save(complete=False)
 
         e2e_rows = e2e.run_e2e_benchmarks(device, quick=args.quick, budget_s=budget, specs=specs,
-                                          on_model_done=keep)
+                                          variants=variants, on_model_done=keep)
 
     save(complete=True)
     print(f"\nwrote {out}\n")
