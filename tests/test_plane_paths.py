@@ -74,16 +74,20 @@ def _check(op, shape, dtype, device, channels_last, impl="triton"):
     gen = torch.Generator().manual_seed(hash((op, shape, channels_last)) % 2**31)
     tensors = make(shape, dtype, device, channels_last, gen)
     g = rand(shape, dtype=dtype, device=device, gen=gen)
-    # The reference runs in float64 on the same values: a float32 parameter gradient is a sum over
-    # N*H*W elements that partly cancel, and float32 eager is itself that far from the exact value.
+    # The reference runs in float64 on the same values. A float32 parameter gradient (fewer than 4
+    # dims) is a sum over N*H*W terms (up to 20480 here) that largely cancel: the exact sum of the
+    # norm's input gradient over a plane is 0, so float32 rounding of the terms (|du| ~ 1) leaves
+    # an absolute error near 1e-4 whatever the summation order (float32 eager's is of that size too).
     exact = [t.double() if t is not None else None for t in tensors]
     tol = dict(atol=1e-9, rtol=1e-7) if dtype == torch.float64 else dict(atol=1e-4, rtol=1e-4)
+    sum_tol = tol if dtype == torch.float64 else dict(atol=1e-3, rtol=1e-3)
     for kw in kws:
         y, grads = _run(fn, tensors, g, impl=impl, **kw)
         y_ref, grads_ref = _run(ref, exact, g.double(), **kw)
         torch.testing.assert_close(y, y_ref.to(dtype), **tol, msg=lambda m: f"{op} {kw} y: {m}")
         for i, (a, e) in enumerate(zip(grads, grads_ref)):
-            torch.testing.assert_close(a, e.to(dtype), **tol, msg=lambda m, i=i: f"{op} {kw} grad {i}: {m}")
+            torch.testing.assert_close(a, e.to(dtype), **(tol if a.dim() == 4 else sum_tol),
+                                       msg=lambda m, i=i: f"{op} {kw} grad {i}: {m}")
         assert y.stride() == tensors[0].stride()
 
 

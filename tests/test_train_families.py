@@ -165,6 +165,11 @@ def test_cuda_graphs_on_cpu_is_a_clear_error(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("model", ["cyclegan", "dcgan"])
 def test_cuda_graphs_match_eager_on_gpu(tmp_path, model):
-    eager = train(tiny_config(model, tmp_path, run_name="eager", device="cuda", max_steps=6))
-    graphed = train(tiny_config(model, tmp_path, run_name="graphs", device="cuda", max_steps=6, cuda_graphs=True))
-    _assert_same_training(eager.run_dir, graphed.run_dir, first_rel=1e-3)
+    # The first step must agree to 1e-3; later ones to 5 %: the captured and the eager calls may run
+    # different cuDNN algorithms, and Adam's first near-sign(grad) steps amplify their rounding
+    # differences on these tiny networks (one H100 run: a loss 2.2 % apart at step 6).
+    # A capture bug (stale inputs, a lost update) shows at the first step or moves losses far more.
+    kw = dict(device="cuda", max_steps=6)
+    eager = train(tiny_config(model, tmp_path, run_name="eager", **kw))
+    graphed = train(tiny_config(model, tmp_path, run_name="graphs", cuda_graphs=True, **kw))
+    _assert_same_training(eager.run_dir, graphed.run_dir, first_rel=1e-3, later_rel=5e-2)
