@@ -10,6 +10,8 @@
 #   benchops  the same without the end-to-end rows                         -> bench.log, cuda-*.json
 #   graphs    the op rows timed as CUDA-graph replays (kernel time)        -> graphs.log, cuda-*-graphs.json
 #   e2e       the end-to-end training-step rows alone                      -> e2e.log, cuda-*-e2e.json
+#   profile   host time of one fused fwd+bwd, by function (profile_host.py) -> profile-*.log
+# Everything under $OUT is also packed into $OUT/all-logs.tgz at the end.
 # BENCH_ARGS (env) is appended to every effgan.bench command, e.g. BENCH_ARGS='--shapes 1x256x64x64;8x256x128x128'.
 # Each stage runs under its own time limit (seconds, env <STAGE>_S) so one slow stage cannot
 # take the others' results with it; the machine's torch stays the one in use (no build isolation).
@@ -74,7 +76,14 @@ for s in "$@"; do
       timeout "${E2E_S:-300}" python -m effgan.bench --quick --ops none --out "$OUT/cuda-quick-e2e.json" ${BENCH_ARGS:-} \
         >"$OUT/e2e.log" 2>&1
       echo "e2e rc=$?"; tail -30 "$OUT/e2e.log" ;;
+    profile)
+      for op in instance_norm_act se_scale; do
+        timeout "${PROFILE_S:-60}" python benchmarks/profile_host.py --op $op --shape 1x256x64x64 >"$OUT/profile-$op.log" 2>&1
+      done
+      grep -h "===" "$OUT"/profile-*.log ;;
     *) echo "unknown stage $s" ;;
   esac
 done
+# The device returns only a few files from $OUT: one archive of everything comes back whole.
+tar czf /tmp/gpu-session.tgz -C "$OUT" . && mv /tmp/gpu-session.tgz "$OUT/all-logs.tgz"
 stage done
