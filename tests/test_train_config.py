@@ -113,3 +113,12 @@ def test_help_documents_every_option(capsys):
         for f in dataclasses.fields(section):
             assert "--" + f.name.replace("_", "-") in text
     assert "--no-fused" in text and "torchrun" in text
+
+
+def test_compile_backend_checked_when_compiling():
+    with pytest.raises(ValueError, match="compile_backend 'nosuch' is not a torch.compile backend here; known: .*inductor"):
+        cfg.resolve(cfg.from_dict({"compile": True, "compile_backend": "nosuch"}))
+    with pytest.raises(ValueError, match="compile_backend must be a torch.compile backend name"):
+        cfg.resolve(cfg.from_dict({"compile_backend": ""}))
+    assert cfg.resolve(cfg.from_dict({"compile": True, "compile_backend": "eager"})).compile_backend == "eager"
+    cfg.resolve(cfg.from_dict({"compile_backend": "nosuch"}))  # not compiling: the backend is never used

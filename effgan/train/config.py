@@ -250,6 +250,7 @@ def validate(config: TrainConfig) -> None:
         if getattr(config, name) < 2:
             raise ValueError(f"{name} must be >= 2, got {getattr(config, name)}")
     _check_diffaugment(config)
+    _check_compile_backend(config)
     gen = config.cyclegan.generator
     if gen not in CYCLEGAN_GENERATORS_FIXED and not gen.startswith("effnet-"):
         raise ValueError(
@@ -277,6 +278,20 @@ def validate(config: TrainConfig) -> None:
         raise ValueError(f"stylegan.mixing_prob must be in [0, 1], got {config.stylegan.mixing_prob}")
     if not 0.0 <= config.stylegan.ema_beta < 1.0:
         raise ValueError(f"stylegan.ema_beta must be in [0, 1), got {config.stylegan.ema_beta}")
+
+
+def _check_compile_backend(config: TrainConfig) -> None:
+    """A misspelt backend fails here, naming the option, not deep inside the first compiled step."""
+    if not isinstance(config.compile_backend, str) or not config.compile_backend:
+        raise ValueError(f"compile_backend must be a torch.compile backend name, got {config.compile_backend!r}")
+    if not config.compile:
+        return  # unused; importing dynamo to check it would cost a second
+    import torch._dynamo
+
+    known = torch._dynamo.list_backends(exclude_tags=())
+    if config.compile_backend not in known:
+        raise ValueError(f"compile_backend {config.compile_backend!r} is not a torch.compile backend here; "
+                         f"known: {', '.join(sorted(b for b in known if 'TESTING' not in b))}")
 
 
 def _check_patchgan_fits(config: TrainConfig) -> None:
