@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from effgan.data import DataWarning, ImageFiles, build_dataset, image_folder, make_loader
+from effgan.data.image_io import UnreadableDataError
 
 
 def _save(path, mode, size=(48, 40)):
@@ -66,7 +67,7 @@ def test_unreadable_file_is_replaced_by_the_next_readable_one(tmp_path):
 def test_all_unreadable_raises(tmp_path):
     (tmp_path / "x.png").write_text("nope")
     files = ImageFiles([tmp_path / "x.png"])
-    with pytest.warns(DataWarning), pytest.raises(RuntimeError, match="could be read"):
+    with pytest.warns(DataWarning), pytest.raises(UnreadableDataError, match="could be read"):
         files.image(0)
 
 
@@ -120,3 +121,18 @@ def test_missing_or_empty_folders_raise(tmp_path):
         build_dataset(tmp_path)
     with pytest.raises(ValueError, match="length"):
         build_dataset(tmp_path, length=3)
+
+
+def test_train_cli_reports_a_dataset_of_unreadable_files(tmp_path, capsys):
+    """Every file broken: python -m effgan.train ends with a message naming the data, not a traceback."""
+    from effgan.train.__main__ import main
+
+    for side in ("trainA", "trainB"):
+        (tmp_path / "data" / side).mkdir(parents=True)
+        for i in range(2):
+            (tmp_path / "data" / side / f"{i}.png").write_bytes(b"not an image")
+    with pytest.warns(DataWarning):
+        code = main(["--dataset", str(tmp_path / "data"), "--max-steps", "1", "--impl", "ref", "--out-dir",
+                     str(tmp_path / "runs"), "--num-workers", "0", "--no-progress"])
+    assert code == 2
+    assert "none of the 2 image files could be read" in capsys.readouterr().err

@@ -30,6 +30,11 @@ class DataWarning(UserWarning):
     """A data file was converted, skipped or upscaled."""
 
 
+class UnreadableDataError(ValueError):
+    """No file of an image source could be decoded: a problem with the data, reported as such
+    (a ValueError, so ``python -m effgan.train`` ends with the message instead of a traceback)."""
+
+
 def is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
 
@@ -144,4 +149,5 @@ class ImageFiles:
                 warnings.warn(f"{str(path)!r} is {array.shape[1]}x{array.shape[0]}, smaller than {self.min_size}; "
                               "images this small are upscaled (reported once per source)", DataWarning, stacklevel=3)
             return to_signed_tensor(array), candidate
-        raise RuntimeError(f"none of the {count} image files could be read (first: {str(self.paths[0])!r})")
+        raise UnreadableDataError(f"none of the {count} image files could be read (first: {str(self.paths[0])!r}; "
+                                  "the warnings above say why each was skipped)")
