@@ -1,0 +1,44 @@
+"""The scripts beside the benchmarks: the host-time profiler and the results chart."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, BENCH_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_profile_host_reports_both_providers(capsys):
+    assert _script("profile_host").main(["--op", "se_scale", "--shape", "1x3x5x4", "--device", "cpu",
+                                         "--calls", "3", "--top", "5"]) == 0
+    out = capsys.readouterr().out
+    for name in ("effgan", "eager"):
+        assert f"=== {name}: " in out and " us per fwd+bwd" in out
+    assert "Python functions by own time" in out and "torch ops by self CPU time" in out
+
+
+def test_plot_results_draws_the_speedups(tmp_path):
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    from effgan.bench.__main__ import main
+
+    results = tmp_path / "r.json"
+    assert main(["--device", "cpu", "--ops", "se_scale,adain", "--shapes", "1x3x5x4", "--modes", "fwd+bwd",
+                 "--e2e", "no", "--budget", "0.01", "--out", str(results)]) == 0
+    assert len(json.loads(results.read_text())["speedups"]) == 2
+    png = tmp_path / "chart.png"
+    assert _script("plot_results").main([str(results), str(png)]) == 0
+    with Image.open(png) as img:
+        assert img.size[0] >= 800 and img.size[1] >= 400
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"info": {}, "speedups": []}))
+    with pytest.raises(SystemExit, match="holds no fwd\\+bwd speedups"):
+        _script("plot_results").main([str(empty), str(png)])
