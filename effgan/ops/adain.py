@@ -23,6 +23,7 @@ from effgan.ops._checks import (
 )
 from effgan.ops._double_backward import forbid_double_backward
 from effgan.ops._eager import FusedOp, call_backward
+from effgan.ops._param_grads import batch_sum
 from effgan.ops.instance_norm_act import instance_norm_act_ref
 
 OP = "adain"
@@ -137,9 +138,9 @@ def _backward(ctx, dy, _dshift, _dmean, _drstd):
         acc = mean.dtype
         dnoise = (dx.to(acc) * noise_weight.to(acc)[None, :, None, None]).sum(1, keepdim=True).to(noise.dtype)
     if noise_weight is not None and need[4]:
-        dnw = sum_duz.sum(0).to(noise_weight.dtype)
+        dnw = batch_sum(sum_duz, noise_weight.dtype)
     if bias is not None and need[5]:
-        dbias = sum_du.sum(0).to(bias.dtype)
+        dbias = batch_sum(sum_du, bias.dtype)
     return dx, dscale, dsbias, dnoise, dnw, dbias, None, None, None, None
 
 

@@ -28,6 +28,7 @@ from effgan.ops._checks import (
 )
 from effgan.ops._double_backward import forbid_double_backward
 from effgan.ops._eager import FusedOp, call_backward
+from effgan.ops._param_grads import batch_sum
 from effgan.ops.instance_norm_act import instance_norm_act_ref
 
 OP = "dwconv_norm_act"
@@ -152,9 +153,9 @@ def _backward(ctx, dy, dsqueeze, _dstats):
     if bias is not None and ctx.needs_input_grad[2]:
         dbias = torch.zeros_like(bias)  # exact: the instance norm removes any per-plane constant
     if norm_weight is not None and ctx.needs_input_grad[3]:
-        dnorm_weight = sum_dzx.sum(0).to(norm_weight.dtype)
+        dnorm_weight = batch_sum(sum_dzx, norm_weight.dtype)
     if norm_bias is not None and ctx.needs_input_grad[4]:
-        dnorm_bias = sum_dz.sum(0).to(norm_bias.dtype)
+        dnorm_bias = batch_sum(sum_dz, norm_bias.dtype)
     return dx, dweight, dbias, dnorm_weight, dnorm_bias, None, None, None, None, None, None
 
 

@@ -23,6 +23,7 @@ from effgan.ops._checks import (
 )
 from effgan.ops._double_backward import forbid_double_backward
 from effgan.ops._eager import FusedOp, call_backward
+from effgan.ops._param_grads import batch_sum
 
 OP = "instance_norm_act"
 
@@ -137,9 +138,9 @@ def _backward(ctx, dy, _dmean, _drstd):
                                         ctx.impl)
     dweight = dbias = None
     if weight is not None and ctx.needs_input_grad[1]:
-        dweight = sum_dzx.sum(0).to(weight.dtype)
+        dweight = batch_sum(sum_dzx, weight.dtype)
     if bias is not None and ctx.needs_input_grad[2]:
-        dbias = sum_dz.sum(0).to(bias.dtype)
+        dbias = batch_sum(sum_dz, bias.dtype)
     dresidual = dy if ctx.has_residual else None
     return dx, dweight, dbias, dresidual, None, None, None, None
 
