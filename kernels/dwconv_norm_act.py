@@ -29,6 +29,7 @@ from effgan import _alloc
 from effgan.ops._checks import memory_format_of
 
 from ._activation import act_backward, apply_act
+from ._affine import affine_params
 from ._launch import cdiv, constexpr_slope, next_pow2, plane_split, torch_acc_dtype, triton_acc_dtype
 
 
@@ -193,14 +194,7 @@ def _load_plane_params(STATS, NW, NB, DSQ, rows, c, cmask, NC, HWo,
     shift = tl.load(STATS + rows, mask=cmask, other=0.0)
     mean_d = tl.load(STATS + NC + rows, mask=cmask, other=0.0)
     rstd = tl.load(STATS + 2 * NC + rows, mask=cmask, other=0.0)
-    if HAS_W:
-        w = tl.load(NW + c, mask=cmask, other=1.0).to(ACC)
-    else:
-        w = tl.full((BLOCK_C,), 1.0, ACC)
-    if HAS_B:
-        b = tl.load(NB + c, mask=cmask, other=0.0).to(ACC)
-    else:
-        b = tl.zeros((BLOCK_C,), ACC)
+    w, b = affine_params(NW, NB, c, cmask, HAS_W, HAS_B, BLOCK_C, ACC)
     # Every output position gets d(mean)/d(y) = 1 / HWo of the squeeze gradient.
     gsq = tl.load(DSQ + rows, mask=cmask, other=0.0).to(ACC) / HWo
     return shift, mean_d, rstd, w, b, gsq

@@ -26,22 +26,8 @@ import triton.language as tl
 from effgan import _alloc
 
 from ._activation import act_backward, apply_act
+from ._affine import affine_params
 from ._launch import cdiv, constexpr_slope, plane_split, resident_plane, torch_acc_dtype, triton_acc_dtype
-
-
-@triton.jit
-def _affine_params(W, B, c, cmask, HAS_W: tl.constexpr, HAS_B: tl.constexpr, BLOCK_C: tl.constexpr,
-                   ACC: tl.constexpr):
-    """The (BLOCK_C,) affine weight and bias of the tile's channels (1 and 0 where absent)."""
-    if HAS_W:
-        w = tl.load(W + c, mask=cmask, other=1.0).to(ACC)
-    else:
-        w = tl.full((BLOCK_C,), 1.0, ACC)
-    if HAS_B:
-        b = tl.load(B + c, mask=cmask, other=0.0).to(ACC)
-    else:
-        b = tl.zeros((BLOCK_C,), ACC)
-    return w, b
 
 
 @triton.jit
@@ -149,7 +135,7 @@ def _partial_grad_sums_kernel(
     shift = tl.load(X + offs, mask=cmask, other=0.0).to(ACC)
     mean_d = tl.load(MEAN + rows, mask=cmask, other=0.0)
     rstd = tl.load(RSTD + rows, mask=cmask, other=0.0)
-    w, b = _affine_params(W, B, c, cmask, HAS_W, HAS_B, BLOCK_C, ACC)
+    w, b = affine_params(W, B, c, cmask, HAS_W, HAS_B, BLOCK_C, ACC)
     acc_dz = tl.zeros((BLOCK_C, BLOCK_HW), ACC)
     acc_dzx = tl.zeros((BLOCK_C, BLOCK_HW), ACC)
     start = s * CHUNK
@@ -190,7 +176,7 @@ def _input_grad_kernel(
     shift = tl.load(X + offs, mask=cmask, other=0.0).to(ACC)
     mean_d = tl.load(MEAN + rows, mask=cmask, other=0.0)
     rstd = tl.load(RSTD + rows, mask=cmask, other=0.0)
-    w, b = _affine_params(W, B, c, cmask, HAS_W, HAS_B, BLOCK_C, ACC)
+    w, b = affine_params(W, B, c, cmask, HAS_W, HAS_B, BLOCK_C, ACC)
 
     sidx = tl.arange(0, BLOCK_S)
     pm = cmask[:, None] & (sidx[None, :] < S)
@@ -279,7 +265,7 @@ def _resident_bwd_kernel(
     shift = tl.sum(tl.where(hw[None, :] == 0, x, 0.0), axis=1)
     mean_d = tl.load(MEAN + rows, mask=cmask, other=0.0)
     rstd = tl.load(RSTD + rows, mask=cmask, other=0.0)
-    w, b = _affine_params(W, B, c, cmask, HAS_W, HAS_B, BLOCK_C, ACC)
+    w, b = affine_params(W, B, c, cmask, HAS_W, HAS_B, BLOCK_C, ACC)
     xhat = ((x - shift[:, None]) - mean_d[:, None]) * rstd[:, None]
     if ACT != 0:
         dz = act_backward(dz, xhat * w[:, None] + b[:, None], ACT, SLOPE)
