@@ -262,3 +262,25 @@ def fast_backend_names():
     from effgan._backend import available_impls
 
     return available_impls("cpu", OP)
+
+
+@pytest.mark.parametrize("impl,device", fast_backends(OP))
+def test_residual_only_gradient_skips_the_kernel(impl, device, monkeypatch):
+    """With x and the affine parameters frozen, the residual's gradient is dy and no kernel runs."""
+    import importlib
+
+    module = importlib.import_module("effgan.ops.instance_norm_act")
+    gen = torch.Generator().manual_seed(11)
+    x, w, b, r = _inputs((2, 3, 5, 7), torch.float32, device, False, True, True, gen)
+    r = r.requires_grad_()
+    y = instance_norm_act(x, w, b, r, act="silu", impl=impl)
+
+    class NoBackward:
+        def __getattr__(self, name):
+            raise AssertionError(f"kernel {name} called for a residual-only gradient")
+
+    monkeypatch.setattr(module, "_kernels", lambda _impl: NoBackward())
+    g = rand(y.shape, device=device, gen=gen)
+    y.backward(g)
+    assert torch.equal(r.grad, g)
+    assert x.grad is None and w.grad is None and b.grad is None

@@ -134,6 +134,11 @@ def _setup_context(ctx, inputs, output):
 def _backward(ctx, dy, _dmean, _drstd):
     x, weight, bias, mean, rstd = ctx.saved_tensors
     dy = like_layout(dy, x)
+    dresidual = dy if ctx.has_residual else None
+    if not any(ctx.needs_input_grad[:3]):
+        # Only the residual wants a gradient (x and the affine parameters are frozen or constants):
+        # it is dy itself, and the kernel's two passes over x and dy would be thrown away.
+        return None, None, None, dresidual, None, None, None, None
     dx, sum_dz, sum_dzx = call_backward(_bwd, _bwd_impl, dy, x, weight, bias, mean, rstd, ctx.act, ctx.negative_slope,
                                         ctx.impl)
     dweight = dbias = None
@@ -141,7 +146,6 @@ def _backward(ctx, dy, _dmean, _drstd):
         dweight = batch_sum(sum_dzx, weight.dtype)
     if bias is not None and ctx.needs_input_grad[2]:
         dbias = batch_sum(sum_dz, bias.dtype)
-    dresidual = dy if ctx.has_residual else None
     return dx, dweight, dbias, dresidual, None, None, None, None
 
 
