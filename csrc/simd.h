@@ -153,6 +153,17 @@ EFFGAN_INLINE V clamp_lanes(V v, float lo, float hi) {
   return v > splat<V>(hi) ? splat<V>(hi) : v;
 }
 
+// max(v, lo) lane by lane; NaN stays NaN (v goes second, as in clamp_lanes).
+template <typename V>
+EFFGAN_INLINE V floor_lanes(V v, float lo) {
+#if defined(__AVX__)
+  if constexpr (kIsVec<V>) {
+    return reinterpret_cast<V>(_mm256_max_ps(reinterpret_cast<__m256>(splat<V>(lo)), reinterpret_cast<__m256>(v)));
+  }
+#endif
+  return v < splat<V>(lo) ? splat<V>(lo) : v;
+}
+
 // |v| as std::abs: the sign bit cleared (also of -0 and NaN).
 template <typename V>
 EFFGAN_INLINE V abs_lanes(V v) {
