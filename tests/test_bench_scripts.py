@@ -42,3 +42,16 @@ def test_plot_results_draws_the_speedups(tmp_path):
     empty.write_text(json.dumps({"info": {}, "speedups": []}))
     with pytest.raises(SystemExit, match="holds no fwd\\+bwd speedups"):
         _script("plot_results").main([str(empty), str(png)])
+
+
+def test_instance_norm_floor_times_every_row(capsys):
+    from effgan._backend import cpp_status
+
+    ok, reason = cpp_status()
+    if not ok:
+        pytest.skip(f"the C++ backend is unavailable: {reason}")
+    assert _script("instance_norm_floor").main(["--shapes", "1x3x5x4", "--budget", "0.01"]) == 0
+    out = capsys.readouterr().out
+    for row in ("effgan", "eager", "effgan, residual constant", "eager, residual constant", "kernels"):
+        assert f"  {row} " in out
+    assert "the ceiling" in out and "floor" in out
