@@ -105,12 +105,14 @@ def test_linear_schedule_matches_the_reference_formula():
 def test_scheduler_state_is_weights_only_safe(tmp_path):
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     sched = make_scheduler(opt, LRMultiplier("linear", 1, 3))
+    opt.step()  # (no gradients: a no-op) so the scheduler sees the order training uses
     sched.step()
     sched.step()
     ckpt.save_atomic({"format": ckpt.FORMAT_VERSION, "s": sched.state_dict()}, tmp_path / "s.pt")
     opt2 = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     sched2 = make_scheduler(opt2, LRMultiplier("linear", 1, 3))
     sched2.load_state_dict(ckpt.load(tmp_path / "s.pt", require=())["s"])
+    opt2.step()
     sched.step()
     sched2.step()
     assert opt2.param_groups[0]["lr"] == pytest.approx(opt.param_groups[0]["lr"]) == pytest.approx(0.025)
