@@ -1,6 +1,8 @@
 """Shared machinery for the fused-op tests: backends, devices, tolerances, the low-precision rule."""
 from __future__ import annotations
 
+import zlib
+
 import pytest
 import torch
 
@@ -69,3 +71,12 @@ def assert_sum_ok(fast, eager, exact, name=""):
     eager_err = (eager.double() - exact).abs().max().item()
     bound = 2 * eager_err + 1e-6 * exact.abs().max().item()
     assert fast_err <= bound, f"{name}: error {fast_err:.3g} > 2 x eager {eager_err:.3g} + slack"
+
+
+def seeded(*parts) -> torch.Generator:
+    """A generator seeded from the test's parameters, the same in every process.
+
+    Python's hash() of strings (and of torch.dtype objects) changes from one process to the next,
+    so a seed taken from it gave each run different data: a failure could not be reproduced.
+    """
+    return torch.Generator().manual_seed(zlib.crc32(repr(parts).encode()))
