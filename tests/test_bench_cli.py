@@ -160,3 +160,16 @@ def test_bench_cli_e2e_variants(tmp_path, capsys):
     assert [r["variant"] for r in rows] == ["eager", "fused"] and all("step_ms" in r for r in rows)
     with pytest.raises(SystemExit, match=r"--e2e-variants: unknown \['nosuch'\]; known: .*'fused\+graphs'"):
         main(["--device", "cpu", "--ops", "none", "--e2e-variants", "eager,nosuch", "--out", str(out)])
+
+
+def test_bench_cli_optional_e2e_model(tmp_path):
+    """The EfficientNet-B0 CycleGAN step runs when named, and is not part of the CPU default set."""
+    from effgan.bench import e2e
+
+    label = "cyclegan-effnet-b0-64-b1"
+    assert label not in {s.label for s in e2e.CPU_SPECS + e2e.GPU_SPECS}
+    out = tmp_path / "r.json"
+    assert main(["--device", "cpu", "--ops", "none", "--e2e-models", label, "--e2e-variants", "fused",
+                 "--budget", "0.01", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["e2e"]
+    assert [(r["model"], r["variant"]) for r in rows] == [(label, "fused")] and rows[0]["step_ms"] > 0

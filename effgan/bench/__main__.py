@@ -136,7 +136,7 @@ def main(argv=None) -> int:
 
         specs = None
         if args.e2e_models:
-            known = {s.label: s for s in e2e.GPU_SPECS + e2e.CPU_SPECS}
+            known = {s.label: s for s in e2e.GPU_SPECS + e2e.CPU_SPECS + e2e.OPTIONAL_SPECS}
             wanted = args.e2e_models.split(",")
             missing = [w for w in wanted if w not in known]
             if missing:

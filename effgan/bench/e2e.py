@@ -67,6 +67,12 @@ CPU_SPECS = (
     ModelSpec("stylegan-32-b8", "stylegan", 32, 8),
 )
 QUICK_CPU_SPECS = CPU_SPECS[:1]
+# Run only when named (--e2e-models): the default CycleGAN with the EfficientNet-B0 generator
+# (depthwise convs and squeeze-excite: the C++ dwconv_norm_act and se_scale kernels). Its
+# torch.compile variant alone compiles for several minutes on 2 CPU cores.
+OPTIONAL_SPECS = (
+    ModelSpec("cyclegan-effnet-b0-64-b1", "cyclegan", 64, 1, overrides=(("cyclegan.generator", "effnet-b0"),)),
+)
 
 
 class _BenchRuntime(Runtime):
