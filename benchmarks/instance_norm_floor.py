@@ -74,14 +74,16 @@ def main(argv=None) -> int:
         shape = tuple(int(s) for s in text.split("x"))
         runs, passes = _runs(shape)
         times = time_interleaved(runs, cpu, budget_s=args.budget, max_runs=2000)
-        pass_s = 4 * torch.Size(shape).numel() / bandwidth  # one float32 tensor pass
+        tensor_bytes = 4 * torch.Size(shape).numel()  # float32
+        pass_s = tensor_bytes / bandwidth
         floor_s = HARNESS_PASSES * pass_s
-        print(f"\n{text}: floor {floor_s * 1e3:.3f} ms ({HARNESS_PASSES} passes of {pass_s * bandwidth / 2**20:.0f} MiB)")
+        print(f"\n{text}: floor {floor_s * 1e3:.3f} ms ({HARNESS_PASSES} passes of {tensor_bytes / 2**20:.0f} MiB)")
         for name, t in times.items():
             print(f"  {name:28s} {t.p20_s * 1e3:8.3f} ms  {passes[name] * pass_s / t.p20_s:5.0%} of its floor's speed")
-        eager, effgan = times["eager"].p20_s, times["effgan"].p20_s
-        print(f"  effgan vs eager {eager / effgan:.2f}x; eager / floor {eager / floor_s:.2f}x (the ceiling);"
-              f" residual constant: {times['eager, residual constant'].p20_s / times['effgan, residual constant'].p20_s:.2f}x")
+        p20 = {name: timing.p20_s for name, timing in times.items()}
+        constant = p20["eager, residual constant"] / p20["effgan, residual constant"]
+        print(f"  effgan vs eager {p20['eager'] / p20['effgan']:.2f}x; eager / floor {p20['eager'] / floor_s:.2f}x "
+              f"(the ceiling); residual constant: {constant:.2f}x")
     return 0
 
 

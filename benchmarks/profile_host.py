@@ -18,15 +18,7 @@ import time
 import torch
 
 from effgan.bench import op_cases
-
-
-def _leaves(d):
-    return [t for t in d.values() if isinstance(t, torch.Tensor) and t.requires_grad]
-
-
-def _outputs(out):
-    return [o for o in (out if isinstance(out, (tuple, list)) else (out,)) if isinstance(o, torch.Tensor)
-            and o.requires_grad]
+from effgan.bench.ops_runner import _leaves, _outputs  # what the op benchmark times, the same way
 
 
 def _fwd_bwd(fn, d, grads):
