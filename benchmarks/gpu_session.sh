@@ -11,8 +11,13 @@
 #   graphs    the op rows timed as CUDA-graph replays (kernel time)        -> graphs.log, cuda-*-graphs.json
 #   e2e       the end-to-end training-step rows alone                      -> e2e.log, cuda-*-e2e.json
 #   profile   host time of one fused fwd+bwd, by function (profile_host.py) -> profile-*.log
+#   profile_step  one CycleGAN ResNet-9 training step per variant: host vs device (profile_step.py)
+#                                                                          -> profile-step.log
+#   experiment  the generator comparison (effgan.experiments.generators; EXP_BUDGET, default 1000
+#               steps, with --cuda-graphs unless EXP_GRAPHS=0)              -> experiment.log, exp-*
 # Everything under $OUT is also packed into $OUT/all-logs.tgz at the end.
 # BENCH_ARGS (env) is appended to every effgan.bench command, e.g. BENCH_ARGS='--shapes 1x256x64x64;8x256x128x128'.
+# BUILD_EXT=0 skips building the C++ extension (the CUDA paths do not use it).
 # Each stage runs under its own time limit (seconds, env <STAGE>_S) so one slow stage cannot
 # take the others' results with it; the machine's torch stays the one in use (no build isolation).
 set -u
@@ -44,8 +49,10 @@ if ! python -c "import effgan.kernels, effgan.csrc" 2>>"$OUT/install.log"; then
   ln -sfn ../kernels effgan/kernels && ln -sfn ../csrc effgan/csrc
   python -c "import effgan.kernels, effgan.csrc" || exit 1
 fi
-stage build_ext
-python -m effgan.build_ext >>"$OUT/install.log" 2>&1 || tail -20 "$OUT/install.log"
+if [ "${BUILD_EXT:-1}" != 0 ]; then
+  stage build_ext
+  python -m effgan.build_ext >>"$OUT/install.log" 2>&1 || tail -20 "$OUT/install.log"
+fi
 
 for s in "$@"; do
   stage "$s"
@@ -81,6 +88,21 @@ for s in "$@"; do
         timeout "${PROFILE_S:-60}" python benchmarks/profile_host.py --op $op --shape 1x256x64x64 >"$OUT/profile-$op.log" 2>&1
       done
       grep -h "===" "$OUT"/profile-*.log ;;
+    profile_step)
+      timeout "${PROFILE_S:-150}" python benchmarks/profile_step.py --model "${PROFILE_MODEL:-cyclegan-resnet9-256-b1}" \
+        --variants "${PROFILE_VARIANTS:-eager,fused,fused+graphs}" >"$OUT/profile-step.log" 2>&1
+      echo "profile_step rc=$?"; grep -E "^===|^--- device" "$OUT/profile-step.log" ;;
+    experiment)
+      # The runs (checkpoints) stay on the machine; the tables, JSON and plot come back.
+      exp=/tmp/effgan-experiment
+      rm -rf "$exp"
+      graphs=--cuda-graphs; [ "${EXP_GRAPHS:-1}" = 0 ] && graphs=
+      timeout "${EXP_S:-480}" python -m effgan.experiments.generators --budget "${EXP_BUDGET:-1000}" $graphs \
+        ${EXP_ARGS:-} --out "$exp" >"$OUT/experiment.log" 2>&1
+      echo "experiment rc=$?"; grep -E "^\[generators\]|^\|" "$OUT/experiment.log" | tail -30
+      for f in results.json results.md results-partial.json quality_vs_step_time.png; do
+        [ -f "$exp/$f" ] && cp "$exp/$f" "$OUT/exp-$f"
+      done ;;
     *) echo "unknown stage $s" ;;
   esac
 done

@@ -24,6 +24,25 @@ def test_profile_host_reports_both_providers(capsys):
     assert "Python functions by own time" in out and "torch ops by self CPU time" in out
 
 
+def test_profile_step_reports_each_variant(capsys):
+    assert _script("profile_step").main(["--model", "dcgan-shallow-28-b64", "--variants", "eager,fused",
+                                         "--device", "cpu", "--steps", "1", "--warmup", "1", "--top", "5"]) == 0
+    out = capsys.readouterr().out
+    for name in ("eager", "fused"):
+        assert f"=== dcgan-shallow-28-b64 {name}: median " in out
+    assert out.count("device busy 0.00 ms/step") == 2  # no CUDA activity on the CPU
+    assert "Python functions by own time" in out and "torch ops by self CPU time" in out
+
+
+def test_profile_step_rejects_unknown_names(capsys):
+    with pytest.raises(SystemExit):
+        _script("profile_step").main(["--model", "no-such-model"])
+    assert "--model must be one of" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _script("profile_step").main(["--variants", "eager,turbo"])
+    assert "--variants must name some of" in capsys.readouterr().err
+
+
 def test_plot_results_draws_the_speedups(tmp_path):
     pytest.importorskip("matplotlib")
     from PIL import Image

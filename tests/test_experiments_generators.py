@@ -74,6 +74,8 @@ def test_end_to_end_smallest_budget(tmp_path):
         assert isinstance(row["metrics"][key], float)
     assert (tmp_path / "quality_vs_step_time.png").stat().st_size > 1000
     assert "| resnet6 |" in (tmp_path / "results.md").read_text()
+    partial = json.loads((tmp_path / "results-partial.json").read_text())  # written after each generator
+    assert [r["generator"] for r in partial["rows"]] == ["resnet6"]
     # A second run into the same folder would mix runs: refused.
     with pytest.raises(ValueError, match="fresh folder"):
         run_experiment(TINY, generators=("resnet6",), out_dir=str(tmp_path), device="cpu", fused=False)
@@ -82,3 +84,18 @@ def test_end_to_end_smallest_budget(tmp_path):
 def test_cli_rejects_bad_budget(capsys):
     assert main(["--budget", "nonsense"]) == 2
     assert "budget" in capsys.readouterr().err
+
+
+def test_cuda_graphs_refused_off_cuda(tmp_path, capsys):
+    # Refused before any training starts: the folder stays empty.
+    assert main(["--budget", "smoke", "--device", "cpu", "--cuda-graphs", "--out", str(tmp_path / "x")]) == 2
+    assert "cuda_graphs needs a CUDA device" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_cuda_graphs_reach_the_training_config():
+    from effgan.experiments.generators import train_config
+
+    config = train_config("resnet6", PRESETS["smoke"], out_dir="unused", seed=0, device=torch.device("cuda"),
+                          fused=True, cuda_graphs=True)
+    assert config.cuda_graphs and config.fused and config.device == "cuda"

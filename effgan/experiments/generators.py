@@ -42,7 +42,8 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def train_config(generator: str, budget: Budget, *, out_dir: str, seed: int, device: torch.device, fused: bool):
+def train_config(generator: str, budget: Budget, *, out_dir: str, seed: int, device: torch.device, fused: bool,
+                 cuda_graphs: bool = False):
     from effgan.train import CycleGANOptions, TrainConfig
 
     return TrainConfig(
@@ -50,7 +51,8 @@ def train_config(generator: str, budget: Budget, *, out_dir: str, seed: int, dev
         train_length=budget.train_length,
         max_steps=budget.steps, checkpoint_every=budget.checkpoint_every, log_every=budget.checkpoint_every,
         sample_every=10**9,  # no mid-run sample sheets inside the timed interval; the final one is still written
-        seed=seed, device=str(device), fused=fused, out_dir=out_dir, run_name=generator, tensorboard=False,
+        seed=seed, device=str(device), fused=fused, cuda_graphs=cuda_graphs, out_dir=out_dir, run_name=generator,
+        tensorboard=False,
         progress=False,
         cyclegan=CycleGANOptions(generator=generator))
 
@@ -109,11 +111,11 @@ def train_in_fresh_process(config, checkpoint_every: int) -> dict[str, Any]:
 
 
 def run_generator(generator: str, budget: Budget, *, out_dir: str, seed: int, device: torch.device, fused: bool,
-                  isolate: bool, test_set, extractor) -> dict[str, Any]:
+                  isolate: bool, test_set, extractor, cuda_graphs: bool = False) -> dict[str, Any]:
     from effgan.train.family import DataInfo
 
     config = train_config(generator, budget, out_dir=os.path.join(out_dir, "runs"), seed=seed, device=device,
-                          fused=fused)
+                          fused=fused, cuda_graphs=cuda_graphs)
     params, flops = model_cost(config, generator)
     measure = train_in_fresh_process if isolate else train_and_measure
     measured = measure(config, budget.checkpoint_every)
@@ -145,12 +147,15 @@ def markdown_table(rows: list[dict], extractor_name: str) -> str:
 
 def run_experiment(budget: Budget, *, generators: tuple[str, ...] = DEFAULT_GENERATORS, out_dir: str,
                    seed: int = 0, device: str = "auto", fused: bool = True, isolate: bool = True,
-                   fid_weights: str | None = None) -> dict[str, Any]:
+                   fid_weights: str | None = None, cuda_graphs: bool = False) -> dict[str, Any]:
     """Train and score each generator; write results.json, results.md and the plot into out_dir.
 
     fused=False trains the plain-torch builds (effgan's eager baseline), which also
     avoids building the C++ extension in a CPU smoke run. isolate=True trains each
     generator in a fresh process (clean memory peaks); False trains in this process.
+    cuda_graphs=True trains every generator with its steps replayed as CUDA graphs (CUDA only): at
+    batch 1 a GPU step is otherwise bound by host time, which would rank generators by their
+    number of layers rather than by their arithmetic.
     """
     from effgan.data import build_dataset
 
@@ -159,16 +164,21 @@ def run_experiment(budget: Budget, *, generators: tuple[str, ...] = DEFAULT_GENE
     if os.path.exists(os.path.join(out_dir, "runs")):
         raise ValueError(f"out_dir {out_dir!r} already holds runs; give a fresh folder")
     torch_device = pick_device(device)
+    if cuda_graphs and torch_device.type != "cuda":
+        raise ValueError(f"cuda_graphs needs a CUDA device, but the experiment runs on {torch_device}")
     extractor = shared_extractor(budget, out_dir=out_dir, seed=seed, device=torch_device, fid_weights=fid_weights)
     test_set = build_dataset("cans", "test", image_size=budget.image_size, seed=seed, length=budget.eval_items)
     rows = []
     for generator in generators:
         print(f"[generators] {generator}: training {budget.steps} steps on {torch_device}", flush=True)
         rows.append(run_generator(generator, budget, out_dir=out_dir, seed=seed, device=torch_device, fused=fused,
-                                  isolate=isolate, test_set=test_set, extractor=extractor))
+                                  isolate=isolate, test_set=test_set, extractor=extractor, cuda_graphs=cuda_graphs))
+        # the rows so far, so that a run stopped part-way (a time limit) still leaves its results
+        write_json({"extractor": extractor.name, "rows": rows}, os.path.join(out_dir, "results-partial.json"))
     device_name = (torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda"
                    else platform.processor() or "cpu")
-    summary = {"budget": dataclasses.asdict(budget), "seed": seed, "fused": fused, "isolated_processes": isolate,
+    summary = {"budget": dataclasses.asdict(budget), "seed": seed, "fused": fused, "cuda_graphs": cuda_graphs,
+               "isolated_processes": isolate,
                "device": str(torch_device),
                "device_name": device_name, "torch": torch.__version__, "extractor": extractor.name,
                "memory_method": rows[0]["memory_method"], "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -178,7 +188,7 @@ def run_experiment(budget: Budget, *, generators: tuple[str, ...] = DEFAULT_GENE
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write(f"# CycleGAN generators on cans ({budget.name} budget: {budget.steps} steps, "
                 f"{budget.image_size}x{budget.image_size}, ResNet ngf {budget.ngf}, seed {seed}, "
-                f"{'fused' if fused else 'plain torch'}, "
+                f"{'fused' if fused else 'plain torch'}{', CUDA graphs' if cuda_graphs else ''}, "
                 f"{device_name})\n\n{table}\n\n"
                 f"Step time: mean wall time per step after the first checkpoint, data loading and checkpoint "
                 f"writes included. Peak memory: {summary['memory_method']}"
@@ -204,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="Train effgan's fused modules (--no-fused: the plain torch builds).")
     p.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=True,
                    help="Train each generator in a fresh process (clean memory peaks).")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="Replay each training step as CUDA graphs (CUDA only; host time otherwise dominates at batch 1).")
     p.add_argument("--fid-weights", default=None, help="Local FID InceptionV3 weights instead of the FeatureNet.")
     args = p.parse_args(argv)
     try:
@@ -213,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         generators = tuple(g.strip() for g in args.generators.split(",") if g.strip())
         summary = run_experiment(budget, generators=generators, out_dir=out, seed=args.seed, device=args.device,
                                  fused=args.fused, isolate=args.isolate,
-                                 fid_weights=args.fid_weights)
+                                 fid_weights=args.fid_weights, cuda_graphs=args.cuda_graphs)
     except ValueError as error:
         print(f"effgan.experiments.generators: error: {error}", file=sys.stderr)
         return 2
