@@ -1,4 +1,6 @@
 """MBConv, DepthwiseSeparableConv, SqueezeExcite, DepthwiseConvNormAct: fused and plain builds agree."""
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -180,6 +182,43 @@ def test_mbconv_fused_compiles_without_graph_breaks(impl, device):
     y2.sum().backward()
     torch.testing.assert_close(y, y2, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(x.grad, x2.grad, atol=1e-4, rtol=1e-4)
+
+
+def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach().double(), b.detach().double()
+    return float((a - b).norm() / b.norm())
+
+
+@pytest.mark.parametrize("impl,device", [pytest.param("ref", "cpu", id="ref-cpu")] + fast_backends("dwconv_norm_act"))
+def test_mbconv_fused_runs_under_autocast(impl, device):
+    """Inside torch.autocast the activations are bf16 and the parameters float32, as in training with
+    --amp bf16: the fused block runs there (its convs cast, as nn.Conv2d's do) and is about as
+    accurate as the plain block, both measured against the plain block in float64."""
+    plain, fused = _pair(MBConv, 4, 6, kernel_size=5, expand_ratio=2, impl=impl, seed=5)
+    exact = copy.deepcopy(plain).double().to(device)
+    plain, fused = plain.to(device), fused.to(device)
+    x = rand((2, 4, 9, 7), device=device, gen=torch.Generator().manual_seed(4))
+    # random output weights: a loss like y.square().sum() has a gradient that the last instance norm
+    # cancels almost exactly, leaving only roundoff to compare
+    weights = rand((2, 6, 9, 7), device=device, gen=torch.Generator().manual_seed(6))
+    results = []
+    for module, autocast in ((exact, False), (plain, True), (fused, True)):
+        xi = x.to(next(module.parameters()).dtype).requires_grad_()
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=autocast):
+            y = module(xi)
+        assert y.dtype == (torch.bfloat16 if autocast else torch.float64)
+        (y.double() * weights.double()).sum().backward()
+        grads = {n: p.grad for n, p in module.named_parameters()}
+        assert all(g is not None and g.dtype == p.dtype and torch.isfinite(g).all()
+                   for g, p in zip(grads.values(), module.parameters()))
+        results.append({"y": y, "dx": xi.grad, **grads})
+    reference, plain_out, fused_out = results
+    for name in reference:
+        if reference[name].norm() < 1e-9:  # the conv biases an instance norm cancels: roundoff only
+            continue
+        plain_err = _relative_error(plain_out[name], reference[name])
+        fused_err = _relative_error(fused_out[name], reference[name])
+        assert fused_err <= 2 * plain_err + 1e-3, f"{name}: fused {fused_err:.3g} vs plain {plain_err:.3g}"
 
 
 def test_repr():

@@ -38,6 +38,22 @@ def check_tensor(
     return t
 
 
+def autocast_to(x: torch.Tensor, *tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    """(x, *tensors) as an autocast region would pass them to a conv: float16/bfloat16/float32 tensors
+    in the region's dtype, everything else (float64, None, any tensor outside a region) unchanged.
+
+    Inside ``torch.autocast`` a bf16 activation next to a float32 parameter is the normal case; the
+    fused ops that hold a conv (or take its output) follow nn.Conv2d there instead of refusing the
+    mix of dtypes. Gradients flow back through the casts in each tensor's own dtype.
+    """
+    device_type = x.device.type
+    if not torch.is_autocast_enabled(device_type):
+        return (x, *tensors)
+    dtype = torch.get_autocast_dtype(device_type)
+    castable = (torch.float16, torch.bfloat16, torch.float32)
+    return tuple(t.to(dtype) if isinstance(t, torch.Tensor) and t.dtype in castable else t for t in (x, *tensors))
+
+
 def check_optional(
     t: object,
     name: str,

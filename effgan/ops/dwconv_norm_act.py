@@ -20,6 +20,7 @@ from effgan._backend import launcher_module, resolve_impl
 from effgan.ops._activation import act_code
 from effgan.ops._checks import (
     as_kernel_layout,
+    autocast_to,
     check_finite,
     check_optional,
     check_positive,
@@ -191,9 +192,12 @@ def dwconv_norm_act(
     ``weight`` is (C, 1, k, k) with k in {3, 5}; ``bias`` the conv bias (C,) (it cancels in the
     instance norm, so its gradient is zero); ``norm_weight``/``norm_bias`` the (C,) affine
     parameters or None. ``stride`` is 1 or 2; ``padding_mode`` "zeros" or "reflect" as in
-    nn.Conv2d. Both outputs are differentiable. ``y`` keeps x's memory format.
+    nn.Conv2d. Both outputs are differentiable. ``y`` keeps x's memory format. Inside
+    ``torch.autocast`` x, weight and bias are cast to the region's dtype, as nn.Conv2d's are.
     """
     x = check_tensor(x, "x", ndim=4)
+    if isinstance(weight, torch.Tensor) and isinstance(bias, (torch.Tensor, type(None))):
+        x, weight, bias = autocast_to(x, weight, bias)
     N, C, H, W = x.shape
     weight = check_tensor(weight, "weight", ndim=4, device=x.device, dtype=x.dtype)
     k = weight.shape[-1]

@@ -72,9 +72,14 @@ forbid_double_backward(_bwd, OP)
 def se_scale(x: torch.Tensor, gate: torch.Tensor, *, impl: str = "auto") -> torch.Tensor:
     """``x * sigmoid(gate)[:, :, None, None]`` for x (N, C, H, W) and logits gate (N, C).
 
-    The output keeps x's memory format (NCHW or channels_last).
+    The output keeps x's memory format (NCHW or channels_last) and dtype. Inside ``torch.autocast``
+    a gate of another dtype is cast to x's (the gate usually comes from a linear layer in the
+    region's dtype, x from wherever the block's activations are).
     """
     x = check_tensor(x, "x", ndim=4)
+    if (isinstance(gate, torch.Tensor) and gate.dtype != x.dtype and torch.is_autocast_enabled(x.device.type)
+            and gate.is_floating_point()):
+        gate = gate.to(x.dtype)
     gate = check_tensor(gate, "gate", ndim=2, device=x.device, dtype=x.dtype)
     if tuple(gate.shape) != tuple(x.shape[:2]):
         raise ValueError(f"gate must have shape (N, C) = {tuple(x.shape[:2])}, got {tuple(gate.shape)}")
