@@ -99,3 +99,15 @@ def test_cuda_graphs_reach_the_training_config():
     config = train_config("resnet6", PRESETS["smoke"], out_dir="unused", seed=0, device=torch.device("cuda"),
                           fused=True, cuda_graphs=True)
     assert config.cuda_graphs and config.fused and config.device == "cuda"
+
+
+@pytest.mark.parametrize("budget", [PRESETS["smoke"], PRESETS["small"], PRESETS["full"], parse_budget("1000"),
+                                    parse_budget("1002")], ids=lambda b: b.name)
+def test_the_schedule_covers_the_budget(budget):
+    # a budget of 1000 steps over 250 scenes once trained 500: the default 1 + 1 epochs ended the run
+    from effgan.experiments.generators import train_config
+
+    config = train_config("resnet6", budget, out_dir="unused", seed=0, device=torch.device("cpu"), fused=False)
+    assert config.max_steps == budget.steps
+    assert (config.epochs + config.epochs_decay) * budget.train_length >= budget.steps  # batch size 1
+    assert config.epochs == config.epochs_decay  # constant, then decay, over equal halves

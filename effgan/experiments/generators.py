@@ -46,9 +46,13 @@ def train_config(generator: str, budget: Budget, *, out_dir: str, seed: int, dev
                  cuda_graphs: bool = False):
     from effgan.train import CycleGANOptions, TrainConfig
 
+    # The reference schedule (constant learning rate, then a linear decay to zero, over equal halves)
+    # stretched to cover the budget: with the family's default of one epoch each, a budget longer
+    # than two passes over the data would stop at the end of the schedule instead (batch size 1).
+    half = -(-budget.steps // (2 * budget.train_length))
     return TrainConfig(
         model="cyclegan", dataset="cans", image_size=budget.image_size, ngf=budget.ngf,
-        train_length=budget.train_length,
+        train_length=budget.train_length, epochs=half, epochs_decay=half,
         max_steps=budget.steps, checkpoint_every=budget.checkpoint_every, log_every=budget.checkpoint_every,
         sample_every=10**9,  # no mid-run sample sheets inside the timed interval; the final one is still written
         seed=seed, device=str(device), fused=fused, cuda_graphs=cuda_graphs, out_dir=out_dir, run_name=generator,
