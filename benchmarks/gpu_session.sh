@@ -11,7 +11,8 @@
 #   graphs    the op rows timed as CUDA-graph replays (kernel time)        -> graphs.log, cuda-*-graphs.json
 #   e2e       the end-to-end training-step rows alone                      -> e2e.log, cuda-*-e2e.json
 #   profile   host time of one fused fwd+bwd, by function (profile_host.py) -> profile-*.log
-#   profile_step  one CycleGAN ResNet-9 training step per variant: host vs device (profile_step.py)
+#   profile_step  one CycleGAN ResNet-9 training step per variant: host vs device (profile_step.py;
+#                 PROFILE_VARIANTS, PROFILE_ARGS e.g. --no-gc)
 #                                                                          -> profile-step.log
 #   experiment  the generator comparison (effgan.experiments.generators; EXP_BUDGET, default 1000
 #               steps, with --cuda-graphs unless EXP_GRAPHS=0)              -> experiment.log, exp-*
@@ -90,7 +91,7 @@ for s in "$@"; do
       grep -h "===" "$OUT"/profile-*.log ;;
     profile_step)
       timeout "${PROFILE_S:-150}" python benchmarks/profile_step.py --model "${PROFILE_MODEL:-cyclegan-resnet9-256-b1}" \
-        --variants "${PROFILE_VARIANTS:-eager,fused,fused+graphs}" >"$OUT/profile-step.log" 2>&1
+        --variants "${PROFILE_VARIANTS:-eager,fused,fused+graphs}" ${PROFILE_ARGS:-} >"$OUT/profile-step.log" 2>&1
       echo "profile_step rc=$?"; grep -E "^===|^--- device" "$OUT/profile-step.log" ;;
     experiment)
       # The runs (checkpoints) stay on the machine; the tables, JSON and plot come back.

@@ -12,7 +12,9 @@ side by side show which host work the slower one adds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
+import gc
 import io
 import pstats
 import time
@@ -57,8 +59,28 @@ def device_summary(prof, steps: int) -> str:
             f"a step, {launches / steps:.0f} launch calls a step")
 
 
+@contextlib.contextmanager
+def garbage_collector(enabled: bool):
+    """Python's collector on (as in training) or paused, to see what its pauses add to a step."""
+    was_enabled = gc.isenabled()
+    if not enabled:
+        gc.collect()
+        gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def profile_variant(spec: e2e.ModelSpec, variant: e2e.Variant, device: torch.device, *, steps: int,
-                    warmup: int, top: int) -> None:
+                    warmup: int, top: int, gc_enabled: bool = True) -> None:
+    with garbage_collector(gc_enabled):
+        _profile_variant(spec, variant, device, steps=steps, warmup=warmup, top=top)
+
+
+def _profile_variant(spec: e2e.ModelSpec, variant: e2e.Variant, device: torch.device, *, steps: int,
+                     warmup: int, top: int) -> None:
     step, batches = e2e._step_fn(spec, variant, device)
     for i in range(warmup):
         step(batches[i % 2])
@@ -70,7 +92,7 @@ def profile_variant(spec: e2e.ModelSpec, variant: e2e.Variant, device: torch.dev
         _sync(device)
         walls.append(time.perf_counter() - t0)
     walls.sort()
-    print(f"\n=== {spec.label} {variant.name}: median {walls[len(walls) // 2] * 1e3:.1f} ms/step, "
+    print(f"\n=== {spec.label} {variant.name}{'' if gc.isenabled() else ' (gc paused)'}: median {walls[len(walls) // 2] * 1e3:.1f} ms/step, "
           f"min {walls[0] * 1e3:.1f} ms (wall, synchronised after each step)")
 
     activities = [torch.profiler.ProfilerActivity.CPU]
@@ -104,6 +126,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=3, help="profiled steps per variant")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--gc", action=argparse.BooleanOptionalAction, default=True,
+                        help="Python's garbage collector during the steps (--no-gc pauses it)")
     args = parser.parse_args(argv)
     try:
         spec = find_spec(args.model)
@@ -114,7 +138,8 @@ def main(argv=None) -> int:
         parser.error(str(error))
     device = torch.device(args.device)
     for variant in variants:
-        profile_variant(spec, variant, device, steps=args.steps, warmup=args.warmup, top=args.top)
+        profile_variant(spec, variant, device, steps=args.steps, warmup=args.warmup, top=args.top,
+                        gc_enabled=args.gc)
     return 0
 
 

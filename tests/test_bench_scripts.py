@@ -34,6 +34,16 @@ def test_profile_step_reports_each_variant(capsys):
     assert "Python functions by own time" in out and "torch ops by self CPU time" in out
 
 
+def test_profile_step_can_pause_the_garbage_collector(capsys):
+    import gc
+
+    assert gc.isenabled()
+    assert _script("profile_step").main(["--model", "dcgan-shallow-28-b64", "--variants", "eager", "--device", "cpu",
+                                         "--steps", "1", "--warmup", "1", "--top", "3", "--no-gc"]) == 0
+    assert "=== dcgan-shallow-28-b64 eager (gc paused): median " in capsys.readouterr().out
+    assert gc.isenabled()  # back on afterwards
+
+
 def test_profile_step_rejects_unknown_names(capsys):
     with pytest.raises(SystemExit):
         _script("profile_step").main(["--model", "no-such-model"])

@@ -136,11 +136,12 @@ def _short_key(key: str) -> str:
 
 def markdown_table(rows: list[dict], extractor_name: str) -> str:
     metric_headers = [m if not m.startswith(("fid", "kid")) else f"{m} [{extractor_name}]" for m in TABLE_METRICS]
-    headers = ["generator", "params (M)", "GFLOPs", "step (ms)", "peak mem (MB)", *metric_headers]
+    headers = ["generator", "steps", "params (M)", "GFLOPs", "step (ms)", "peak mem (MB)", *metric_headers]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in rows:
         short = {_short_key(k): v for k, v in row["metrics"].items()}
-        cells = [row["generator"], f"{row['params'] / 1e6:.3f}",
+        # the steps each run really trained: a run stopped early (a NaN loss, its schedule) shows here
+        cells = [row["generator"], str(row.get("steps", "n/a")), f"{row['params'] / 1e6:.3f}",
                  "n/a" if row["flops"] is None else f"{row['flops'] / 1e9:.3f}",
                  "n/a" if row["step_time_ms"] is None else f"{row['step_time_ms']:.1f}",
                  "n/a" if row["peak_memory_mb"] is None else f"{row['peak_memory_mb']:.1f}"]
