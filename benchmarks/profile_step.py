@@ -22,6 +22,7 @@ import time
 import torch
 
 from effgan.bench import e2e
+from effgan.bench.timing import gc_paused
 
 LAUNCH_CALLS = ("cudaLaunchKernel", "cuLaunchKernel", "cuLaunchKernelEx", "cudaLaunchKernelExC")
 
@@ -59,23 +60,10 @@ def device_summary(prof, steps: int) -> str:
             f"a step, {launches / steps:.0f} launch calls a step")
 
 
-@contextlib.contextmanager
-def garbage_collector(enabled: bool):
-    """Python's collector on (as in training) or paused, to see what its pauses add to a step."""
-    was_enabled = gc.isenabled()
-    if not enabled:
-        gc.collect()
-        gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def profile_variant(spec: e2e.ModelSpec, variant: e2e.Variant, device: torch.device, *, steps: int,
                     warmup: int, top: int, gc_enabled: bool = True) -> None:
-    with garbage_collector(gc_enabled):
+    # Python's collector on (as in training) or paused (as effgan.bench times), to see what its pauses add
+    with contextlib.nullcontext() if gc_enabled else gc_paused():
         _profile_variant(spec, variant, device, steps=steps, warmup=warmup, top=top)
 
 

@@ -40,7 +40,8 @@ def _sync(device: torch.device) -> None:
 
 
 @contextlib.contextmanager
-def _gc_paused():
+def gc_paused():
+    """Python's garbage collector off inside (after one collection), back as it was afterwards."""
     gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()
@@ -87,7 +88,7 @@ def time_interleaved(
     _sync(device)
     times: dict[str, list[float]] = {name: [] for name in runs}
     total_budget = budget_s * len(runs)
-    with _gc_paused():
+    with gc_paused():
         start_all = time.perf_counter()
         i = 0
         while i < max_runs and (i < min_runs or time.perf_counter() - start_all < total_budget):
