@@ -80,7 +80,8 @@ def _profile_variant(spec: e2e.ModelSpec, variant: e2e.Variant, device: torch.de
         _sync(device)
         walls.append(time.perf_counter() - t0)
     walls.sort()
-    print(f"\n=== {spec.label} {variant.name}{'' if gc.isenabled() else ' (gc paused)'}: median {walls[len(walls) // 2] * 1e3:.1f} ms/step, "
+    paused = "" if gc.isenabled() else " (gc paused)"
+    print(f"\n=== {spec.label} {variant.name}{paused}: median {walls[len(walls) // 2] * 1e3:.1f} ms/step, "
           f"min {walls[0] * 1e3:.1f} ms (wall, synchronised after each step)")
 
     activities = [torch.profiler.ProfilerActivity.CPU]

@@ -48,8 +48,8 @@ def test_step_meter_times_the_steps_between_calls_and_tracks_memory():
 
 
 def test_markdown_table_names_the_extractor():
-    rows = [{"generator": "g1", "steps": 40, "params": 2_500_000, "flops": 3e9, "step_time_ms": 12.34, "peak_memory_mb": None,
-             "metrics": {"cycle_mae_a": 0.25, "fid_ab/featnet-x": 1.5}}]
+    rows = [{"generator": "g1", "steps": 40, "params": 2_500_000, "flops": 3e9, "step_time_ms": 12.34,
+             "peak_memory_mb": None, "metrics": {"cycle_mae_a": 0.25, "fid_ab/featnet-x": 1.5}}]
     table = markdown_table(rows, "featnet-x").splitlines()
     assert "fid_ab [featnet-x]" in table[0]
     cells = [c.strip() for c in table[2].strip("|").split("|")]

@@ -220,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=True,
                    help="Train each generator in a fresh process (clean memory peaks).")
     p.add_argument("--cuda-graphs", action="store_true",
-                   help="Replay each training step as CUDA graphs (CUDA only; host time otherwise dominates at batch 1).")
+                   help="Replay each training step as CUDA graphs (CUDA only; host time otherwise dominates "
+                        "at batch 1).")
     p.add_argument("--fid-weights", default=None, help="Local FID InceptionV3 weights instead of the FeatureNet.")
     args = p.parse_args(argv)
     try:
