@@ -28,18 +28,15 @@ LAUNCH_CALLS = ("cudaLaunchKernel", "cuLaunchKernel", "cuLaunchKernelEx", "cudaL
 
 
 def find_spec(label: str) -> e2e.ModelSpec:
-    specs = e2e.GPU_SPECS + e2e.CPU_SPECS + e2e.OPTIONAL_SPECS
-    for spec in specs:
-        if spec.label == label:
-            return spec
-    raise ValueError(f"--model must be one of {[s.label for s in specs]}, got {label!r}")
+    if label not in e2e.SPECS_BY_LABEL:
+        raise ValueError(f"--model must be one of {list(e2e.SPECS_BY_LABEL)}, got {label!r}")
+    return e2e.SPECS_BY_LABEL[label]
 
 
 def find_variant(name: str) -> e2e.Variant:
-    for variant in e2e.VARIANTS:
-        if variant.name == name:
-            return variant
-    raise ValueError(f"--variants must name some of {[v.name for v in e2e.VARIANTS]}, got {name!r}")
+    if name not in e2e.VARIANTS_BY_NAME:
+        raise ValueError(f"--variants must name some of {list(e2e.VARIANTS_BY_NAME)}, got {name!r}")
+    return e2e.VARIANTS_BY_NAME[name]
 
 
 def _sync(device: torch.device) -> None:
@@ -69,7 +66,7 @@ def profile_variant(spec: e2e.ModelSpec, variant: e2e.Variant, device: torch.dev
 
 def _profile_variant(spec: e2e.ModelSpec, variant: e2e.Variant, device: torch.device, *, steps: int,
                      warmup: int, top: int) -> None:
-    step, batches = e2e._step_fn(spec, variant, device)
+    step, batches = e2e.step_fn(spec, variant, device)
     for i in range(warmup):
         step(batches[i % 2])
     _sync(device)

@@ -136,7 +136,7 @@ def main(argv=None) -> int:
 
         specs = None
         if args.e2e_models:
-            known = {s.label: s for s in e2e.GPU_SPECS + e2e.CPU_SPECS + e2e.OPTIONAL_SPECS}
+            known = e2e.SPECS_BY_LABEL
             wanted = args.e2e_models.split(",")
             missing = [w for w in wanted if w not in known]
             if missing:
@@ -144,7 +144,7 @@ def main(argv=None) -> int:
             specs = [known[w] for w in wanted]
         variants = e2e.VARIANTS
         if args.e2e_variants:
-            by_name = {v.name: v for v in e2e.VARIANTS}
+            by_name = e2e.VARIANTS_BY_NAME
             wanted = args.e2e_variants.split(",")
             missing = [w for w in wanted if w not in by_name]
             if missing:

@@ -73,6 +73,9 @@ QUICK_CPU_SPECS = CPU_SPECS[:1]
 OPTIONAL_SPECS = (
     ModelSpec("cyclegan-effnet-b0-64-b1", "cyclegan", 64, 1, overrides=(("cyclegan.generator", "effnet-b0"),)),
 )
+# Every model and variant by name, for the command lines that pick some.
+SPECS_BY_LABEL = {s.label: s for s in GPU_SPECS + CPU_SPECS + OPTIONAL_SPECS}
+VARIANTS_BY_NAME = {v.name: v for v in VARIANTS}
 
 
 class _BenchRuntime(Runtime):
@@ -117,7 +120,7 @@ def _skip_reason(variant: Variant, device: torch.device) -> str | None:
     return None
 
 
-def _step_fn(spec: ModelSpec, variant: Variant, device: torch.device):
+def step_fn(spec: ModelSpec, variant: Variant, device: torch.device):
     """(step, batches): one training step of ``spec`` as ``variant`` runs it, and two input batches."""
     config = _config(spec, variant, device)
     seed_everything(config.seed)
@@ -157,7 +160,7 @@ def run_e2e_benchmarks(device: torch.device, *, quick: bool = False, budget_s: f
             if _skip_reason(variant, device):
                 continue
             try:
-                step, batches = _step_fn(spec, variant, device)
+                step, batches = step_fn(spec, variant, device)
                 # The first step compiles, or fails, before the timed runs. Its peak is the memory a
                 # variant needs beyond its weights: optimizer state, gradients, activations, and for
                 # graphed variants the graphs' pools, allocated at capture (a replay allocates nothing).

@@ -196,8 +196,7 @@ def dwconv_norm_act(
     ``torch.autocast`` x, weight and bias are cast to the region's dtype, as nn.Conv2d's are.
     """
     x = check_tensor(x, "x", ndim=4)
-    if isinstance(weight, torch.Tensor) and isinstance(bias, (torch.Tensor, type(None))):
-        x, weight, bias = autocast_to(x, weight, bias)
+    x, weight, bias = autocast_to(x, weight, bias)  # leaves non-tensors for the checks below to name
     N, C, H, W = x.shape
     weight = check_tensor(weight, "weight", ndim=4, device=x.device, dtype=x.dtype)
     k = weight.shape[-1]
