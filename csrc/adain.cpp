@@ -71,13 +71,13 @@ EFFGAN_INLINE void h_sums(const T* __restrict x, const T* __restrict z, int64_t 
 // y over the span, from h_kept (h_sums' h_keep) when given, else recomputing h.
 template <typename T, typename A, int ACT>
 void style_span(const T* __restrict x, const T* __restrict z, T* __restrict y, int64_t len, const AdaCoef<A>& c,
-                A slope, const A* __restrict h_kept) {
+                A slope, const A* __restrict h_kept, bool stream) {
   const AdaCoef<A> k = c;  // a copy: the stores through y cannot be taken to change it
   for_each_lanes<T, A>(len, [&](auto v, int64_t i) {
     using V = decltype(v);
     const V h = h_kept != nullptr ? load<V>(h_kept + i)
                                   : activated<ACT>(load<V>(x + i), load<V>(z + i), k.nw, k.b, slope);
-    store(y + i, ((h - k.shift) - k.mean) * k.k + k.sb);
+    store_out(y + i, ((h - k.shift) - k.mean) * k.k + k.sb, stream);
   });
 }
 
@@ -112,7 +112,7 @@ EFFGAN_INLINE V input_grad(V u, V dy, K shift, K mean, K rstd, K k, K mdy, K mdy
 template <typename T, typename A, int ACT>
 EFFGAN_INLINE void du_span(const T* __restrict x, const T* __restrict z, const T* __restrict dy, T* __restrict dx,
                            int64_t len, const AdaCoef<A>& c, A slope, A mdy, A mdyh, double& sum_duz,
-                           double& sum_du) {
+                           double& sum_du, bool stream) {
   const AdaCoef<A> k = c;  // a copy: the stores through dx cannot be taken to change it
   double sums[2];
   lane_sums<2, T, A>(
@@ -122,7 +122,7 @@ EFFGAN_INLINE void du_span(const T* __restrict x, const T* __restrict z, const T
         const V zv = load<V>(z + i);
         const V du = input_grad<ACT>(pre_act(load<V>(x + i), zv, k.nw, k.b), load<V>(dy + i), k.shift, k.mean,
                                      k.rstd, k.k, mdy, mdyh, slope);
-        store(dx + i, du);
+        store_out(dx + i, du, stream);
         t[0] = du * zv;
         t[1] = du;
       },
@@ -143,6 +143,7 @@ void forward_nchw(const T* x, const T* z, const Operands& o, const A* nw, const 
                   T* y, A* shift, A* mean, A* rstd, double eps, A slope) {
   const int64_t P = o.N * o.C, HW = o.HW;
   const int64_t nblk = ceil_div(HW, kBlock);
+  const bool stream = stream_outputs(P * HW * static_cast<int64_t>(sizeof(T)));
   auto coef = [&](int64_t p) {
     const int64_t c = p % o.C;
     AdaCoef<A> k{nw ? nw[c] : A(0), b ? b[c] : A(0), A(0), A(0), A(0), A(0), A(0)};
@@ -177,7 +178,7 @@ void forward_nchw(const T* x, const T* z, const Operands& o, const A* nw, const 
           sumsq += q;
         }
         finish(p, k, sum, sumsq);
-        style_span<T, A, ACT>(xp, zp, y + p * HW, HW, k, slope, h_keep);
+        style_span<T, A, ACT>(xp, zp, y + p * HW, HW, k, slope, h_keep, stream);
       }
     });
     return;
@@ -204,7 +205,7 @@ void forward_nchw(const T* x, const T* z, const Operands& o, const A* nw, const 
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t p = t / nblk, lo = (t % nblk) * kBlock;
       style_span<T, A, ACT>(x + p * HW + lo, z + (p / o.C) * o.z_stride_n + lo, y + p * HW + lo,
-                            std::min(kBlock, HW - lo), ks[p], slope, nullptr);
+                            std::min(kBlock, HW - lo), ks[p], slope, nullptr, stream);
     }
   });
 }
@@ -215,6 +216,7 @@ void backward_nchw(const T* dy, const T* x, const T* z, const Operands& o, const
                    A slope) {
   const int64_t P = o.N * o.C, HW = o.HW;
   const int64_t nblk = ceil_div(HW, kBlock);
+  const bool stream = stream_outputs(P * HW * static_cast<int64_t>(sizeof(T)));
   auto coef = [&](int64_t p) {
     const int64_t c = p % o.C;
     return AdaCoef<A>{nw ? nw[c] : A(0), b ? b[c] : A(0), shift[p], mean[p], rstd[p], rstd[p] * scale[p], A(0)};
@@ -245,7 +247,7 @@ void backward_nchw(const T* dy, const T* x, const T* z, const Operands& o, const
         for (int64_t lo = 0; lo < HW; lo += kBlock) {
           double a, c;
           du_span<T, A, ACT>(x + base + lo, zp + lo, dy + base + lo, dx + base + lo, std::min(kBlock, HW - lo), k,
-                             slope, mdy, mdyh, a, c);
+                             slope, mdy, mdyh, a, c, stream);
           s3 += a;
           s4 += c;
         }
@@ -278,7 +280,7 @@ void backward_nchw(const T* dy, const T* x, const T* z, const Operands& o, const
       A mdy, mdyh;
       means(p, mdy, mdyh);
       du_span<T, A, ACT>(x + off, z + (p / o.C) * o.z_stride_n + lo, dy + off, dx + off, std::min(kBlock, HW - lo),
-                         coef(p), slope, mdy, mdyh, part[2 * t], part[2 * t + 1]);
+                         coef(p), slope, mdy, mdyh, part[2 * t], part[2 * t + 1], stream);
     }
   });
   for (int64_t p = 0; p < P; ++p) {
@@ -341,6 +343,7 @@ void forward_cl(const T* x, const T* z, const Operands& o, const A* nw, const A*
     a.k[p] = a.rstd[p] * scale[p];
     a.sb[p] = sbias[p];
   }
+  const bool stream = stream_outputs(N * HW * C * static_cast<int64_t>(sizeof(T)));
   parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / ch.n, kk = t % ch.n, pc = n * C;
@@ -356,7 +359,8 @@ void forward_cl(const T* x, const T* z, const Operands& o, const A* nw, const A*
         for_each_lanes<T, A>(C, [&](auto v, int64_t c) {
           using V = decltype(v);
           const V h = activated<ACT>(load<V>(x + off + c), zv, load<V>(anw + c), load<V>(ab + c), slope);
-          store(y + off + c, ((h - load<V>(ash + c)) - load<V>(am + c)) * load<V>(ak + c) + load<V>(asb + c));
+          store_out(y + off + c, ((h - load<V>(ash + c)) - load<V>(am + c)) * load<V>(ak + c) + load<V>(asb + c),
+                    stream);
         });
       }
     }
@@ -407,6 +411,7 @@ void backward_cl(const T* dy, const T* x, const T* z, const Operands& o, const A
     mdyh[p] = static_cast<A>(static_cast<double>(sum_dyh[p]) / HW);
   }
   std::vector<double> tot_duz, tot_du;
+  const bool stream = stream_outputs(N * HW * C * static_cast<int64_t>(sizeof(T)));
   cl_channel_sums<T, A>(
       N, HW, C,
       [&](int64_t n, int64_t px, int64_t off) {
@@ -422,7 +427,7 @@ void backward_cl(const T* dy, const T* x, const T* z, const Operands& o, const A
           const V du = input_grad<ACT>(pre_act(load<V>(xr + c), zv, load<V>(anw + c), load<V>(ab + c)),
                                        load<V>(dyr + c), load<V>(ash + c), load<V>(am + c), load<V>(ar + c),
                                        load<V>(ak + c), load<V>(md + c), load<V>(mdh + c), slope);
-          store(dxr + c, du);
+          store_out(dxr + c, du, stream);
           return std::pair<V, V>(du * zv, du);
         };
       },

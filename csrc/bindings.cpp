@@ -5,11 +5,15 @@
 #include <torch/csrc/utils/pybind.h>
 
 #include "ops.h"
+#include "params.h"
 
 namespace py = pybind11;
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "effgan fused CPU kernels; outputs are allocated by the caller and passed in";
+  // Outputs of at least this many bytes are written with streaming stores (params.h); the tests
+  // size their inputs from it so that both store paths stay covered.
+  m.attr("STREAM_MIN_BYTES") = effgan::kStreamMinBytes;
   // Raises ValueError("error path probe: <n> <x>") the way every argument check raises (numbers
   // formatted into the message, a c10 exception translated to Python); effgan/_cpp_build.py calls
   // it in a child process after each build.

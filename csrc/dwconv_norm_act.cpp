@@ -58,7 +58,8 @@ void blocked_shifted_sums(const A* __restrict z, int64_t len, A shift, double& s
 
 // y = act(((z - shift) - mean) * scale + b); returns sum(y) (blocked, in order).
 template <typename T, typename A, int ACT>
-double norm_act_plane(const A* __restrict z, T* __restrict y, int64_t len, A shift, A mean, A scale, A b, A slope) {
+double norm_act_plane(const A* __restrict z, T* __restrict y, int64_t len, A shift, A mean, A scale, A b, A slope,
+                      bool stream) {
   double total = 0;
   for (int64_t lo = 0; lo < len; lo += kBlock) {
     double s[1];
@@ -67,7 +68,7 @@ double norm_act_plane(const A* __restrict z, T* __restrict y, int64_t len, A shi
         [&](auto v, int64_t i, auto* t) {
           using V = decltype(v);
           const V a = act_forward<ACT>(((load<V>(z + lo + i) - shift) - mean) * scale + b, slope);
-          store(y + lo + i, a);
+          store_out(y + lo + i, a, stream);
           t[0] = a;
         },
         s);
@@ -105,6 +106,7 @@ void forward_planes(const T* x, const A* wt, const A* nw, const A* nb, T* y, T* 
                     const Units& units, double eps, A slope) {
   const int64_t P = g.N * g.C, HWo = g.HWo(), HW = g.HW(), KK = g.K * g.K;
   const bool cl = units.channels_last;
+  const bool stream = stream_outputs(P * HWo * static_cast<int64_t>(sizeof(T)));
   parallel_for(0, units.count(), 1, [&](int64_t u0, int64_t u1) {
     const int G = units.max_size();
     std::vector<A> z(HWo);
@@ -131,8 +133,10 @@ void forward_planes(const T* x, const A* wt, const A* nw, const A* nb, T* y, T* 
         stats[P + p] = mean;
         stats[2 * P + p] = rstd;
         const A scale = rstd * (nw ? nw[c] : A(1)), bc = nb ? nb[c] : A(0);
-        const double ysum = cl ? norm_act_plane<A, A, ACT>(z.data(), ybuf[k], HWo, shift, mean, scale, bc, slope)
-                               : norm_act_plane<T, A, ACT>(z.data(), y + p * HWo, HWo, shift, mean, scale, bc, slope);
+        // The channels_last path writes a thread-local buffer (scattered into y afterwards): plain stores.
+        const double ysum =
+            cl ? norm_act_plane<A, A, ACT>(z.data(), ybuf[k], HWo, shift, mean, scale, bc, slope, false)
+               : norm_act_plane<T, A, ACT>(z.data(), y + p * HWo, HWo, shift, mean, scale, bc, slope, stream);
         squeeze[p] = static_cast<T>(static_cast<A>(ysum / static_cast<double>(HWo)));
       }
       if (cl) scatter_channels(ybuf.ptr.data(), HWo, n_planes, y + n * HWo * g.C + c0, g.C);

@@ -69,23 +69,24 @@ EFFGAN_INLINE void shifted_sums(const T* __restrict x, int64_t len, A shift, dou
 
 template <typename T, typename A, int ACT, bool HAS_RES>
 void norm_act_span(const T* __restrict x, const T* __restrict res, T* __restrict y, int64_t len,
-                   const PlaneCoef<A>& k, A slope) {
+                   const PlaneCoef<A>& k, A slope, bool stream) {
   // Copies, so that the stores through y cannot be taken to change them.
   const A shift = k.shift, mean = k.mean, scale = k.rstd * k.w, b = k.b;
   for_each_lanes<T, A>(len, [&](auto v, int64_t i) {
     using V = decltype(v);
     V a = act_forward<ACT>(((load<V>(x + i) - shift) - mean) * scale + b, slope);
     if constexpr (HAS_RES) a += load<V>(res + i);
-    store(y + i, a);
+    store_out(y + i, a, stream);
   });
 }
 
 template <typename T, typename A, int ACT>
-EFFGAN_INLINE void norm_act_span_any(const T* x, const T* res, T* y, int64_t len, const PlaneCoef<A>& k, A slope) {
+EFFGAN_INLINE void norm_act_span_any(const T* x, const T* res, T* y, int64_t len, const PlaneCoef<A>& k, A slope,
+                                     bool stream) {
   if (res != nullptr) {
-    norm_act_span<T, A, ACT, true>(x, res, y, len, k, slope);
+    norm_act_span<T, A, ACT, true>(x, res, y, len, k, slope, stream);
   } else {
-    norm_act_span<T, A, ACT, false>(x, nullptr, y, len, k, slope);
+    norm_act_span<T, A, ACT, false>(x, nullptr, y, len, k, slope, stream);
   }
 }
 
@@ -94,6 +95,7 @@ void forward_nchw(const T* x, const T* res, T* y, A* mean, A* rstd, const A* w, 
                   int64_t HW, double eps, A slope) {
   const int64_t P = N * C;
   const int64_t nblk = ceil_div(HW, kBlock);
+  const bool stream = stream_outputs(P * HW * static_cast<int64_t>(sizeof(T)));
   auto coef = [&](int64_t p) {
     const int64_t c = p % C;
     return PlaneCoef<A>{static_cast<A>(x[p * HW]), mean[p], rstd[p], w ? w[c] : A(1), b ? b[c] : A(0)};
@@ -112,7 +114,7 @@ void forward_nchw(const T* x, const T* res, T* y, A* mean, A* rstd, const A* w, 
           sumsq += q;
         }
         finalize_stats(sum, sumsq, HW, eps, mean + p, rstd + p);
-        norm_act_span_any<T, A, ACT>(xp, res ? res + p * HW : nullptr, y + p * HW, HW, coef(p), slope);
+        norm_act_span_any<T, A, ACT>(xp, res ? res + p * HW : nullptr, y + p * HW, HW, coef(p), slope, stream);
       }
     });
     return;
@@ -137,7 +139,7 @@ void forward_nchw(const T* x, const T* res, T* y, A* mean, A* rstd, const A* w, 
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t p = t / nblk, lo = (t % nblk) * kBlock, off = p * HW + lo;
       norm_act_span_any<T, A, ACT>(x + off, res ? res + off : nullptr, y + off, std::min(kBlock, HW - lo), coef(p),
-                                   slope);
+                                   slope, stream);
     }
   });
 }
@@ -177,7 +179,7 @@ ChannelCoefs<A> channel_coefs(const T* x, const A* mean, const A* rstd, const A*
 template <typename T, typename A, int ACT, bool HAS_RES>
 void norm_act_pixels(const T* __restrict x, const T* __restrict res, T* __restrict y, int64_t pixels, int64_t C,
                      const A* __restrict shift, const A* __restrict mean, const A* __restrict scale,
-                     const A* __restrict bias, A slope) {
+                     const A* __restrict bias, A slope, bool stream) {
   for (int64_t px = 0; px < pixels; ++px) {
     const int64_t o = px * C;
     for_each_lanes<T, A>(C, [&](auto v, int64_t c) {
@@ -186,7 +188,7 @@ void norm_act_pixels(const T* __restrict x, const T* __restrict res, T* __restri
                                  load<V>(bias + c),
                              slope);
       if constexpr (HAS_RES) a += load<V>(res + o + c);
-      store(y + o + c, a);
+      store_out(y + o + c, a, stream);
     });
   }
 }
@@ -215,6 +217,7 @@ void forward_cl(const T* x, const T* res, T* y, A* mean, A* rstd, const A* w, co
       sum, sumsq);
   for (int64_t p = 0; p < N * C; ++p) finalize_stats(sum[p], sumsq[p], HW, eps, mean + p, rstd + p);
   const ChannelCoefs<A> k = channel_coefs(x, mean, rstd, w, b, N, C, HW);
+  const bool stream = stream_outputs(N * HW * C * static_cast<int64_t>(sizeof(T)));
   parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / ch.n, kk = t % ch.n;
@@ -222,10 +225,10 @@ void forward_cl(const T* x, const T* res, T* y, A* mean, A* rstd, const A* w, co
       const int64_t pc = n * C;
       if (res != nullptr) {
         norm_act_pixels<T, A, ACT, true>(x + off, res + off, y + off, pixels, C, &k.shift[pc], &k.mean[pc],
-                                         &k.scale[pc], &k.b[pc], slope);
+                                         &k.scale[pc], &k.b[pc], slope, stream);
       } else {
         norm_act_pixels<T, A, ACT, false>(x + off, nullptr, y + off, pixels, C, &k.shift[pc], &k.mean[pc],
-                                          &k.scale[pc], &k.b[pc], slope);
+                                          &k.scale[pc], &k.b[pc], slope, stream);
       }
     }
   });
@@ -274,7 +277,8 @@ EFFGAN_INLINE void grad_sums(const T* __restrict x, const T* __restrict dy, int6
 // dx over the span, from dz_kept (grad_sums' dz_keep) when given, else recomputing dz.
 template <typename T, typename A, int ACT>
 void input_grad_span(const T* __restrict x, const T* __restrict dy, T* __restrict dx, int64_t len,
-                     const PlaneCoef<A>& k, A slope, A mean_dz, A mean_dzx, const A* __restrict dz_kept) {
+                     const PlaneCoef<A>& k, A slope, A mean_dz, A mean_dzx, const A* __restrict dz_kept,
+                     bool stream) {
   // Copies, so that the stores through dx cannot be taken to change them.
   const PlaneCoef<A> kc = k;
   const A kw = kc.rstd * kc.w;
@@ -283,7 +287,7 @@ void input_grad_span(const T* __restrict x, const T* __restrict dy, T* __restric
     const V xhat = normalized(load<V>(x + i), kc.shift, kc.mean, kc.rstd);
     const V dz =
         dz_kept != nullptr ? load<V>(dz_kept + i) : upstream_grad<ACT>(xhat, load<V>(dy + i), kc.w, kc.b, slope);
-    store(dx + i, kw * (dz - mean_dz - xhat * mean_dzx));
+    store_out(dx + i, kw * (dz - mean_dz - xhat * mean_dzx), stream);
   });
 }
 
@@ -292,6 +296,7 @@ void backward_nchw(const T* dy, const T* x, T* dx, const A* mean, const A* rstd,
                    A* sum_dz, A* sum_dzx, int64_t N, int64_t C, int64_t HW, A slope) {
   const int64_t P = N * C;
   const int64_t nblk = ceil_div(HW, kBlock);
+  const bool stream = stream_outputs(P * HW * static_cast<int64_t>(sizeof(T)));
   auto coef = [&](int64_t p) {
     const int64_t c = p % C;
     return PlaneCoef<A>{static_cast<A>(x[p * HW]), mean[p], rstd[p], w ? w[c] : A(1), b ? b[c] : A(0)};
@@ -325,7 +330,7 @@ void backward_nchw(const T* dy, const T* x, T* dx, const A* mean, const A* rstd,
         finish(p, sdz, sdzx);
         A mdz, mdzx;
         means(p, mdz, mdzx);
-        input_grad_span<T, A, ACT>(x + base, dy + base, dx + base, HW, k, slope, mdz, mdzx, dz_keep);
+        input_grad_span<T, A, ACT>(x + base, dy + base, dx + base, HW, k, slope, mdz, mdzx, dz_keep, stream);
       }
     });
     return;
@@ -352,7 +357,7 @@ void backward_nchw(const T* dy, const T* x, T* dx, const A* mean, const A* rstd,
       A mdz, mdzx;
       means(p, mdz, mdzx);
       input_grad_span<T, A, ACT>(x + off, dy + off, dx + off, std::min(kBlock, HW - lo), coef(p), slope, mdz, mdzx,
-                                 nullptr);
+                                 nullptr, stream);
     }
   });
 }
@@ -388,6 +393,7 @@ void backward_cl(const T* dy, const T* x, T* dx, const A* mean, const A* rstd, c
     mdz[p] = static_cast<A>(static_cast<double>(sum_dz[p]) / HW);
     mdzx[p] = static_cast<A>(static_cast<double>(sum_dzx[p]) / HW);
   }
+  const bool stream = stream_outputs(N * HW * C * static_cast<int64_t>(sizeof(T)));
   parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / ch.n, kk = t % ch.n, pc = n * C;
@@ -405,7 +411,7 @@ void backward_cl(const T* dy, const T* x, T* dx, const A* mean, const A* rstd, c
           using V = decltype(v);
           const V xhat = normalized(load<V>(x + o + c), load<V>(sh + c), load<V>(mu + c), load<V>(rs + c));
           const V dz = upstream_grad<ACT>(xhat, load<V>(dy + o + c), load<V>(ww + c), load<V>(bb + c), slope);
-          store(dx + o + c, load<V>(sc + c) * (dz - load<V>(md + c) - xhat * load<V>(mdx + c)));
+          store_out(dx + o + c, load<V>(sc + c) * (dz - load<V>(md + c) - xhat * load<V>(mdx + c)), stream);
         });
       }
     }

@@ -24,6 +24,7 @@ std::vector<A> sigmoids(const at::Tensor& gate) {
 
 template <typename T, typename A>
 void forward_impl(const T* x, T* y, const A* sig, int64_t N, int64_t C, int64_t HW, Layout layout) {
+  const bool stream = stream_outputs(N * C * HW * static_cast<int64_t>(sizeof(T)));
   if (layout == Layout::kNCHW) {
     parallel_for(0, N * C * ceil_div(HW, kBlock), 1, [&](int64_t t0, int64_t t1) {
       const int64_t nblk = ceil_div(HW, kBlock);
@@ -32,7 +33,9 @@ void forward_impl(const T* x, T* y, const A* sig, int64_t N, int64_t C, int64_t 
         const T* __restrict xp = x + p * HW + lo;
         T* __restrict yp = y + p * HW + lo;
         const A s = sig[p];
-        for_each_lanes<T, A>(len, [&](auto v, int64_t i) { store(yp + i, load<decltype(v)>(xp + i) * s); });
+        for_each_lanes<T, A>(len, [&](auto v, int64_t i) {
+          store_out(yp + i, load<decltype(v)>(xp + i) * s, stream);
+        });
       }
     });
     return;
@@ -47,7 +50,7 @@ void forward_impl(const T* x, T* y, const A* sig, int64_t N, int64_t C, int64_t 
         T* __restrict yp = y + (n * HW + px) * C;
         for_each_lanes<T, A>(C, [&](auto v, int64_t c) {
           using V = decltype(v);
-          store(yp + c, load<V>(xp + c) * load<V>(s + c));
+          store_out(yp + c, load<V>(xp + c) * load<V>(s + c), stream);
         });
       }
     }
@@ -55,14 +58,15 @@ void forward_impl(const T* x, T* y, const A* sig, int64_t N, int64_t C, int64_t 
 }
 
 template <typename T, typename A>
-EFFGAN_INLINE double dot_block(const T* __restrict dy, const T* __restrict x, T* __restrict dx, int64_t len, A s) {
+EFFGAN_INLINE double dot_block(const T* __restrict dy, const T* __restrict x, T* __restrict dx, int64_t len, A s,
+                               bool stream) {
   double sum[1];
   lane_sums<1, T, A>(
       len,
       [&](auto v, int64_t i, auto* t) {
         using V = decltype(v);
         const V g = load<V>(dy + i);
-        store(dx + i, g * s);
+        store_out(dx + i, g * s, stream);
         t[0] = g * load<V>(x + i);
       },
       sum);
@@ -74,11 +78,13 @@ void backward_impl(const T* dy, const T* x, T* dx, const A* sig, A* sum_dyx, int
                    Layout layout) {
   if (layout == Layout::kNCHW) {
     const int64_t P = N * C, nblk = ceil_div(HW, kBlock);
+    const bool stream = stream_outputs(P * HW * static_cast<int64_t>(sizeof(T)));
     std::vector<double> part(P * nblk);
     parallel_for(0, P * nblk, 1, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t p = t / nblk, off = p * HW + (t % nblk) * kBlock;
-        part[t] = dot_block(dy + off, x + off, dx + off, std::min(kBlock, HW - (t % nblk) * kBlock), sig[p]);
+        part[t] = dot_block(dy + off, x + off, dx + off, std::min(kBlock, HW - (t % nblk) * kBlock), sig[p],
+                             stream);
       }
     });
     for (int64_t p = 0; p < P; ++p) {
@@ -89,6 +95,7 @@ void backward_impl(const T* dy, const T* x, T* dx, const A* sig, A* sum_dyx, int
     return;
   }
   const PixelChunks ch(HW, C);
+  const bool stream = stream_outputs(N * HW * C * static_cast<int64_t>(sizeof(T)));
   std::vector<double> part(N * ch.n * C);
   parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
     std::vector<A> acc_buf(C);
@@ -102,7 +109,7 @@ void backward_impl(const T* dy, const T* x, T* dx, const A* sig, A* sum_dyx, int
         for_each_lanes<T, A>(C, [&](auto v, int64_t c) {
           using V = decltype(v);
           const V g = load<V>(dy + o + c);
-          store(dx + o + c, g * load<V>(s + c));
+          store_out(dx + o + c, g * load<V>(s + c), stream);
           store(acc + c, load<V>(acc + c) + g * load<V>(x + o + c));
         });
       }

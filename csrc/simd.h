@@ -76,11 +76,15 @@ EFFGAN_INLINE vf8 load8(const float* p) {
 }
 
 // Round to nearest even, NaN -> 0x7FC0: exactly c10::BFloat16(float) (round_to_nearest_even).
-EFFGAN_INLINE void store8(c10::BFloat16* p, vf8 v) {
+EFFGAN_INLINE vh8 bfloat16_bits(vf8 v) {
   const vu8 u = reinterpret_cast<vu8>(v);
   const vu8 rounded = (u + (((u >> 16) & 1u) + 0x7FFFu)) >> 16;
   const vu8 bits = v != v ? splat<vu8>(0x7FC0u) : rounded;
-  const vh8 h = __builtin_convertvector(bits, vh8);
+  return __builtin_convertvector(bits, vh8);
+}
+
+EFFGAN_INLINE void store8(c10::BFloat16* p, vf8 v) {
+  const vh8 h = bfloat16_bits(v);
   __builtin_memcpy(p, &h, sizeof(h));
 }
 
@@ -103,6 +107,50 @@ EFFGAN_INLINE void store(T* p, V v) {
   } else {
     *p = static_cast<T>(v);
   }
+}
+
+// Non-temporal ("streaming") stores send whole cache lines to memory without reading them first. A
+// plain store to a line that is not cached fetches the line before overwriting it, so for an output
+// that does not stay in cache every byte written costs a byte read as well (2 cores here: a copy
+// runs at ~17 GiB/s with plain stores, ~25 GiB/s with streaming ones). Only aligned vectors stream
+// (32 bytes of float, 16 of bfloat16); others, and builds without AVX, take a plain store.
+EFFGAN_INLINE void stream8(float* p, vf8 v) {
+#if defined(__AVX__)
+  if ((reinterpret_cast<uintptr_t>(p) & 31) == 0) {
+    _mm256_stream_ps(p, reinterpret_cast<__m256>(v));
+    return;
+  }
+#endif
+  store8(p, v);
+}
+
+EFFGAN_INLINE void stream8(c10::BFloat16* p, vf8 v) {
+#if defined(__AVX__)
+  if ((reinterpret_cast<uintptr_t>(p) & 15) == 0) {
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p), reinterpret_cast<__m128i>(bfloat16_bits(v)));
+    return;
+  }
+#endif
+  store8(p, v);
+}
+
+// store(p, v), non-temporal where stream is set (and p aligned).
+template <typename T, typename V>
+EFFGAN_INLINE void store_out(T* p, V v, bool stream) {
+  if constexpr (kIsVec<V>) {
+    if (stream) {
+      stream8(p, v);
+      return;
+    }
+  }
+  store(p, v);
+}
+
+// Orders this thread's streaming stores before whatever follows (they are weakly ordered).
+EFFGAN_INLINE void stream_fence() {
+#if defined(__AVX__)
+  _mm_sfence();
+#endif
 }
 
 // a * b + c: one rounding (FMA instructions) where the build targets FMA, else two, for vectors
