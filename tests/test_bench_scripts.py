@@ -24,6 +24,22 @@ def test_profile_host_reports_both_providers(capsys):
     assert "Python functions by own time" in out and "torch ops by self CPU time" in out
 
 
+def test_ab_builds_times_two_builds_in_turns(capsys):
+    from effgan import _backend
+
+    if "cpp" not in _backend.available_impls("cpu", "se_scale"):
+        pytest.skip("the C++ extension is unavailable")
+    import effgan.ops._cpp_kernels as cpp_kernels
+
+    loaded = cpp_kernels.cpp_extension
+    build = _backend.cpp_extension().__file__  # the same file twice: the script loads it as a second module
+    assert _script("ab_builds").main(["--old", build, "--ops", "se_scale", "--shapes", "1x3x5x4;2x8x7x9",
+                                      "--modes", "fwd,fwd+bwd", "--runs", "2"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| se_scale |")]
+    assert len(rows) == 4 and all(row.count("|") == 10 for row in rows)
+    assert cpp_kernels.cpp_extension is loaded  # restored
+
+
 def test_profile_step_reports_each_variant(capsys):
     assert _script("profile_step").main(["--model", "dcgan-shallow-28-b64", "--variants", "eager,fused",
                                          "--device", "cpu", "--steps", "1", "--warmup", "1", "--top", "5"]) == 0

@@ -1,0 +1,95 @@
+"""Two builds of the C++ extension timed side by side in one process, against eager PyTorch.
+
+    python benchmarks/ab_builds.py --old ~/.cache/effgan/ext/<key>/effgan_cpp.so \
+        [--ops instance_norm_act,se_scale] [--modes fwd,fwd+bwd] [--runs 40]
+
+A change to a CPU kernel is often worth 5-30 %, and this shared machine's speed drifts by as much
+between two benchmark runs, so runs before and after a change cannot separate them. Here the
+current build (``--new``, default: the one effgan loads) and an earlier one (``--old``: build it
+from the earlier commit with ``EFFGAN_EXT_DIR=<dir> python -m effgan.build_ext`` and point at
+``<dir>/<key>/effgan_cpp.so``) run the op benchmark's cases (``effgan.bench.op_cases``) in turns,
+call by call, with eager PyTorch between them; it prints medians and each build's ratio to eager.
+Both builds must take the same arguments (the Python launchers are today's).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.machinery
+import importlib.util
+import time
+
+import torch
+
+import effgan.ops._cpp_kernels as cpp_kernels
+from effgan import _backend
+from effgan.bench import op_cases
+from effgan.bench.op_cases import CPU_SHAPES
+from effgan.bench.ops_runner import _prepare, _provider_fn
+from effgan.bench.timing import gc_paused
+
+
+def load_build(path: str, package: str):
+    """The extension at ``path`` as ``<package>.effgan_cpp``: a module separate from the one effgan
+    loaded (Python keeps one module per name, and the init symbol fixes the last component)."""
+    name = f"{package}.{_backend.cpp_extension().__name__.rsplit('.', 1)[-1]}"
+    loader = importlib.machinery.ExtensionFileLoader(name, path)
+    module = importlib.util.module_from_spec(importlib.util.spec_from_file_location(name, path, loader=loader))
+    loader.exec_module(module)
+    return module
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--old", required=True, help="path of the earlier build's effgan_cpp.so")
+    p.add_argument("--new", default=None, help="path of the later build (default: the one effgan loads)")
+    p.add_argument("--ops", default="instance_norm_act,adain,dwconv_norm_act,se_scale,cyclegan_loss")
+    p.add_argument("--modes", default="fwd,fwd+bwd")
+    p.add_argument("--shapes", default=";".join("x".join(map(str, s)) for s in CPU_SHAPES))
+    p.add_argument("--runs", type=int, default=40)
+    args = p.parse_args(argv)
+
+    builds = {"old": load_build(args.old, "ab_old"),
+              "new": load_build(args.new, "ab_new") if args.new else _backend.cpp_extension()}
+    device = torch.device("cpu")
+    current = {"build": builds["new"]}
+    # The launchers call cpp_extension() on every call: point it at the build whose turn it is.
+    loaded = cpp_kernels.cpp_extension
+    cpp_kernels.cpp_extension = lambda: current["build"]
+    try:
+        _compare(args, builds, current, device)
+    finally:
+        cpp_kernels.cpp_extension = loaded
+    return 0
+
+
+def _compare(args, builds: dict, current: dict, device: torch.device) -> None:
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(";")]
+    print(f"old: {args.old}\nnew: {args.new or builds['new'].__file__}")
+    print("| op | shape | mode | old ms | new ms | eager ms | new / old | old vs eager | new vs eager |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    for op in args.ops.split(","):
+        _backend.resolve_impl("cpp", device, op)  # checked once, against the build effgan loaded
+        for shape in shapes:
+            case = getattr(op_cases, f"_{op}_case")(shape, "cpp")
+            for mode in args.modes.split(","):
+                runs = {p: _prepare(_provider_fn(case, p, device, None), case, device, torch.float32, mode, 2)
+                        for p in ("effgan", "eager")}
+                turns = [("old", "effgan"), ("new", "effgan"), ("eager", "eager")]
+                times: dict[str, list[float]] = {label: [] for label, _ in turns}
+                with gc_paused():
+                    for i in range(3 + args.runs):
+                        for label, provider in turns:
+                            current["build"] = builds.get(label, builds["new"])
+                            run, items = runs[provider]
+                            t0 = time.perf_counter()
+                            run(items[i % len(items)])
+                            if i >= 3:  # the first three are warm-up
+                                times[label].append(time.perf_counter() - t0)
+                med = {k: sorted(v)[len(v) // 2] * 1e3 for k, v in times.items()}
+                print(f"| {op} | {'x'.join(map(str, shape))} | {mode} | {med['old']:.3f} | {med['new']:.3f} | "
+                      f"{med['eager']:.3f} | {med['new'] / med['old']:.2f} | {med['eager'] / med['old']:.2f}x | "
+                      f"{med['eager'] / med['new']:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
