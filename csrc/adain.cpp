@@ -143,7 +143,7 @@ void forward_nchw(const T* x, const T* z, const Operands& o, const A* nw, const 
                   T* y, A* shift, A* mean, A* rstd, double eps, A slope) {
   const int64_t P = o.N * o.C, HW = o.HW;
   const int64_t nblk = ceil_div(HW, kBlock);
-  const bool stream = stream_outputs(P * HW * static_cast<int64_t>(sizeof(T)));
+  const bool stream = stream_outputs<T>(P * HW);
   auto coef = [&](int64_t p) {
     const int64_t c = p % o.C;
     AdaCoef<A> k{nw ? nw[c] : A(0), b ? b[c] : A(0), A(0), A(0), A(0), A(0), A(0)};
@@ -216,7 +216,7 @@ void backward_nchw(const T* dy, const T* x, const T* z, const Operands& o, const
                    A slope) {
   const int64_t P = o.N * o.C, HW = o.HW;
   const int64_t nblk = ceil_div(HW, kBlock);
-  const bool stream = stream_outputs(P * HW * static_cast<int64_t>(sizeof(T)));
+  const bool stream = stream_outputs<T>(P * HW);
   auto coef = [&](int64_t p) {
     const int64_t c = p % o.C;
     return AdaCoef<A>{nw ? nw[c] : A(0), b ? b[c] : A(0), shift[p], mean[p], rstd[p], rstd[p] * scale[p], A(0)};
@@ -343,7 +343,7 @@ void forward_cl(const T* x, const T* z, const Operands& o, const A* nw, const A*
     a.k[p] = a.rstd[p] * scale[p];
     a.sb[p] = sbias[p];
   }
-  const bool stream = stream_outputs(N * HW * C * static_cast<int64_t>(sizeof(T)));
+  const bool stream = stream_outputs<T>(N * HW * C);
   parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / ch.n, kk = t % ch.n, pc = n * C;
@@ -411,7 +411,7 @@ void backward_cl(const T* dy, const T* x, const T* z, const Operands& o, const A
     mdyh[p] = static_cast<A>(static_cast<double>(sum_dyh[p]) / HW);
   }
   std::vector<double> tot_duz, tot_du;
-  const bool stream = stream_outputs(N * HW * C * static_cast<int64_t>(sizeof(T)));
+  const bool stream = stream_outputs<T>(N * HW * C);
   cl_channel_sums<T, A>(
       N, HW, C,
       [&](int64_t n, int64_t px, int64_t off) {

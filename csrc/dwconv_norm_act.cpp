@@ -106,7 +106,7 @@ void forward_planes(const T* x, const A* wt, const A* nw, const A* nb, T* y, T* 
                     const Units& units, double eps, A slope) {
   const int64_t P = g.N * g.C, HWo = g.HWo(), HW = g.HW(), KK = g.K * g.K;
   const bool cl = units.channels_last;
-  const bool stream = stream_outputs(P * HWo * static_cast<int64_t>(sizeof(T)));
+  const bool stream = stream_outputs<T>(P * HWo);
   parallel_for(0, units.count(), 1, [&](int64_t u0, int64_t u1) {
     const int G = units.max_size();
     std::vector<A> z(HWo);

@@ -95,7 +95,7 @@ void forward_nchw(const T* x, const T* res, T* y, A* mean, A* rstd, const A* w, 
                   int64_t HW, double eps, A slope) {
   const int64_t P = N * C;
   const int64_t nblk = ceil_div(HW, kBlock);
-  const bool stream = stream_outputs(P * HW * static_cast<int64_t>(sizeof(T)));
+  const bool stream = stream_outputs<T>(P * HW);
   auto coef = [&](int64_t p) {
     const int64_t c = p % C;
     return PlaneCoef<A>{static_cast<A>(x[p * HW]), mean[p], rstd[p], w ? w[c] : A(1), b ? b[c] : A(0)};
@@ -217,7 +217,7 @@ void forward_cl(const T* x, const T* res, T* y, A* mean, A* rstd, const A* w, co
       sum, sumsq);
   for (int64_t p = 0; p < N * C; ++p) finalize_stats(sum[p], sumsq[p], HW, eps, mean + p, rstd + p);
   const ChannelCoefs<A> k = channel_coefs(x, mean, rstd, w, b, N, C, HW);
-  const bool stream = stream_outputs(N * HW * C * static_cast<int64_t>(sizeof(T)));
+  const bool stream = stream_outputs<T>(N * HW * C);
   parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / ch.n, kk = t % ch.n;
@@ -296,7 +296,7 @@ void backward_nchw(const T* dy, const T* x, T* dx, const A* mean, const A* rstd,
                    A* sum_dz, A* sum_dzx, int64_t N, int64_t C, int64_t HW, A slope) {
   const int64_t P = N * C;
   const int64_t nblk = ceil_div(HW, kBlock);
-  const bool stream = stream_outputs(P * HW * static_cast<int64_t>(sizeof(T)));
+  const bool stream = stream_outputs<T>(P * HW);
   auto coef = [&](int64_t p) {
     const int64_t c = p % C;
     return PlaneCoef<A>{static_cast<A>(x[p * HW]), mean[p], rstd[p], w ? w[c] : A(1), b ? b[c] : A(0)};
@@ -393,7 +393,7 @@ void backward_cl(const T* dy, const T* x, T* dx, const A* mean, const A* rstd, c
     mdz[p] = static_cast<A>(static_cast<double>(sum_dz[p]) / HW);
     mdzx[p] = static_cast<A>(static_cast<double>(sum_dzx[p]) / HW);
   }
-  const bool stream = stream_outputs(N * HW * C * static_cast<int64_t>(sizeof(T)));
+  const bool stream = stream_outputs<T>(N * HW * C);
   parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / ch.n, kk = t % ch.n, pc = n * C;

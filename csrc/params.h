@@ -102,11 +102,15 @@ EFFGAN_INLINE void lane_sums(int64_t len, const F& f, double (&sums)[K]) {
 // a loop that keeps its inputs and a 4 MiB output cached, instance_norm_act's forward took 0.28 ms
 // with plain stores and 0.43 ms streaming. Between a producer and a consumer (the output read right
 // after, an input coming from memory) the two were within noise from 1 to 8 MiB, streaming 7-10 %
-// faster at 16 MiB; with inputs and outputs coming from memory (the op benchmark) streaming is
-// 10-45 % faster from 4 MiB on. benchmarks/NOTES.md has the figures.
+// faster at 16 MiB; with inputs and outputs coming from memory (the op benchmark) forward+backward
+// took up to 40 % less time from 4 MiB on. benchmarks/NOTES.md has the figures.
 constexpr int64_t kStreamMinBytes = int64_t(4) << 20;
 
-inline bool stream_outputs(int64_t bytes) { return bytes >= kStreamMinBytes; }
+// Whether a kernel writing `count` values of T in all streams them.
+template <typename T>
+inline bool stream_outputs(int64_t count) {
+  return count * static_cast<int64_t>(sizeof(T)) >= kStreamMinBytes;
+}
 
 // Flush denormals to zero (FTZ + DAZ) while a kernel runs on this thread, restoring the caller's
 // mode afterwards. Where the compiler turns the exp clamp into a blend it evaluates the clamped

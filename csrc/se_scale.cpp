@@ -24,7 +24,7 @@ std::vector<A> sigmoids(const at::Tensor& gate) {
 
 template <typename T, typename A>
 void forward_impl(const T* x, T* y, const A* sig, int64_t N, int64_t C, int64_t HW, Layout layout) {
-  const bool stream = stream_outputs(N * C * HW * static_cast<int64_t>(sizeof(T)));
+  const bool stream = stream_outputs<T>(N * C * HW);
   if (layout == Layout::kNCHW) {
     parallel_for(0, N * C * ceil_div(HW, kBlock), 1, [&](int64_t t0, int64_t t1) {
       const int64_t nblk = ceil_div(HW, kBlock);
@@ -78,7 +78,7 @@ void backward_impl(const T* dy, const T* x, T* dx, const A* sig, A* sum_dyx, int
                    Layout layout) {
   if (layout == Layout::kNCHW) {
     const int64_t P = N * C, nblk = ceil_div(HW, kBlock);
-    const bool stream = stream_outputs(P * HW * static_cast<int64_t>(sizeof(T)));
+    const bool stream = stream_outputs<T>(P * HW);
     std::vector<double> part(P * nblk);
     parallel_for(0, P * nblk, 1, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
@@ -95,7 +95,7 @@ void backward_impl(const T* dy, const T* x, T* dx, const A* sig, A* sum_dyx, int
     return;
   }
   const PixelChunks ch(HW, C);
-  const bool stream = stream_outputs(N * HW * C * static_cast<int64_t>(sizeof(T)));
+  const bool stream = stream_outputs<T>(N * HW * C);
   std::vector<double> part(N * ch.n * C);
   parallel_for(0, N * ch.n, 1, [&](int64_t t0, int64_t t1) {
     std::vector<A> acc_buf(C);
