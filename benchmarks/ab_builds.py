@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.machinery
+import itertools
 import importlib.util
 import time
 
@@ -75,10 +76,15 @@ def _compare(args, builds: dict, current: dict, device: torch.device) -> None:
                 runs = {p: _prepare(_provider_fn(case, p, device, None), case, device, torch.float32, mode, 2)
                         for p in ("effgan", "eager")}
                 turns = [("old", "effgan"), ("new", "effgan"), ("eager", "eager")]
+                orders = list(itertools.permutations(turns))
                 times: dict[str, list[float]] = {label: [] for label, _ in turns}
                 with gc_paused():
                     for i in range(3 + args.runs):
-                        for label, provider in turns:
+                        # Each run takes the next of the six orders: whatever runs right after eager
+                        # is slower (up to 3x for a forward at 1x256x64x64), so a fixed order, or a
+                        # rotation of one (the same cycle), favours one build. An A/A run (one build
+                        # as both) then differs by 30-75 %; with the six orders, within noise.
+                        for label, provider in orders[i % len(orders)]:
                             current["build"] = builds.get(label, builds["new"])
                             run, items = runs[provider]
                             t0 = time.perf_counter()

@@ -132,14 +132,13 @@ void l1_group_sums(const T* const* xs, const T* y, uint8_t* const* signs, int64_
 // d|x - y|/dx * scale from the forward's signs (sign(0) = 0, as torch's L1 gradient); dy = -dx.
 template <typename T, typename A>
 void l1_grads(const uint8_t* signs, T* dx, T* dy, int64_t numel, A scale) {
-  const bool stream = stream_outputs<T>((dx ? numel : 0) + (dy ? numel : 0));
   parallel_for(0, ceil_div(numel, kBlock), 1, [&](int64_t b0, int64_t b1) {
     const int64_t lo = b0 * kBlock, hi = std::min(numel, b1 * kBlock);
     for_each_lanes<T, A>(hi - lo, [&](auto v, int64_t i) {
       using V = decltype(v);
       const V g = signed_scale<V>(signs, lo + i, splat<V>(scale));
-      if (dx) store_out(dx + lo + i, g, stream);
-      if (dy) store_out(dy + lo + i, -g, stream);
+      if (dx) store(dx + lo + i, g);
+      if (dy) store(dy + lo + i, -g);
     });
   });
 }

@@ -58,8 +58,7 @@ void blocked_shifted_sums(const A* __restrict z, int64_t len, A shift, double& s
 
 // y = act(((z - shift) - mean) * scale + b); returns sum(y) (blocked, in order).
 template <typename T, typename A, int ACT>
-double norm_act_plane(const A* __restrict z, T* __restrict y, int64_t len, A shift, A mean, A scale, A b, A slope,
-                      bool stream) {
+double norm_act_plane(const A* __restrict z, T* __restrict y, int64_t len, A shift, A mean, A scale, A b, A slope) {
   double total = 0;
   for (int64_t lo = 0; lo < len; lo += kBlock) {
     double s[1];
@@ -68,7 +67,7 @@ double norm_act_plane(const A* __restrict z, T* __restrict y, int64_t len, A shi
         [&](auto v, int64_t i, auto* t) {
           using V = decltype(v);
           const V a = act_forward<ACT>(((load<V>(z + lo + i) - shift) - mean) * scale + b, slope);
-          store_out(y + lo + i, a, stream);
+          store(y + lo + i, a);
           t[0] = a;
         },
         s);
@@ -106,7 +105,6 @@ void forward_planes(const T* x, const A* wt, const A* nw, const A* nb, T* y, T* 
                     const Units& units, double eps, A slope) {
   const int64_t P = g.N * g.C, HWo = g.HWo(), HW = g.HW(), KK = g.K * g.K;
   const bool cl = units.channels_last;
-  const bool stream = stream_outputs<T>(P * HWo);
   parallel_for(0, units.count(), 1, [&](int64_t u0, int64_t u1) {
     const int G = units.max_size();
     std::vector<A> z(HWo);
@@ -133,10 +131,8 @@ void forward_planes(const T* x, const A* wt, const A* nw, const A* nb, T* y, T* 
         stats[P + p] = mean;
         stats[2 * P + p] = rstd;
         const A scale = rstd * (nw ? nw[c] : A(1)), bc = nb ? nb[c] : A(0);
-        // The channels_last path writes a thread-local buffer (scattered into y afterwards): plain stores.
-        const double ysum =
-            cl ? norm_act_plane<A, A, ACT>(z.data(), ybuf[k], HWo, shift, mean, scale, bc, slope, false)
-               : norm_act_plane<T, A, ACT>(z.data(), y + p * HWo, HWo, shift, mean, scale, bc, slope, stream);
+        const double ysum = cl ? norm_act_plane<A, A, ACT>(z.data(), ybuf[k], HWo, shift, mean, scale, bc, slope)
+                               : norm_act_plane<T, A, ACT>(z.data(), y + p * HWo, HWo, shift, mean, scale, bc, slope);
         squeeze[p] = static_cast<T>(static_cast<A>(ysum / static_cast<double>(HWo)));
       }
       if (cl) scatter_channels(ybuf.ptr.data(), HWo, n_planes, y + n * HWo * g.C + c0, g.C);

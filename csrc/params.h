@@ -97,13 +97,13 @@ EFFGAN_INLINE void lane_sums(int64_t len, const F& f, double (&sums)[K]) {
   for (int k = 0; k < K; ++k) sums[k] = static_cast<double>(lane_total(lanes[k]));
 }
 
-// Outputs of at least this many bytes are written with streaming stores (simd.h: store_out). A
-// smaller one may still be in cache when the next layer reads it, and there a plain store wins: in
-// a loop that keeps its inputs and a 4 MiB output cached, instance_norm_act's forward took 0.28 ms
-// with plain stores and 0.43 ms streaming. Between a producer and a consumer (the output read right
-// after, an input coming from memory) the two were within noise from 1 to 8 MiB, streaming 7-10 %
-// faster at 16 MiB; with inputs and outputs coming from memory (the op benchmark) forward+backward
-// took up to 40 % less time from 4 MiB on. benchmarks/NOTES.md has the figures.
+// Outputs of at least this many bytes are written with streaming stores (simd.h: store_out) by
+// instance_norm_act, adain and se_scale, where the op benchmark measured them faster (forward +
+// backward 2-23 % less time; the CycleGAN loss's gradients and dwconv_norm_act's outputs measured
+// no gain and keep plain stores). A smaller output may still be in cache when the next layer
+// reads it, and there a plain store wins: in a loop that keeps its inputs and a 4 MiB output
+// cached, instance_norm_act's forward took 0.28 ms with plain stores and 0.43 ms streaming.
+// benchmarks/NOTES.md has the figures.
 constexpr int64_t kStreamMinBytes = int64_t(4) << 20;
 
 // Whether a kernel writing `count` values of T in all streams them.
