@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.machinery
-import itertools
 import importlib.util
-import time
 
 import torch
 
@@ -26,7 +24,7 @@ from effgan import _backend
 from effgan.bench import op_cases
 from effgan.bench.op_cases import CPU_SHAPES
 from effgan.bench.ops_runner import _prepare, _provider_fn
-from effgan.bench.timing import gc_paused
+from effgan.bench.timing import time_interleaved
 
 
 def load_build(path: str, package: str):
@@ -63,6 +61,15 @@ def main(argv=None) -> int:
     return 0
 
 
+def _on(current: dict, build, run):
+    """``run`` with the launchers pointed at ``build``."""
+    def call(item):
+        current["build"] = build
+        run(item)
+
+    return call
+
+
 def _compare(args, builds: dict, current: dict, device: torch.device) -> None:
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(";")]
     print(f"old: {args.old}\nnew: {args.new or builds['new'].__file__}")
@@ -75,23 +82,15 @@ def _compare(args, builds: dict, current: dict, device: torch.device) -> None:
             for mode in args.modes.split(","):
                 runs = {p: _prepare(_provider_fn(case, p, device, None), case, device, torch.float32, mode, 2)
                         for p in ("effgan", "eager")}
-                turns = [("old", "effgan"), ("new", "effgan"), ("eager", "eager")]
-                orders = list(itertools.permutations(turns))
-                times: dict[str, list[float]] = {label: [] for label, _ in turns}
-                with gc_paused():
-                    for i in range(3 + args.runs):
-                        # Each run takes the next of the six orders: whatever runs right after eager
-                        # is slower (up to 3x for a forward at 1x256x64x64), so a fixed order, or a
-                        # rotation of one (the same cycle), favours one build. An A/A run (one build
-                        # as both) then differs by 30-75 %; with the six orders, within noise.
-                        for label, provider in orders[i % len(orders)]:
-                            current["build"] = builds.get(label, builds["new"])
-                            run, items = runs[provider]
-                            t0 = time.perf_counter()
-                            run(items[i % len(items)])
-                            if i >= 3:  # the first three are warm-up
-                                times[label].append(time.perf_counter() - t0)
-                med = {k: sorted(v)[len(v) // 2] * 1e3 for k, v in times.items()}
+                (run, items), (eager, eager_items) = runs["effgan"], runs["eager"]
+                # time_interleaved shuffles the order of every round: whatever runs right after
+                # eager is slower, so a fixed order would favour one build (an A/A run, one build as
+                # both, then differed by up to 29 %; shuffled, within 5 %).
+                timings = time_interleaved(
+                    {"old": (_on(current, builds["old"], run), items), "new": (_on(current, builds["new"], run), items),
+                     "eager": (eager, eager_items)},
+                    device, min_runs=args.runs, max_runs=args.runs, budget_s=0.0)
+                med = {k: t.median_s * 1e3 for k, t in timings.items()}
                 print(f"| {op} | {'x'.join(map(str, shape))} | {mode} | {med['old']:.3f} | {med['new']:.3f} | "
                       f"{med['eager']:.3f} | {med['new'] / med['old']:.2f} | {med['eager'] / med['old']:.2f}x | "
                       f"{med['eager'] / med['new']:.2f}x |", flush=True)

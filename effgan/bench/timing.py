@@ -8,12 +8,17 @@ Python's cyclic garbage collector is paused during timed runs (as ``timeit`` doe
 collection of a process that has imported torch and inductor takes milliseconds and would land
 on whichever run happened to trigger it. Competing implementations are timed interleaved
 (``time_interleaved``): run i of every provider comes before run i + 1 of any, so a slow spell
-of a shared machine costs them alike and their ratio stays meaningful.
+of a shared machine costs them alike and their ratio stays meaningful. Within a round the order
+is shuffled (seeded, so a rerun repeats it): on the CPU whatever runs right after eager PyTorch
+is slower (its freed temporaries make the next provider's fresh allocations expensive; up to 3x
+for a 4 MiB forward), and a fixed order, or a rotation of one, hands that cost to the same
+provider every time.
 """
 from __future__ import annotations
 
 import contextlib
 import gc
+import random
 import statistics
 import time
 from dataclasses import dataclass
@@ -88,11 +93,15 @@ def time_interleaved(
     _sync(device)
     times: dict[str, list[float]] = {name: [] for name in runs}
     total_budget = budget_s * len(runs)
+    order = list(runs)
+    shuffler = random.Random(0)
     with gc_paused():
         start_all = time.perf_counter()
         i = 0
         while i < max_runs and (i < min_runs or time.perf_counter() - start_all < total_budget):
-            for name, (fn, inputs) in runs.items():
+            shuffler.shuffle(order)
+            for name in order:
+                fn, inputs = runs[name]
                 times[name].append(_time_once(fn, inputs[i % len(inputs)], device))
             i += 1
     return {name: _summary(t) for name, t in times.items()}
