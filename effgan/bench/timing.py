@@ -10,9 +10,9 @@ on whichever run happened to trigger it. Competing implementations are timed int
 (``time_interleaved``): run i of every provider comes before run i + 1 of any, so a slow spell
 of a shared machine costs them alike and their ratio stays meaningful. Within a round the order
 is shuffled (seeded, so a rerun repeats it): on the CPU whatever runs right after eager PyTorch
-is slower (its freed temporaries make the next provider's fresh allocations expensive; up to 3x
-for a 4 MiB forward), and a fixed order, or a rotation of one, hands that cost to the same
-provider every time.
+is slower (up to 3x for a 4 MiB forward; likely the memory eager's temporaries hand back, which
+the next provider's fresh allocations then fault in again), and a fixed order, or a rotation of
+one, hands that cost to the same provider every time.
 """
 from __future__ import annotations
 
