@@ -20,7 +20,7 @@ import importlib.util
 import torch
 
 import effgan.ops._cpp_kernels as cpp_kernels
-from effgan import _backend
+from effgan import _backend, _cpp_build
 from effgan.bench import op_cases
 from effgan.bench.op_cases import CPU_SHAPES
 from effgan.bench.ops_runner import _prepare, _provider_fn
@@ -30,7 +30,7 @@ from effgan.bench.timing import time_interleaved
 def load_build(path: str, package: str):
     """The extension at ``path`` as ``<package>.effgan_cpp``: a module separate from the one effgan
     loaded (Python keeps one module per name, and the init symbol fixes the last component)."""
-    name = f"{package}.{_backend.cpp_extension().__name__.rsplit('.', 1)[-1]}"
+    name = f"{package}.{_cpp_build.EXT_NAME}"
     loader = importlib.machinery.ExtensionFileLoader(name, path)
     module = importlib.util.module_from_spec(importlib.util.spec_from_file_location(name, path, loader=loader))
     loader.exec_module(module)

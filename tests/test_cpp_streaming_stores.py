@@ -35,8 +35,9 @@ def _stream_min_bytes() -> int:
 def _sized(shape, dtype):
     """shape with H doubled for 2-byte dtypes, so the tensor stays over the threshold."""
     N, C, H, W = shape
-    shape = (N, C, H * (4 // torch.empty((), dtype=dtype).element_size()), W)
-    assert N * C * shape[2] * W * torch.empty((), dtype=dtype).element_size() >= _stream_min_bytes()
+    size = dtype.itemsize
+    shape = (N, C, H * (4 // size), W)
+    assert N * C * shape[2] * W * size >= _stream_min_bytes()
     return shape
 
 
