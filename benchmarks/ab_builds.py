@@ -61,13 +61,17 @@ def main(argv=None) -> int:
     return 0
 
 
-def _on(current: dict, build, run):
-    """``run`` with the launchers pointed at ``build``."""
-    def call(item):
-        current["build"] = build
-        run(item)
+def _on(current: dict, build, spec: tuple) -> tuple:
+    """The run ``spec`` (``ops_runner._prepare``'s) with the launchers pointed at ``build`` in its
+    timed call and in its setup (a backward's forward), if it has one."""
+    def with_build(fn):
+        def call(item):
+            current["build"] = build
+            return fn(item)
 
-    return call
+        return call
+
+    return tuple(with_build(f) if callable(f) else f for f in spec)
 
 
 def _compare(args, builds: dict, current: dict, device: torch.device) -> None:
@@ -82,13 +86,12 @@ def _compare(args, builds: dict, current: dict, device: torch.device) -> None:
             for mode in args.modes.split(","):
                 runs = {p: _prepare(_provider_fn(case, p, device, None), case, device, torch.float32, mode, 2)
                         for p in ("effgan", "eager")}
-                (run, items), (eager, eager_items) = runs["effgan"], runs["eager"]
                 # time_interleaved shuffles the order of every round: whatever runs right after
                 # eager is slower, so a fixed order would favour one build (an A/A run, one build as
                 # both, then differed by up to 29 %; shuffled, within 5 %).
                 timings = time_interleaved(
-                    {"old": (_on(current, builds["old"], run), items), "new": (_on(current, builds["new"], run), items),
-                     "eager": (eager, eager_items)},
+                    {"old": _on(current, builds["old"], runs["effgan"]),
+                     "new": _on(current, builds["new"], runs["effgan"]), "eager": runs["eager"]},
                     device, min_runs=args.runs, max_runs=args.runs, budget_s=0.0)
                 med = {k: t.median_s * 1e3 for k, t in timings.items()}
                 print(f"| {op} | {'x'.join(map(str, shape))} | {mode} | {med['old']:.3f} | {med['new']:.3f} | "

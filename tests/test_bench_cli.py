@@ -25,6 +25,39 @@ def test_bench_cli_tiny(tmp_path, capsys):
     assert data["complete"] is True
 
 
+def test_bench_cli_times_every_mode_against_compile(tmp_path):
+    """The default modes include "bwd": a backward timed alone must work for torch.compile too,
+    whose backward donates buffers and so refuses to run twice on one graph."""
+    out = tmp_path / "r.json"
+    assert main(["--device", "cpu", "--ops", "instance_norm_act", "--shapes", "1x32x32x32", "--providers",
+                 "eager,compile", "--e2e", "no", "--budget", "0.01", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["ops"]
+    assert not [r for r in rows if "error" in r]
+    assert {(r["provider"], r["mode"]) for r in rows} == {(p, m) for p in ("eager", "compile")
+                                                          for m in ("fwd", "bwd", "fwd+bwd")}
+
+
+def test_a_failing_mode_keeps_the_providers_other_modes(monkeypatch):
+    """One mode failing for a provider is an error row for that mode; its other modes still count."""
+    from effgan.bench import ops_runner
+    from effgan.bench.op_cases import cases
+
+    prepare = ops_runner._prepare
+
+    def bwd_fails(fn, case, device, dtype, mode, n_copies, **kw):
+        if mode == "bwd":
+            raise RuntimeError("no backward today")
+        return prepare(fn, case, device, dtype, mode, n_copies, **kw)
+
+    monkeypatch.setattr(ops_runner, "_prepare", bwd_fails)
+    rows = ops_runner.run_op_benchmarks(cases(["se_scale"], [(1, 3, 5, 4)]), torch.device("cpu"),
+                                        providers=("eager",), budget_s=0.01, log=lambda *a: None)
+    errors = [r for r in rows if "error" in r]
+    assert [(r["provider"], r["mode"]) for r in errors] == [("eager", "bwd")]
+    assert "no backward today" in errors[0]["error"]
+    assert sorted(r["mode"] for r in rows if "error" not in r) == ["fwd", "fwd+bwd"]
+
+
 def test_bench_cli_stopped_midway_keeps_what_it_measured(tmp_path, monkeypatch):
     """A run killed by a time limit during the end-to-end models still leaves the op table and the
     finished models on disk, marked incomplete."""

@@ -1,6 +1,7 @@
 """Runs the op cases for every provider and mode, side by side in one process."""
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import Iterable
 
@@ -31,8 +32,16 @@ def _provider_fn(case: OpCase, provider: str, device: torch.device, compile_mode
     return torch.compile(case.eager, mode=compile_mode, dynamic=False)
 
 
-def _prepare(fn, case: OpCase, device, dtype, mode: str, n_copies: int):
-    """(run, items): ``run(items[i])`` times ``mode`` of ``fn`` on rotating copies of the inputs."""
+def _prepare(fn, case: OpCase, device, dtype, mode: str, n_copies: int, *, retained: bool = False):
+    """A run for ``time_interleaved`` timing ``mode`` of ``fn`` on rotating copies of the inputs:
+    (run, items), or for "bwd" (run, items, setup).
+
+    "bwd" times a backward alone: setup, untimed, runs the forward that builds the graph the timed
+    backward then consumes, as in training. ``retained`` (for CUDA-graph capture, which must replay
+    a backward whose saved tensors stay alive) instead builds one graph per item up front and
+    times backwards that retain it; torch.compile's donated buffers refuse that, so those runs are
+    to be prepared and captured inside ``no_donated_buffers()``.
+    """
     if mode == "fwd":
         sets = [case.make_inputs(device, dtype, False) for _ in range(n_copies)]
 
@@ -43,14 +52,17 @@ def _prepare(fn, case: OpCase, device, dtype, mode: str, n_copies: int):
         return fwd, sets
     sets = [case.make_inputs(device, dtype, True) for _ in range(n_copies)]
     grads = [torch.randn_like(o) for o in _outputs(fn(sets[0]))]
-    if mode == "fwd+bwd":
-        def fwd_bwd(d):
-            for t in _leaves(d):
-                t.grad = None
-            torch.autograd.backward(_outputs(fn(d)), grads)
 
-        return fwd_bwd, sets
-    graphs = [(d, _outputs(fn(d))) for d in sets]
+    def forward(d):
+        for t in _leaves(d):
+            t.grad = None
+        return _outputs(fn(d))
+
+    if mode == "fwd+bwd":
+        return (lambda d: torch.autograd.backward(forward(d), grads)), sets
+    if not retained:
+        return (lambda outs: torch.autograd.backward(outs, grads)), sets, forward
+    graphs = [(d, forward(d)) for d in sets]
 
     def bwd(item):
         d, outs = item
@@ -59,6 +71,16 @@ def _prepare(fn, case: OpCase, device, dtype, mode: str, n_copies: int):
         torch.autograd.backward(outs, grads, retain_graph=True)
 
     return bwd, graphs
+
+
+def no_donated_buffers():
+    """torch.compile's backward without donated buffers (which forbid ``retain_graph=True``) for
+    the graphs built and run inside; a no-op on a torch without them."""
+    import torch._functorch.config as config
+
+    if not hasattr(config, "donated_buffer"):
+        return contextlib.nullcontext()
+    return config.patch(donated_buffer=False)
 
 
 def graphed(run, items, device: torch.device, *, warmup: int = 3):
@@ -94,10 +116,12 @@ def graphed(run, items, device: torch.device, *, warmup: int = 3):
     return replay, graphs
 
 
-def _error_row(case: OpCase, provider: str, dtype, exc: Exception) -> dict:
-    warnings.warn(f"{case.label} {provider}: {type(exc).__name__}: {exc}")
-    return {"op": case.op, "shape": list(case.shape), "provider": provider,
-            "dtype": str(dtype).replace("torch.", ""), "error": f"{type(exc).__name__}: {exc}"}
+def _error_row(case: OpCase, provider: str, dtype, exc: Exception, mode: str | None = None) -> dict:
+    where = f"{case.label} {provider}" + (f" {mode}" if mode else "")
+    warnings.warn(f"{where}: {type(exc).__name__}: {exc}")
+    row = {"op": case.op, "shape": list(case.shape), "provider": provider,
+           "dtype": str(dtype).replace("torch.", ""), "error": f"{type(exc).__name__}: {exc}"}
+    return row if mode is None else {**row, "mode": mode}
 
 
 def run_op_benchmarks(
@@ -133,21 +157,23 @@ def run_op_benchmarks(
         results: dict[str, dict] = {p: {} for p in fns}
         for mode in order:
             runs = {}
-            for provider, fn in list(fns.items()):
+            for provider, fn in fns.items():
+                retained = cuda_graphs and mode == "bwd"
                 try:
-                    run, items = _prepare(fn, case, device, dtype, mode, n_copies)
-                    run(items[0])  # compile, or fail, before the timed runs
-                    runs[provider] = graphed(run, items, device) if cuda_graphs else (run, items)
-                except Exception as exc:
-                    rows.append(_error_row(case, provider, dtype, exc))
-                    del fns[provider], results[provider]
+                    with no_donated_buffers() if retained else contextlib.nullcontext():
+                        spec = _prepare(fn, case, device, dtype, mode, n_copies, retained=retained)
+                        run, items, *setup = spec
+                        run(setup[0](items[0]) if setup else items[0])  # compile, or fail, before the timed runs
+                        runs[provider] = graphed(run, items, device) if cuda_graphs else spec
+                except Exception as exc:  # this mode fails; the provider's other modes still count
+                    rows.append(_error_row(case, provider, dtype, exc, mode))
             n_elems = {"fwd": case.bytes_fwd, "bwd": case.bytes_bwd}.get(mode, case.bytes_fwd + case.bytes_bwd)
             for provider, timing in time_interleaved(runs, device, budget_s=budget_s).items():
                 results[provider][mode] = timing, n_elems
             del runs
         for provider, res in results.items():
             peak = None
-            if "fwd+bwd" in modes or "bwd" in modes:
+            if res and ("fwd+bwd" in modes or "bwd" in modes):
                 run, items = _prepare(fns[provider], case, device, dtype, "fwd+bwd", 1)
                 peak = peak_memory(lambda: run(items[0]), device)
             if provider == "effgan":

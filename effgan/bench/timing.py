@@ -76,8 +76,12 @@ def _summary(times: list[float]) -> Timing:
     return Timing(statistics.median(times), q(0.2), q(0.8), len(times))
 
 
+def _arg(setup: Callable[[object], object] | None, item: object) -> object:
+    return item if setup is None else setup(item)
+
+
 def time_interleaved(
-    runs: dict[str, tuple[Callable[[object], object], Sequence[object]]],
+    runs: dict[str, tuple],
     device: torch.device,
     *,
     warmup: int = 3,
@@ -86,10 +90,16 @@ def time_interleaved(
     budget_s: float = 1.0,
 ) -> dict[str, Timing]:
     """Median times of each ``fn(inputs[i % len(inputs)])`` in ``runs`` (name -> (fn, inputs)),
-    the providers taking turns run by run; runs until ``budget_s`` per provider or ``max_runs``."""
-    for name, (fn, inputs) in runs.items():
+    the providers taking turns run by run; runs until ``budget_s`` per provider or ``max_runs``.
+
+    A run given as (fn, inputs, setup) times ``fn(setup(inputs[i % len(inputs)]))`` and leaves the
+    setup out of the time: work each run needs done afresh but that is not what is measured (a
+    backward's forward, whose graph a backward consumes).
+    """
+    runs = {name: (spec[0], spec[1], spec[2] if len(spec) > 2 else None) for name, spec in runs.items()}
+    for name, (fn, inputs, setup) in runs.items():
         for i in range(warmup):
-            fn(inputs[i % len(inputs)])
+            fn(_arg(setup, inputs[i % len(inputs)]))
     _sync(device)
     times: dict[str, list[float]] = {name: [] for name in runs}
     total_budget = budget_s * len(runs)
@@ -101,8 +111,8 @@ def time_interleaved(
         while i < max_runs and (i < min_runs or time.perf_counter() - start_all < total_budget):
             shuffler.shuffle(order)
             for name in order:
-                fn, inputs = runs[name]
-                times[name].append(_time_once(fn, inputs[i % len(inputs)], device))
+                fn, inputs, setup = runs[name]
+                times[name].append(_time_once(fn, _arg(setup, inputs[i % len(inputs)]), device))
             i += 1
     return {name: _summary(t) for name, t in times.items()}
 
