@@ -37,25 +37,42 @@ def test_bench_cli_times_every_mode_against_compile(tmp_path):
                                                           for m in ("fwd", "bwd", "fwd+bwd")}
 
 
-def test_a_failing_mode_keeps_the_providers_other_modes(monkeypatch):
-    """One mode failing for a provider is an error row for that mode; its other modes still count."""
+def test_bench_cli_bfloat16_every_op(tmp_path, capsys):
+    """--dtype bfloat16 builds every case's inputs in a dtype the op takes (the SE gate included)."""
+    out = tmp_path / "r.json"
+    assert main(["--device", "cpu", "--ops", "all", "--shapes", "2x16x12x10", "--providers", "effgan,eager",
+                 "--dtype", "bfloat16", "--e2e", "no", "--budget", "0.01", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert not [r for r in data["ops"] if "error" in r]
+    from effgan.bench.op_cases import available_ops
+    assert {r["op"] for r in data["speedups"]} == set(available_ops())
+    assert all(r["dtype"] == "bfloat16" for r in data["ops"])
+
+
+@pytest.mark.parametrize("failing", ["bwd", "fwd+bwd"])
+def test_a_failing_mode_keeps_the_providers_other_modes(monkeypatch, failing):
+    """One mode failing for a provider is an error row for that mode; its other modes still count,
+    and the speedup table leaves the error row out."""
     from effgan.bench import ops_runner
     from effgan.bench.op_cases import cases
 
     prepare = ops_runner._prepare
 
-    def bwd_fails(fn, case, device, dtype, mode, n_copies, **kw):
-        if mode == "bwd":
-            raise RuntimeError("no backward today")
+    def one_mode_fails(fn, case, device, dtype, mode, n_copies, **kw):
+        if mode == failing and fn is case.effgan:
+            raise RuntimeError("not today")
         return prepare(fn, case, device, dtype, mode, n_copies, **kw)
 
-    monkeypatch.setattr(ops_runner, "_prepare", bwd_fails)
-    rows = ops_runner.run_op_benchmarks(cases(["se_scale"], [(1, 3, 5, 4)]), torch.device("cpu"),
-                                        providers=("eager",), budget_s=0.01, log=lambda *a: None)
+    monkeypatch.setattr(ops_runner, "_prepare", one_mode_fails)
+    rows = ops_runner.run_op_benchmarks(cases(["se_scale"], [(1, 3, 5, 4)], impl="ref"), torch.device("cpu"),
+                                        providers=("effgan", "eager"), budget_s=0.01, log=lambda *a: None)
     errors = [r for r in rows if "error" in r]
-    assert [(r["provider"], r["mode"]) for r in errors] == [("eager", "bwd")]
-    assert "no backward today" in errors[0]["error"]
-    assert sorted(r["mode"] for r in rows if "error" not in r) == ["fwd", "fwd+bwd"]
+    assert [(r["provider"], r["mode"]) for r in errors] == [("effgan", failing)]
+    assert "not today" in errors[0]["error"]
+    timed = sorted((r["provider"], r["mode"]) for r in rows if "error" not in r)
+    assert timed == sorted({(p, m) for p in ("effgan", "eager") for m in ops_runner.MODES} - {("effgan", failing)})
+    table = ops_runner.speedup_table(rows)
+    assert len(table) == (failing != "fwd+bwd")
 
 
 def test_bench_cli_stopped_midway_keeps_what_it_measured(tmp_path, monkeypatch):

@@ -114,7 +114,9 @@ def _se_scale_case(shape, impl: str) -> OpCase:
 
     def make(device, dtype, rg):
         g = torch.Generator().manual_seed(0)
-        return {"x": _rand(shape, device, dtype, rg, g), "gate": _rand((N, C), device, torch.float32, rg, g)}
+        # The gate comes from the SE block's 1x1 convs, so it has the activations' dtype (the op
+        # takes one dtype for both).
+        return {"x": _rand(shape, device, dtype, rg, g), "gate": _rand((N, C), device, dtype, rg, g)}
 
     el = N * C * H * W
     return OpCase("se_scale", shape, make, lambda d: ops.se_scale(d["x"], d["gate"], impl=impl),
