@@ -144,21 +144,40 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _holds_checkpoints(run_dir: str) -> bool:
+    folders = (os.path.join(run_dir, ckpt.CHECKPOINT_DIR), run_dir)
+    return any(os.path.isfile(os.path.join(folder, name)) for folder in folders for name in (ckpt.LATEST, ckpt.BEST))
+
+
 def new_run_dir(config: cfg.TrainConfig, info: DistInfo) -> str:
-    """runs/<model>-<timestamp>[-k]; rank 0 picks the name and tells the others."""
-    name = None
+    """runs/<model>-<timestamp>[-k]; rank 0 picks the name and tells the others.
+
+    A --run-name whose folder already holds checkpoints is refused: a new run there would replace
+    them. They are continued with --resume. (A folder without any, left by a run that stopped
+    before its first checkpoint, may be reused.)
+    """
+    name = error = None
     if info.is_main:
         base = config.run_name or f"{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
         name, k = base, 1
         while os.path.exists(os.path.join(config.out_dir, name)) and config.run_name is None:
             name, k = f"{base}-{k}", k + 1
-        os.makedirs(os.path.join(config.out_dir, name), exist_ok=True)
+        path = os.path.join(config.out_dir, name)
+        if _holds_checkpoints(path):
+            error = (f"run_name {name!r}: {path} already holds a run's checkpoints; continue it with "
+                     f"--resume {path}, or pick another --run-name (a new run would overwrite them)")
+        elif os.path.exists(path) and not os.path.isdir(path):
+            error = f"run_name {name!r}: {path} exists and is not a folder"
+        else:
+            os.makedirs(path, exist_ok=True)
     if info.enabled:
         import torch.distributed as dist
 
-        box = [name]
+        box = [name, error]
         dist.broadcast_object_list(box, src=0)
-        name = box[0]
+        name, error = box
+    if error is not None:
+        raise ValueError(error)
     return os.path.join(config.out_dir, name)
 
 
@@ -388,6 +407,8 @@ class Trainer:
 
     # --- bookkeeping --------------------------------------------------------------------------
     def _accumulate(self, losses: dict[str, torch.Tensor]) -> None:
+        if self._log_count == 0 and self._ckpt_count == 0:
+            self._check_best_metric(losses)
         values = torch.stack([v.float() for v in losses.values()])
         self._finite &= torch.isfinite(values).all()
         for sums in (self._log_sums, self._ckpt_sums):
@@ -396,6 +417,16 @@ class Trainer:
         self._log_count += 1
         self._ckpt_count += 1
         self._step_losses = losses
+
+    def _check_best_metric(self, losses: dict[str, torch.Tensor]) -> None:
+        """Refuse, at the first step, a best_metric that no checkpoint would report: neither a loss of
+        this model, nor an evaluation metric (checked at startup), nor possibly a metrics_fn's. The
+        run would otherwise train to the end with best.pt never written."""
+        name = self.config.best_metric
+        if self.metrics_fn is not None or is_eval_metric(name) or name in losses:
+            return
+        raise ValueError(f"best_metric {name!r} is not a loss of a {self.config.model} run ({', '.join(losses)}) "
+                         f"nor an evaluation metric; pick one of those (evaluation metrics need --eval-every)")
 
     def _check_finite(self) -> None:
         if all_ranks_true(bool(self._finite.item()), self.info, self.device):

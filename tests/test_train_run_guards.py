@@ -1,0 +1,45 @@
+"""A new run never replaces an earlier run's checkpoints, and a best_metric no checkpoint reports
+is refused at the first step instead of leaving best.pt unwritten for the whole run."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from effgan.train import train
+from train_support import one_thread, tiny_config  # noqa: F401 (fixture)
+
+
+def test_a_new_run_refuses_a_run_name_that_holds_checkpoints(tmp_path):
+    first = train(tiny_config("dcgan", tmp_path, run_name="r", max_steps=2))
+    latest = os.path.join(first.run_dir, "checkpoints", "latest.pt")
+    before = torch.load(latest, map_location="cpu", weights_only=False)["step"]
+    with pytest.raises(ValueError, match=r"run_name 'r'.*already holds a run's checkpoints.*--resume"):
+        train(tiny_config("dcgan", tmp_path, run_name="r", max_steps=1))
+    assert torch.load(latest, map_location="cpu", weights_only=False)["step"] == before == 2
+    resumed = train(tiny_config("dcgan", tmp_path, max_steps=3, resume=first.run_dir))
+    assert resumed.step == 3 and resumed.run_dir == first.run_dir
+
+
+def test_a_run_name_without_checkpoints_may_be_reused(tmp_path):
+    """A folder left by a run that stopped before its first checkpoint holds nothing to lose."""
+    with pytest.raises(ValueError, match="best_metric"):
+        train(tiny_config("dcgan", tmp_path, run_name="r", max_steps=1, best_metric="nope"))
+    assert os.path.isdir(tmp_path / "r")
+    assert train(tiny_config("dcgan", tmp_path, run_name="r", max_steps=1)).step == 1
+
+
+@pytest.mark.parametrize("model", ["dcgan", "cyclegan"])
+def test_an_unknown_best_metric_is_refused_before_any_checkpoint(tmp_path, model):
+    with pytest.raises(ValueError, match=r"best_metric 'nope' is not a loss of a .* run \(.*loss_G"):
+        train(tiny_config(model, tmp_path, run_name="r", max_steps=2, best_metric="nope"))
+    assert not os.path.exists(tmp_path / "r" / "checkpoints" / "latest.pt")
+
+
+def test_a_loss_name_or_a_metrics_fn_name_is_accepted(tmp_path):
+    run = train(tiny_config("dcgan", tmp_path, run_name="loss", max_steps=2, best_metric="loss_D"))
+    assert os.path.isfile(os.path.join(run.run_dir, "checkpoints", "best.pt"))
+    run = train(tiny_config("dcgan", tmp_path, run_name="fn", max_steps=2, best_metric="mine"),
+                metrics_fn=lambda *args, **kwargs: {"mine": 1.0})
+    assert os.path.isfile(os.path.join(run.run_dir, "checkpoints", "best.pt"))
