@@ -75,6 +75,25 @@ def test_a_failing_mode_keeps_the_providers_other_modes(monkeypatch, failing):
     assert len(table) == (failing != "fwd+bwd")
 
 
+@pytest.mark.parametrize("flag, value", [
+    ("--providers", "foo"), ("--providers", ","), ("--modes", "fwd,back"), ("--budget", "0"), ("--budget", "-1"),
+    ("--shapes", "1x4x8"), ("--shapes", "0x4x8x8"), ("--device", "foo"), ("--device", "meta"),
+    ("--out", "."), ("--e2e-models", "nope"), ("--e2e-variants", "nope"),
+])
+def test_bench_cli_rejects_bad_arguments_before_measuring(tmp_path, monkeypatch, flag, value):
+    """A bad argument stops the run before the first measurement, with a message naming it."""
+    from effgan.bench import __main__ as cli
+
+    monkeypatch.setattr(cli, "copy_bandwidth", lambda *a: pytest.fail("measured before checking the arguments"))
+    monkeypatch.chdir(tmp_path)
+    args = {"--device": "cpu", "--ops": "se_scale", "--shapes": "1x3x5x4", "--e2e": "yes", "--budget": "0.01",
+            "--out": "r.json", flag: value}
+    with pytest.raises(SystemExit) as stop:
+        main([item for pair in args.items() for item in pair])
+    assert str(stop.value.code).startswith(flag)
+    assert not os.path.exists(tmp_path / "r.json")
+
+
 def test_bench_cli_stopped_midway_keeps_what_it_measured(tmp_path, monkeypatch):
     """A run killed by a time limit during the end-to-end models still leaves the op table and the
     finished models on disk, marked incomplete."""

@@ -78,38 +78,80 @@ def default_out_path(args, info) -> str:
 def _shapes(args, device):
     if args.shapes:
         try:
-            return [tuple(int(v) for v in s.lower().split("x")) for s in args.shapes.split(";") if s]
+            shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.shapes.split(";") if s]
         except ValueError:
-            raise SystemExit(f"--shapes: expected NxCxHxW;... got {args.shapes!r}")
+            shapes = []
+        if not shapes or any(len(shape) != 4 or min(shape) < 1 for shape in shapes):
+            raise SystemExit(f"--shapes: expected positive NxCxHxW sizes separated by ';', got {args.shapes!r}")
+        return shapes
     if device.type == "cuda":
         return op_cases.QUICK_GPU_SHAPES if args.quick else op_cases.GPU_SHAPES
     return op_cases.QUICK_CPU_SHAPES if args.quick else op_cases.CPU_SHAPES
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    device = torch.device(args.device)
+def _subset(value: str, flag: str, known) -> list[str]:
+    """The comma-separated names of ``value``, each one of ``known``."""
+    names = [v for v in value.split(",") if v]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"{flag}: unknown {unknown}; known: {sorted(known)}")
+    if not names:
+        raise SystemExit(f"{flag}: expected comma-separated names of {sorted(known)}, got {value!r}")
+    return names
+
+
+def _device(text: str) -> torch.device:
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise SystemExit(f"--device: expected cpu or cuda[:N], got {text!r}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise SystemExit(f"--device: expected cpu or cuda[:N], got {text!r}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device is available")
+    return device
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    # Every argument is checked before the first measurement: a typo must not cost a run's minutes,
+    # nor its results (an --out that cannot be written would only fail at the end).
+    device = _device(args.device)
     if args.cuda_graphs and device.type != "cuda":
         raise SystemExit("--cuda-graphs needs a CUDA device")
+    if args.budget is not None and not args.budget > 0:
+        raise SystemExit(f"--budget: expected seconds > 0, got {args.budget}")
+    providers = _subset(args.providers, "--providers", PROVIDERS)
+    modes = _subset(args.modes, "--modes", MODES) if args.modes else (["fwd", "fwd+bwd"] if args.quick else list(MODES))
+    if args.out is not None and os.path.isdir(args.out):
+        raise SystemExit(f"--out: {args.out!r} is a folder; give the JSON file's path")
+    available = op_cases.available_ops()
+    names = available if args.ops == "all" else [] if args.ops == "none" else args.ops.split(",")
+    unknown = [n for n in names if n not in op_cases.CASE_BUILDERS]
+    if unknown:
+        raise SystemExit(f"--ops: unknown {unknown}; known: {sorted(op_cases.CASE_BUILDERS)}")
+    cases = op_cases.cases(names, _shapes(args, device), channels_last=args.channels_last)
+    specs = variants = None
+    if args.e2e != "no":
+        from effgan.bench import e2e  # the training stack: imported only when a step is timed
+
+        if args.e2e_models:
+            specs = [e2e.SPECS_BY_LABEL[name]
+                     for name in _subset(args.e2e_models, "--e2e-models", e2e.SPECS_BY_LABEL)]
+        variants = e2e.VARIANTS
+        if args.e2e_variants:
+            variants = tuple(e2e.VARIANTS_BY_NAME[name]
+                             for name in _subset(args.e2e_variants, "--e2e-variants", e2e.VARIANTS_BY_NAME))
     info = device_info(device)
     print(f"effgan.bench on {info['device']} (torch {info['torch']}, triton {info['triton']}, commit {info['commit']})")
     t_start = time.time()
     bw = copy_bandwidth(device)
     print(f"copy bandwidth: {bw / 1e9:.1f} GB/s (read + write)")
 
-    available = op_cases.available_ops()
-    names = available if args.ops == "all" else [] if args.ops == "none" else args.ops.split(",")
-    unknown = [n for n in names if n not in op_cases.CASE_BUILDERS]
-    if unknown:
-        raise SystemExit(f"--ops: unknown {unknown}; known: {sorted(op_cases.CASE_BUILDERS)}")
-    modes = args.modes.split(",") if args.modes else (["fwd", "fwd+bwd"] if args.quick else list(MODES))
     compile_mode = args.compile_mode
     if compile_mode is None and device.type == "cuda" and not args.quick:
         compile_mode = "max-autotune-no-cudagraphs"
     budget = args.budget if args.budget is not None else (0.3 if args.quick else 1.0)
-    cases = op_cases.cases(names, _shapes(args, device), channels_last=args.channels_last)
     out = args.out or default_out_path(args, info)
     argv_used = sys.argv[1:] if argv is None else list(argv)
 
@@ -125,32 +167,13 @@ def main(argv=None) -> int:
             json.dump(result, f, indent=1)
         os.replace(tmp, out)
 
-    rows = run_op_benchmarks(cases, device, dtype=DTYPES[args.dtype], providers=args.providers.split(","), modes=modes,
+    rows = run_op_benchmarks(cases, device, dtype=DTYPES[args.dtype], providers=providers, modes=modes,
                              bandwidth=bw, budget_s=budget, compile_mode=compile_mode, cuda_graphs=args.cuda_graphs)
     speedups = speedup_table(rows)
     e2e_rows = []
     save(complete=False)
 
     if args.e2e != "no":
-        from effgan.bench import e2e
-
-        specs = None
-        if args.e2e_models:
-            known = e2e.SPECS_BY_LABEL
-            wanted = args.e2e_models.split(",")
-            missing = [w for w in wanted if w not in known]
-            if missing:
-                raise SystemExit(f"--e2e-models: unknown {missing}; known: {sorted(known)}")
-            specs = [known[w] for w in wanted]
-        variants = e2e.VARIANTS
-        if args.e2e_variants:
-            by_name = e2e.VARIANTS_BY_NAME
-            wanted = args.e2e_variants.split(",")
-            missing = [w for w in wanted if w not in by_name]
-            if missing:
-                raise SystemExit(f"--e2e-variants: unknown {missing}; known: {sorted(by_name)}")
-            variants = tuple(by_name[w] for w in wanted)
-
         def keep(rows_so_far):
             e2e_rows[:] = rows_so_far
             save(complete=False)
@@ -162,6 +185,9 @@ def main(argv=None) -> int:
     print(f"\nwrote {out}\n")
     print(f"Summary on {info['device']} ({info['date']}), copy bandwidth {bw / 1e9:.1f} GB/s")
     print(format_speedup_table(speedups))
+    if rows and not speedups:
+        print("(the summary compares forward+backward: add fwd+bwd to --modes for its rows; every timing is "
+              "in the JSON)")
     if e2e_rows:
         print()
         print(format_e2e_table(e2e_rows))
