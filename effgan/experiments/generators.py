@@ -29,6 +29,7 @@ from effgan.experiments.plotting import plot_quality_vs_step_time
 from effgan.experiments.step_meter import StepMeter
 from effgan.metrics import build_extractor, evaluate_cyclegan
 from effgan.metrics.cyclegan_eval import collect_domain_items
+from effgan.train.inference import pick_inference_device
 
 DEFAULT_GENERATORS = ("resnet9", "resnet6", "effnet-resnet-b0", "effnet-resnet-b1", "effnet-resnet-b2",
                       "effnet-resnet-b3", "effnet-b0", "effnet-b1", "effnet-b2", "effnet-b3")
@@ -36,10 +37,48 @@ TABLE_METRICS = ("cycle_mae_a", "cycle_mae_b", "paired_mae_ab", "paired_psnr_ab"
                  "paired_ssim_ba", "fid_ab", "kid_mean_ab", "fid_ba")
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+def known_generators() -> list[str]:
+    """The registry names a CycleGAN run accepts as its generator."""
+    from effgan.models import list_models
+    from effgan.train.config import CYCLEGAN_GENERATORS_FIXED
+
+    return [name for name in list_models() if name in CYCLEGAN_GENERATORS_FIXED or name.startswith("effnet-")]
+
+
+def check_generators(generators: tuple[str, ...], name: str = "generators") -> None:
+    if not generators:
+        raise ValueError(f"{name} must name at least one generator")
+    known = known_generators()
+    unknown = [g for g in generators if g not in known]
+    if unknown:
+        raise ValueError(f"{name}: unknown generator{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(map(repr, unknown))}; known: {', '.join(known)}")
+    repeated = sorted({g for g in generators if generators.count(g) > 1})
+    if repeated:  # a second run of a name would land in the first one's run folder, after it trained
+        raise ValueError(f"{name} names {', '.join(map(repr, repeated))} more than once")
+
+
+def check_seed_range(seed: int, name: str = "seed") -> None:
+    from effgan.data.seeding import check_seed
+
+    check_seed(seed, name)
+    # training derives further seeds by arithmetic (2 * seed + 2, seed + 7919 * step), which must stay
+    # within torch's 64-bit seeds; a larger one would pass the feature net and fail in the first run
+    if seed >= 2**32:
+        raise ValueError(f"{name} must be < 2**32, got {seed}")
+
+
+def check_out_dir(out_dir: str, name: str = "out_dir") -> None:
+    """Refuse a folder that could not be written before anything is trained into it."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"{name} {out_dir!r} is a file, not a folder")
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"{name} {out_dir!r} lies under {parent!r}, which is a file, not a folder")
+    if os.path.exists(os.path.join(out_dir, "runs")):
+        raise ValueError(f"{name} {out_dir!r} already holds runs; give a fresh folder")
 
 
 def train_config(generator: str, budget: Budget, *, out_dir: str, seed: int, device: torch.device, fused: bool,
@@ -84,6 +123,8 @@ def model_cost(config, generator: str) -> tuple[int, int | None]:
 def shared_extractor(budget: Budget, *, out_dir: str, seed: int, device: torch.device, fid_weights: str | None):
     from effgan.data import build_dataset
 
+    if fid_weights is not None:  # the InceptionV3 learns nothing from the cans images
+        return build_extractor(fid_weights=fid_weights, device=device)
     train_set = build_dataset("cans", "train", image_size=budget.image_size, kind="unpaired", seed=seed,
                               length=budget.feature_items)
     items = collect_domain_items(train_set, max_items=budget.feature_items)
@@ -96,7 +137,7 @@ def train_and_measure(config, checkpoint_every: int) -> dict[str, Any]:
     """Train one run with a StepMeter hook; returns where it went and what the meter saw."""
     from effgan.train import train
 
-    meter = StepMeter(pick_device(config.device), checkpoint_every)
+    meter = StepMeter(pick_inference_device(config.device), checkpoint_every)
     try:
         result = train(config, metrics_fn=meter)
     finally:
@@ -115,12 +156,13 @@ def train_in_fresh_process(config, checkpoint_every: int) -> dict[str, Any]:
 
 
 def run_generator(generator: str, budget: Budget, *, out_dir: str, seed: int, device: torch.device, fused: bool,
-                  isolate: bool, test_set, extractor, cuda_graphs: bool = False) -> dict[str, Any]:
+                  isolate: bool, test_set, extractor, cuda_graphs: bool = False,
+                  cost: tuple[int, int | None] | None = None) -> dict[str, Any]:
     from effgan.train.family import DataInfo
 
     config = train_config(generator, budget, out_dir=os.path.join(out_dir, "runs"), seed=seed, device=device,
                           fused=fused, cuda_graphs=cuda_graphs)
-    params, flops = model_cost(config, generator)
+    params, flops = cost if cost is not None else model_cost(config, generator)
     measure = train_in_fresh_process if isolate else train_and_measure
     measured = measure(config, budget.checkpoint_every)
     run = load_run(measured["run_dir"], data_info=DataInfo(channels=3, image_size=budget.image_size), device=device)
@@ -164,20 +206,31 @@ def run_experiment(budget: Budget, *, generators: tuple[str, ...] = DEFAULT_GENE
     """
     from effgan.data import build_dataset
 
-    if not generators:
-        raise ValueError("generators must name at least one generator")
-    if os.path.exists(os.path.join(out_dir, "runs")):
-        raise ValueError(f"out_dir {out_dir!r} already holds runs; give a fresh folder")
-    torch_device = pick_device(device)
+    check_generators(generators)
+    check_out_dir(out_dir)
+    check_seed_range(seed)
+    torch_device = pick_inference_device(device)
     if cuda_graphs and torch_device.type != "cuda":
         raise ValueError(f"cuda_graphs needs a CUDA device, but the experiment runs on {torch_device}")
+    # Building every generator once, before anything is trained, finds one that cannot run at this
+    # budget (a U-Net deeper than the image allows) before hours went into the ones listed before it.
+    costs = {}
+    for generator in generators:
+        try:
+            costs[generator] = model_cost(train_config(generator, budget, out_dir=out_dir, seed=seed,
+                                                       device=torch_device, fused=fused, cuda_graphs=cuda_graphs),
+                                          generator)
+        except ValueError as error:
+            raise ValueError(f"generator {generator!r} cannot run at the {budget.name} budget "
+                             f"({budget.image_size}x{budget.image_size}): {error}") from None
     extractor = shared_extractor(budget, out_dir=out_dir, seed=seed, device=torch_device, fid_weights=fid_weights)
     test_set = build_dataset("cans", "test", image_size=budget.image_size, seed=seed, length=budget.eval_items)
     rows = []
     for generator in generators:
         print(f"[generators] {generator}: training {budget.steps} steps on {torch_device}", flush=True)
         rows.append(run_generator(generator, budget, out_dir=out_dir, seed=seed, device=torch_device, fused=fused,
-                                  isolate=isolate, test_set=test_set, extractor=extractor, cuda_graphs=cuda_graphs))
+                                  isolate=isolate, test_set=test_set, extractor=extractor, cuda_graphs=cuda_graphs,
+                                  cost=costs[generator]))
         # the rows so far, so that a run stopped part-way (a time limit) still leaves its results
         write_json({"extractor": extractor.name, "rows": rows}, os.path.join(out_dir, "results-partial.json"))
     device_name = (torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda"
@@ -229,6 +282,10 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or os.path.join("runs", "experiments",
                                        f"generators-{budget.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         generators = tuple(g.strip() for g in args.generators.split(",") if g.strip())
+        # run_experiment checks these too, naming its own arguments; here they are named as the flags
+        check_generators(generators, "--generators")
+        check_out_dir(out, "--out")
+        check_seed_range(args.seed, "--seed")
         summary = run_experiment(budget, generators=generators, out_dir=out, seed=args.seed, device=args.device,
                                  fused=args.fused, isolate=args.isolate,
                                  fid_weights=args.fid_weights, cuda_graphs=args.cuda_graphs)
