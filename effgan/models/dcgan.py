@@ -25,6 +25,7 @@ LEAKY_SLOPE = 0.2
 
 # image size -> (side of the first feature map, number of stride-2 layers)
 _SIZE_PLAN = {28: (7, 2), 32: (4, 3), 64: (4, 4), 128: (4, 5), 256: (4, 6)}
+IMAGE_SIZES = tuple(sorted(_SIZE_PLAN))
 
 
 def _plan(image_size: int) -> tuple[int, int]:

@@ -256,6 +256,7 @@ def validate(config: TrainConfig) -> None:
         raise ValueError(
             f"cyclegan.generator must be one of {list(CYCLEGAN_GENERATORS_FIXED)} or effnet-*, got {gen!r}")
     _check_patchgan_fits(config)
+    _check_image_size_fits(config)
     if config.cyclegan.pool_size < 0:
         raise ValueError(f"cyclegan.pool_size must be >= 0, got {config.cyclegan.pool_size}")
     if not 0.0 < config.gan.label_smoothing <= 1.0:
@@ -311,6 +312,33 @@ def _check_patchgan_fits(config: TrainConfig) -> None:
         fits = max((n for n in range(1, 12) if output_size(n) >= 1), default=0)
         raise ValueError(f"cyclegan.d_layers={opts.d_layers} leaves no PatchGAN output at image_size "
                          f"{config.image_size} (at most {fits} layers fit)")
+
+
+def _check_image_size_fits(config: TrainConfig) -> None:
+    """Sizes the chosen networks cannot take, refused before a run folder exists (the networks
+    themselves would only refuse the first batch)."""
+    size = config.image_size
+    if size is None:
+        return
+    if config.model in ("dcgan", "cgan"):
+        from effgan.models.dcgan import IMAGE_SIZES
+        from effgan.models.dcgan_mnist import IMAGE_SIZE
+
+        if config.gan.arch != "classic" and size != IMAGE_SIZE:
+            raise ValueError(f"image_size must be {IMAGE_SIZE} for gan.arch={config.gan.arch!r} (the 28x28 "
+                             f"DCGAN), got {size}; gan.arch='classic' takes {list(IMAGE_SIZES)}")
+        if config.gan.arch == "classic" and size not in IMAGE_SIZES:
+            raise ValueError(f"image_size must be one of {list(IMAGE_SIZES)} for gan.arch='classic', got {size}")
+    elif config.model == "stylegan":
+        from effgan.models.stylegan import RESOLUTIONS
+
+        if size not in RESOLUTIONS:
+            raise ValueError(f"image_size must be one of {list(RESOLUTIONS)} for stylegan, got {size}")
+    elif config.model == "cyclegan" and config.cyclegan.generator.startswith("unet"):
+        multiple = int(config.cyclegan.generator[len("unet"):])  # unet128: 7 stride-2 levels, 2**7
+        if size % multiple:
+            raise ValueError(f"image_size must be a multiple of {multiple} for "
+                             f"cyclegan.generator={config.cyclegan.generator!r}, got {size}")
 
 
 def _check_diffaugment(config: TrainConfig) -> None:
