@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--nrow must be >= 1, got {args.nrow}")
         if not math.isfinite(args.truncation):
             raise ValueError(f"--truncation must be a finite number, got {args.truncation}")
+        if args.output is not None and not args.output.lower().endswith(".png"):
+            # the grid is written as PNG: under another extension its viewers would misread it
+            raise ValueError(f"--output must be a .png path, got {args.output!r}")
         device = pick_inference_device(args.device)
         if ckpt.read_config(args.checkpoint, f"{args.which}.pt")["model"] == "cyclegan":
             raise ValueError(f"{args.checkpoint} is a cyclegan run; use python -m effgan.translate")

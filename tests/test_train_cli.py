@@ -137,6 +137,9 @@ def test_sample_cli(tmp_path, capsys):
     first = grid.read_bytes()
     assert sample.main(["--checkpoint", dc.run_dir, "-n", "6", "--output", str(grid), "--device", "cpu"]) == 0
     assert grid.read_bytes() == first  # same seed, same images
+    jpg = tmp_path / "grid.jpg"  # the grid is PNG data: another extension is refused, not mislabelled
+    assert sample.main(["--checkpoint", dc.run_dir, "--output", str(jpg), "--device", "cpu"]) == 2
+    assert "--output must be a .png path" in capsys.readouterr().err and not jpg.exists()
     assert sample.main(["--checkpoint", dc.run_dir, "-n", "2", "--label", "3"]) == 2  # not a cgan run
     assert "--label needs a cgan run" in capsys.readouterr().err
 
