@@ -38,6 +38,10 @@ def test_bad_section_values_and_unknown_keys():
     for bad in ({"lr": float("inf")}, {"lr": float("nan")}):
         with pytest.raises(ValueError, match="lr must be"):
             cfg.resolve(cfg.from_dict(bad))
+    for name in ("lambda_cycle", "lambda_identity"):  # refused here, not by the loss at the first step
+        for bad in (-1.0, float("nan"), float("inf")):
+            with pytest.raises(ValueError, match=f"cyclegan.{name} must be a finite number >= 0"):
+                cfg.resolve(cfg.from_dict({name: bad}))
     for width in (-3.0, 5.0, float("nan")):  # real targets ~ U(0.9 - w, 0.9) must stay in [0, 1]
         with pytest.raises(ValueError, match="gan.noisy_labels"):
             cfg.resolve(cfg.from_dict({"noisy_labels": width}))

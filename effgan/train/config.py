@@ -257,6 +257,10 @@ def validate(config: TrainConfig) -> None:
             f"cyclegan.generator must be one of {list(CYCLEGAN_GENERATORS_FIXED)} or effnet-*, got {gen!r}")
     _check_patchgan_fits(config)
     _check_image_size_fits(config)
+    for name in ("lambda_cycle", "lambda_identity"):
+        value = getattr(config.cyclegan, name)
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            raise ValueError(f"cyclegan.{name} must be a finite number >= 0, got {value!r}")
     if config.cyclegan.pool_size < 0:
         raise ValueError(f"cyclegan.pool_size must be >= 0, got {config.cyclegan.pool_size}")
     if not 0.0 < config.gan.label_smoothing <= 1.0:
