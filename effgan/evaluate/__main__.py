@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kid-subsets", type=int, default=defaults.kid_subsets)
     p.add_argument("--kid-subset-size", type=int, default=defaults.kid_subset_size)
     p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--device", default=defaults.device)
+    p.add_argument("--device", default=defaults.device,
+                   help=f"auto, cpu, cuda or cuda:N (default: {defaults.device}).")
     p.add_argument("--json", default=None, help="Write the results to this JSON file.")
     return p
 

@@ -1,7 +1,7 @@
 """Evaluate a training run's checkpoint on its dataset's test split.
 
-CycleGAN runs get cycle/identity/paired errors and FID/KID per direction; dcgan runs
-FID/KID (and C2ST if asked); cgan runs add the classifier score. FID/KID use the FID
+CycleGAN runs get cycle/identity/paired errors and FID/KID per direction; dcgan and
+stylegan runs FID/KID (and C2ST if asked); cgan runs add the classifier score. FID/KID use the FID
 InceptionV3 when a local weights file is given, else a FeatureNet trained on the
 run's training data and cached in <run>/feature_nets/.
 """
@@ -38,7 +38,7 @@ class EvaluationOptions:
     kid_subsets: int = 100
     kid_subset_size: int = 1000
     seed: int = 0
-    device: str = "cpu"
+    device: str = "cpu"  # also auto, cuda or cuda:N
 
     def __post_init__(self) -> None:
         for name in ("max_items", "feature_train_items", "feature_steps", "classifier_steps", "kid_subsets",
@@ -48,6 +48,9 @@ class EvaluationOptions:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if self.c2st_steps < 0:
             raise ValueError(f"c2st_steps must be >= 0, got {self.c2st_steps}")
+        from effgan.train.inference import pick_inference_device
+
+        pick_inference_device(self.device)  # before any data is built or network trained
 
 
 # The pieces below are shared with evaluation during training (effgan/train/evaluation.py), so a
@@ -96,12 +99,14 @@ def _datasets(config: cfg.TrainConfig, options: EvaluationOptions):
 def evaluate_checkpoint(run_or_file: str | os.PathLike,
                         options: EvaluationOptions = EvaluationOptions()) -> dict[str, Any]:
     """{"checkpoint", "run_dir", "model", "step", "extractor", "options", "metrics": {name: float}}."""
+    from effgan.train.inference import pick_inference_device
     from effgan.train.trainer import data_info
 
+    device = pick_inference_device(options.device)
     checkpoint = read_checkpoint(run_or_file, options.which)
     config = run_config(checkpoint[1])
     test, train = _datasets(config, options)
-    run = load_run(run_or_file, data_info=data_info(test, config.model), device=options.device, checkpoint=checkpoint)
+    run = load_run(run_or_file, data_info=data_info(test, config.model), device=device, checkpoint=checkpoint)
     cache_dir = os.path.join(run.run_dir, METRICS_CACHE_DIR)
     kid_args = dict(kid_subsets=options.kid_subsets, kid_subset_size=options.kid_subset_size, seed=options.seed)
 
@@ -109,22 +114,25 @@ def evaluate_checkpoint(run_or_file: str | os.PathLike,
     extractor, classifier = metric_networks(
         config, real_images, real_labels, fid_weights=options.fid_weights, cache_dir=cache_dir,
         feature_steps=options.feature_steps, classifier_steps=options.classifier_steps, seed=options.seed,
-        device=options.device, num_classes=run.num_classes)
+        device=device, num_classes=run.num_classes)
 
     if config.model == "cyclegan":
-        metrics = evaluate_cyclegan(run.generators["G_A"], run.generators["G_B"], test, device=options.device,
+        metrics = evaluate_cyclegan(run.generators["G_A"], run.generators["G_B"], test, device=device,
                                     max_items=options.max_items, extractor=extractor, **kid_args)
     else:
         conditional = config.model == "cgan"
-        sampler = latent_sampler(run.generators["G"], config.latent_dim, device=options.device, seed=options.seed,
+        sampler = latent_sampler(run.generators["G"], config.latent_dim, device=device, seed=options.seed,
                                  conditional=conditional)
-        if conditional:
-            metrics = evaluate_labelled_generator(sampler, test, device=options.device, max_items=options.max_items,
-                                                  extractor=extractor, classifier=classifier,
-                                                  num_classes=run.num_classes, c2st_steps=options.c2st_steps,
-                                                  **kid_args)
-        else:
-            metrics = evaluate_generator(sampler, test, device=options.device, max_items=options.max_items,
-                                         extractor=extractor, c2st_steps=options.c2st_steps, **kid_args)
+        # stylegan's per-layer noise comes from the global RNG: seeded here, the same seed gives the same numbers
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(options.seed)
+            if conditional:
+                metrics = evaluate_labelled_generator(sampler, test, device=device, max_items=options.max_items,
+                                                      extractor=extractor, classifier=classifier,
+                                                      num_classes=run.num_classes, c2st_steps=options.c2st_steps,
+                                                      **kid_args)
+            else:
+                metrics = evaluate_generator(sampler, test, device=device, max_items=options.max_items,
+                                             extractor=extractor, c2st_steps=options.c2st_steps, **kid_args)
     return {"checkpoint": run.checkpoint_path, "run_dir": run.run_dir, "model": config.model, "step": run.step,
             "extractor": extractor.name, "options": asdict(options), "metrics": metrics}

@@ -2,8 +2,8 @@
 
 The networks are rebuilt the way effgan.train builds them, but from plain torch
 modules (fused=False): the two builds share state_dicts, and evaluation then works
-on any machine whatever kernels it has. EMA weights ("sample_models") are preferred
-over the raw training weights when the checkpoint holds them.
+on any machine whatever kernels it has. EMA weights ("sample_models", stylegan's G_ema)
+are preferred over the raw training weights when the checkpoint holds them.
 """
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ class LoadedRun:
 def _state_dicts(state: dict[str, Any]) -> dict[str, dict]:
     weights = dict(state["models"])
     weights.update(state.get("sample_models") or {})  # EMA copies replace raw weights where kept
+    if "G_ema" in weights:  # stylegan keeps its EMA generator under its own name; it makes the samples
+        weights["G"] = weights["G_ema"]
     return weights
 
 
@@ -50,7 +52,7 @@ def run_config(state: dict[str, Any]) -> cfg.TrainConfig:
 
 def load_run(run_or_file: str | os.PathLike, *, which: str = ckpt.LATEST, data_info,
              device: torch.device | str = "cpu", checkpoint: tuple[str, dict[str, Any]] | None = None) -> LoadedRun:
-    """Load the generators of a cyclegan, dcgan or cgan run.
+    """Load the generators of a cyclegan, dcgan, cgan or stylegan run.
 
     data_info: the run's effgan.train.family.DataInfo (channels, image size, classes),
     taken from the dataset it is evaluated on. checkpoint: a (path, dict) already read
@@ -72,8 +74,12 @@ def load_run(run_or_file: str | os.PathLike, *, which: str = ckpt.LATEST, data_i
         num_classes = data_info.num_classes if config.model == "cgan" else None
         g_name, _, g_kwargs, _ = gan_model_names(config, data_info, num_classes)
         generators = {"G": registry_builder(g_name, **g_kwargs)}
+    elif config.model == "stylegan":
+        from effgan.train.stylegan import build_stylegan_pair
+
+        generators = {"G": build_stylegan_pair(config, data_info, registry_builder)[0]}
     else:
-        raise ValueError(f"evaluating {config.model!r} runs is not supported (cyclegan, dcgan, cgan are)")
+        raise ValueError(f"evaluating {config.model!r} runs is not supported (cyclegan, dcgan, cgan, stylegan are)")
     for name, module in generators.items():
         if name not in weights:
             raise ValueError(f"checkpoint {path!r} has no weights for {name}: {sorted(weights)}")

@@ -206,11 +206,19 @@ def load_fid_inception(path: str | os.PathLike, *, device: torch.device | str = 
     """
     if not os.path.isfile(path):
         raise ValueError(f"fid weights path {str(path)!r} is not a file; effgan never downloads weights")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # unpickling another kind of file fails in many ways, IndexError included
+        raise ValueError(f"fid weights file {str(path)!r} cannot be read as a state_dict: "
+                         f"{_load_failure(error)}") from None
     if not isinstance(state, dict):
-        raise TypeError(f"fid weights file {str(path)!r} must hold a state_dict, got {type(state).__name__}")
+        raise ValueError(f"fid weights file {str(path)!r} must hold a state_dict, got {type(state).__name__}")
     model = FIDInceptionV3()
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # the right names with other shapes
+        raise ValueError(f"fid weights file {str(path)!r} does not match the FID InceptionV3: "
+                         f"{_load_failure(error)}") from None
     missing = [key for key in missing if not key.endswith("num_batches_tracked")]
     if missing or unexpected:
         raise ValueError(
@@ -219,3 +227,18 @@ def load_fid_inception(path: str | os.PathLike, *, device: torch.device | str = 
             f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
         )
     return model.to(device).eval()
+
+
+def _load_failure(error: Exception) -> str:
+    """One line of a torch.load / load_state_dict failure."""
+    text = str(error)
+    # torch's weights-only refusal opens with advice to unpickle arbitrary code; its cause comes after
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text.split(marker, 1)[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):  # load_state_dict's "Error(s) in loading ...:" header
+        lines = [f"{lines[0]} {lines[1]}"]
+    if not lines and isinstance(error, EOFError):
+        lines = ["the file ends early (empty or cut short)"]
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
