@@ -43,3 +43,15 @@ def test_a_loss_name_or_a_metrics_fn_name_is_accepted(tmp_path):
     run = train(tiny_config("dcgan", tmp_path, run_name="fn", max_steps=2, best_metric="mine"),
                 metrics_fn=lambda *args, **kwargs: {"mine": 1.0})
     assert os.path.isfile(os.path.join(run.run_dir, "checkpoints", "best.pt"))
+
+
+def test_stylegan_compiles_with_the_r1_penalty(tmp_path):
+    """R1 needs a double backward, which a compiled module refuses: its steps run D uncompiled, and
+    the run trains as the eager one does."""
+    kw = dict(max_steps=2, **{"stylegan.r1_interval": 1})
+    eager = train(tiny_config("stylegan", tmp_path, run_name="eager", **kw))
+    compiled = train(tiny_config("stylegan", tmp_path, run_name="compiled", compile=True, compile_backend="aot_eager",
+                                 **kw))
+    assert compiled.step == eager.step == 2 and "r1" in compiled.losses
+    for name, value in eager.losses.items():
+        assert abs(compiled.losses[name] - value) <= 1e-3 * max(1.0, abs(value)), (name, value, compiled.losses[name])

@@ -66,6 +66,9 @@ class StyleGANFamily(Family):
                                betas=(config.beta1 ** ratio, config.beta2 ** ratio))
         self.scaler_g, self.scaler_d, self._g_run, self._d_run, self._d_frozen = adversarial_runners(
             self.generator, self.discriminator, runtime)
+        # R1 differentiates D's gradient, a double backward that a torch.compile'd module refuses
+        # (aot_autograd has none): R1 steps run the same D module uncompiled.
+        self._d_run_r1 = getattr(self._d_run, "_orig_mod", self._d_run)
         # after DDP's broadcast, so every rank's EMA starts from rank 0's weights
         self.generator_ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
         broadcast_module(self.generator_ema, runtime.dist)
@@ -97,8 +100,8 @@ class StyleGANFamily(Family):
         with self.runtime.precision.autocast():
             with torch.no_grad():
                 fake = self._generate(self._g_run, real.shape[0])
-            real_pred, fake_pred = self._d_run(self._augment(real, double_backward=do_r1),
-                                               self._augment(fake.detach()))
+            d_run = self._d_run_r1 if do_r1 else self._d_run
+            real_pred, fake_pred = d_run(self._augment(real, double_backward=do_r1), self._augment(fake.detach()))
         loss = losses.logistic_discriminator_loss(real_pred, fake_pred)
         out = {"loss_D": loss.detach(), "D_real": real_pred.detach().float().mean(),
                "D_fake": fake_pred.detach().float().mean()}
