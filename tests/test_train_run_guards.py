@@ -55,3 +55,15 @@ def test_stylegan_compiles_with_the_r1_penalty(tmp_path):
     assert compiled.step == eager.step == 2 and "r1" in compiled.losses
     for name, value in eager.losses.items():
         assert abs(compiled.losses[name] - value) <= 1e-3 * max(1.0, abs(value)), (name, value, compiled.losses[name])
+
+
+@pytest.mark.parametrize("model, dataset, needs", [
+    ("cyclegan", "empty", r"model 'cyclegan', which trains on unpaired images: .*trainA/ and trainB/"),
+    ("dcgan", "cans", r"model 'dcgan', which trains on labelled images: the embedded 'digits' set"),
+])
+def test_a_dataset_that_does_not_fit_the_model_says_what_would(tmp_path, model, dataset, needs):
+    if dataset == "empty":
+        dataset = str(tmp_path / "empty")
+        os.makedirs(dataset)
+    with pytest.raises(ValueError, match=needs):
+        train(tiny_config(model, tmp_path, run_name="r", dataset=dataset))

@@ -85,8 +85,19 @@ def build_train_dataset(config: cfg.TrainConfig) -> Dataset:
 
     kind = "unpaired" if config.model == "cyclegan" else "labelled"
     length = config.train_length if config.dataset in EMBEDDED else None
-    return build_dataset(config.dataset, "train", image_size=config.image_size, kind=kind,
-                         seed=config.seed, augment=config.augment, length=length)
+    try:
+        return build_dataset(config.dataset, "train", image_size=config.image_size, kind=kind,
+                             seed=config.seed, augment=config.augment, length=length)
+    except ValueError as error:
+        if not str(error).startswith("kind "):
+            raise
+        # the factory speaks of dataset kinds, which are no option of this command: say what fits
+        needs = ("unpaired images: the embedded 'cans' set or a folder with trainA/ and trainB/ (and testA/, "
+                 "testB/)" if kind == "unpaired" else
+                 "labelled images: the embedded 'digits' set, a folder of MNIST IDX files or an image folder "
+                 "(class subfolders give the labels)")
+        raise ValueError(f"dataset {config.dataset!r} does not fit model {config.model!r}, which trains on "
+                         f"{needs}") from None
 
 
 def data_info(dataset: Dataset, model: str) -> DataInfo:
