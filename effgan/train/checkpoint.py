@@ -97,6 +97,14 @@ def read_best_record(path: str | os.PathLike) -> dict[str, Any]:
     return dict(_read(os.fspath(path), map_location="cpu", mmap=True).get("best") or {})
 
 
+def read_step(path: str | os.PathLike) -> int:
+    """The step a checkpoint was written at, without reading its tensors."""
+    step = _read(os.fspath(path), map_location="cpu", mmap=True).get("step")
+    if not isinstance(step, int):
+        raise ValueError(f"{os.fspath(path)!r} records no step")
+    return step
+
+
 def _read(path: str, **load_kwargs) -> dict[str, Any]:
     """torch.load, weights only, of an effgan checkpoint; any failure is a ValueError naming the file."""
     try:

@@ -53,12 +53,23 @@ def pick_device(requested: str, info: DistInfo) -> torch.device:
         if torch.cuda.is_available():
             return torch.device("cuda", info.local_rank % torch.cuda.device_count())
         return torch.device("cpu")
-    device = parse_device(requested)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device={requested!r} but CUDA is not available")
-        if device.index is None:
-            device = torch.device("cuda", info.local_rank % torch.cuda.device_count())
+    device = check_cuda_device(parse_device(requested), requested)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", info.local_rank % torch.cuda.device_count())
+    return device
+
+
+def check_cuda_device(device: torch.device, requested: str) -> torch.device:
+    """A CUDA device that this machine has; otherwise a ValueError naming the option (torch itself
+    would fail only at the first tensor moved there, deep inside model setup)."""
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
+        raise ValueError(f"device={requested!r} but CUDA is not available")
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise ValueError(f"device={requested!r} but this machine has {count} CUDA device{'s' if count > 1 else ''} "
+                         f"(cuda:0{f' to cuda:{count - 1}' if count > 1 else ''})")
     return device
 
 

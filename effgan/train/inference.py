@@ -12,7 +12,7 @@ from torch import nn
 
 from effgan.train import checkpoint as ckpt
 from effgan.train import config as cfg
-from effgan.train.distributed import parse_device
+from effgan.train.distributed import check_cuda_device, parse_device
 from effgan.train.family import DataInfo
 from effgan.train.model_builders import ModelBuilder, registry_builder
 
@@ -29,10 +29,7 @@ class LoadedGenerator:
 def pick_inference_device(requested: str) -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = parse_device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={requested!r} but CUDA is not available")
-    return device
+    return check_cuda_device(parse_device(requested), requested)
 
 
 def load_generator(run_or_file: str, role: str, *, which: str = ckpt.LATEST, device: torch.device | str = "cpu",

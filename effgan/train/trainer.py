@@ -262,8 +262,14 @@ class Trainer:
         else:
             self.run_dir = new_run_dir(config, info)
         self.ckpt_dir = os.path.join(self.run_dir, ckpt.CHECKPOINT_DIR)
+        self._last_good_checkpoint: str | None = None
+        self._last_checkpoint_step: int | None = None
+        self._newer_latest: tuple[str, int] | None = None
         if config.resume is not None:
             self._adopt_best_record()
+            # What was loaded is on disk already: a resumed run that trains no step writes nothing.
+            self._last_checkpoint_step, self._last_good_checkpoint = self.step, path
+            self._newer_latest = self._latest_ahead_of(path)
         self.logger = RunLogger(self.run_dir, enabled=info.is_main, tensorboard=config.tensorboard)
         if info.is_main:
             cfg.save_yaml(config, os.path.join(self.run_dir, "config.yaml"))
@@ -273,8 +279,6 @@ class Trainer:
         self._ckpt_sums: dict[str, torch.Tensor] = {}
         self._ckpt_count = 0
         self._last_losses: dict[str, float] = {}
-        self._last_good_checkpoint: str | None = None
-        self._last_checkpoint_step: int | None = None
         self._warned_missing_best = False
         self.eval_hook = self._build_eval_hook()
 
@@ -371,6 +375,7 @@ class Trainer:
             # (_adopt_best_record), so a stop between the two writes loses nothing.
             ckpt.save_atomic(payload, os.path.join(self.ckpt_dir, ckpt.BEST))
         path = os.path.join(self.ckpt_dir, ckpt.LATEST)
+        self._keep_newer_latest()
         ckpt.save_atomic(payload, path)
         self._last_good_checkpoint = path
         if value is None and not (is_eval_metric(self.config.best_metric) and not evaluated):
@@ -380,6 +385,29 @@ class Trainer:
                               f"{sorted(metrics)}; best.pt is not written", stacklevel=2)
                 self._warned_missing_best = True
         return path
+
+    def _latest_ahead_of(self, resumed: str) -> tuple[str, int] | None:
+        """The run's latest.pt and its step, when a resume from another file (best.pt, a copy) starts
+        behind it: the resumed run's first checkpoint would otherwise replace those later steps."""
+        latest = os.path.join(self.ckpt_dir, ckpt.LATEST)
+        if not self.info.is_main or not os.path.isfile(latest) or os.path.samefile(latest, resumed):
+            return None
+        try:
+            step = ckpt.read_step(latest)
+        except ValueError:
+            return None  # unreadable: nothing worth keeping
+        return (latest, step) if step > self.step else None
+
+    def _keep_newer_latest(self) -> None:
+        """Move a latest.pt that is ahead of this resumed run aside (once) instead of replacing it."""
+        if self._newer_latest is None:
+            return
+        latest, step = self._newer_latest
+        self._newer_latest = None
+        kept = os.path.join(self.ckpt_dir, f"latest-step{step}.pt")
+        os.replace(latest, kept)
+        self._print(f"latest.pt held step {step}, ahead of this run resumed at step {self.step}: "
+                    f"kept as {kept}")
 
     def _adopt_best_record(self) -> None:
         """On resume, best.pt's own record (its step and value) is the one to beat.
@@ -551,6 +579,9 @@ class Trainer:
         stopped_by = None
         sample_path = None
         self._restore_rng()
+        if self.step >= self.total_steps:
+            self._print(f"the run is at step {self.step} of {self.total_steps}: nothing to train "
+                        f"(a larger --max-steps continues it within its schedule)")
         try:
             with catch_stop_signals() as stop:
                 while self.epoch < self.total_epochs and self.step < self.total_steps:
