@@ -7,8 +7,8 @@ Each input image is converted to the training channels, resized to the training 
 at its own size with --keep-size, rounded down to a side the generator accepts: a multiple of 4
 for the ResNet generators), translated and written to the output folder as PNG under its own
 name with .png for its extension (photo.jpg -> photo.png). Inputs whose output names would clash
-(a.jpg and a.png; names compared ignoring case) or an output that would replace an input are
-refused before anything is written.
+(a.jpg and a.png; names compared ignoring case), an output that would replace an input and an
+input that cannot be decoded are refused before anything is written.
 """
 from __future__ import annotations
 
@@ -81,13 +81,32 @@ def accepted_sides(module: torch.nn.Module, channels: int, device: torch.device 
                      f"{LARGEST_PROBED_SIDE}; drop --keep-size")
 
 
-def check_keep_size(inputs: list[Path], minimum: int) -> None:
-    """A ValueError naming the first input smaller than the generator's minimum side."""
+def image_sizes(inputs: list[Path]) -> list[tuple[int, int]]:
+    """(width, height) of every input, each decoded in full; a ValueError names every input that cannot be.
+
+    Run before anything is written, so a folder with a broken file among good ones is refused whole
+    rather than translated up to that file.
+    """
     from PIL import Image
 
+    sizes, bad = [], []
     for path in inputs:
-        with Image.open(path) as image:
-            w, h = image.size
+        try:
+            with Image.open(path) as image:
+                image.load()  # the header alone does not catch a truncated file
+                sizes.append(image.size)
+        except (OSError, ValueError, SyntaxError) as error:  # PIL raises all three for broken files
+            bad.append(f"{os.fspath(path)!r} ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
+    if bad:
+        shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise ValueError(f"--input: {len(bad)} of {len(inputs)} image(s) cannot be read: {shown}; "
+                         f"nothing was translated")
+    return sizes
+
+
+def check_keep_size(inputs: list[Path], sizes: list[tuple[int, int]], minimum: int) -> None:
+    """A ValueError naming the first input smaller than the generator's minimum side."""
+    for path, (w, h) in zip(inputs, sizes):
         if min(w, h) < minimum:
             raise ValueError(f"--keep-size: {os.fspath(path)!r} is {w}x{h} pixels, but this generator needs at "
                              f"least {minimum}x{minimum} at an image's own size; drop --keep-size to translate it "
@@ -163,9 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     size = None if args.keep_size else loaded.data.image_size
     step = SIZE_MULTIPLE
     try:
+        sizes = image_sizes(inputs)
         if args.keep_size:
             minimum, step = accepted_sides(loaded.module, loaded.data.channels, device)
-            check_keep_size(inputs, minimum)
+            check_keep_size(inputs, sizes, minimum)
         out_dir.mkdir(parents=True, exist_ok=True)
         with torch.no_grad():
             for path, target in zip(inputs, targets):

@@ -117,6 +117,25 @@ def test_output_that_would_replace_an_input_is_refused(cyclegan_run, tmp_path, c
     assert photo.read_bytes() == before
 
 
+def test_unreadable_inputs_are_all_named_before_anything_is_written(cyclegan_run, tmp_path, capsys):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(inputs / "a_good.png")
+    (inputs / "b_text.png").write_text("not an image")
+    Image.new("RGB", (64, 64), (10, 10, 200)).save(inputs / "c_whole.png")
+    whole = (inputs / "c_whole.png").read_bytes()
+    (inputs / "c_cut.png").write_bytes(whole[: len(whole) // 2])  # a valid header, truncated data
+    out = tmp_path / "out"
+    argv = ["--checkpoint", cyclegan_run, "--input", str(inputs), "--output", str(out), "--device", "cpu"]
+    _fails(capsys, 1, translate.main(argv), "2 of 4 image(s) cannot be read", "b_text.png", "c_cut.png",
+           "nothing was translated")
+    assert not out.exists()  # a_good.png, sorted first, was not translated either
+    (inputs / "b_text.png").unlink()
+    (inputs / "c_cut.png").unlink()
+    assert translate.main(argv) == 0
+    assert sorted(os.listdir(out)) == ["a_good.png", "c_whole.png"]
+
+
 def test_translate_help_says_how_outputs_are_named(capsys):
     with pytest.raises(SystemExit):
         translate.main(["--help"])
