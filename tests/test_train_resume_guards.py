@@ -47,6 +47,13 @@ def test_a_resume_behind_latest_keeps_the_later_checkpoint(tmp_path, capsys):
     assert "kept as" in capsys.readouterr().out
     assert resumed.step == 2 and ckpt.read_step(resumed.checkpoint) == 2
 
+    # a second branch from best.pt reaching step 3 again: both step-3 checkpoints survive
+    train(tiny_config("dcgan", tmp_path, max_steps=3, resume=resumed.checkpoint, **base), metrics_fn=metrics_fn)
+    branch_two = _bytes(resumed.checkpoint)
+    train(tiny_config("dcgan", tmp_path, max_steps=2, resume=os.path.join(folder, "best.pt"), **base),
+          metrics_fn=metrics_fn)
+    assert _bytes(kept) == latest_before and _bytes(os.path.join(folder, "latest-step3-1.pt")) == branch_two
+
 
 def test_a_resume_from_latest_moves_nothing_aside(tmp_path):
     first = train(tiny_config("dcgan", tmp_path, run_name="plain", max_steps=2, epochs=2))

@@ -404,7 +404,9 @@ class Trainer:
             return
         latest, step = self._newer_latest
         self._newer_latest = None
-        kept = os.path.join(self.ckpt_dir, f"latest-step{step}.pt")
+        kept, k = os.path.join(self.ckpt_dir, f"latest-step{step}.pt"), 1
+        while os.path.exists(kept):  # an earlier rewind's file of the same step: never replaced
+            kept, k = os.path.join(self.ckpt_dir, f"latest-step{step}-{k}.pt"), k + 1
         os.replace(latest, kept)
         self._print(f"latest.pt held step {step}, ahead of this run resumed at step {self.step}: "
                     f"kept as {kept}")
