@@ -29,6 +29,7 @@ class _InstanceNormActBase(nn.InstanceNorm2d):
         device=None,
         dtype=None,
         *,
+        bias: bool = True,
         act: str = "identity",
         negative_slope: float = 0.01,
     ) -> None:
@@ -37,7 +38,12 @@ class _InstanceNormActBase(nn.InstanceNorm2d):
         eps = check_positive(eps, "eps")
         negative_slope = check_finite(negative_slope, "negative_slope")
         act_code(act)
+        # bias=False (affine weight only) is handled here rather than passed on: torch's own
+        # InstanceNorm2d takes it only since recent releases.
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+        self.has_bias = bool(bias)
+        if affine and not bias:
+            self.register_parameter("bias", None)
         self.act = act
         self.negative_slope = negative_slope
 
@@ -56,7 +62,10 @@ class _InstanceNormActBase(nn.InstanceNorm2d):
         return y if residual is None else y + residual
 
     def extra_repr(self) -> str:
-        s = super().extra_repr() + f", act={self.act}"
+        s = super().extra_repr()
+        if self.affine and not self.has_bias and "bias=" not in s:
+            s = s.replace(f"affine={self.affine}", f"affine={self.affine}, bias=False")
+        s += f", act={self.act}"
         if self.act == "leaky_relu":
             s += f", negative_slope={self.negative_slope}"
         return s
@@ -80,9 +89,10 @@ class FusedInstanceNorm2d(_InstanceNormActBase):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1,
                  affine: bool = False, track_running_stats: bool = False, device=None, dtype=None,
-                 *, act: str = "identity", negative_slope: float = 0.01, impl: str = "auto") -> None:
+                 *, bias: bool = True, act: str = "identity", negative_slope: float = 0.01,
+                 impl: str = "auto") -> None:
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype,
-                         act=act, negative_slope=negative_slope)
+                         bias=bias, act=act, negative_slope=negative_slope)
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
         self.impl = impl
@@ -91,6 +101,15 @@ class FusedInstanceNorm2d(_InstanceNormActBase):
         self._check_input(x)
         if self.track_running_stats:
             return self._eager(x, residual)
+        if x.shape[-1] * x.shape[-2] == 1:
+            # what nn.InstanceNorm2d raises: a 1x1 plane normalises to zeros, which is never intended
+            raise ValueError(f"Expected more than 1 spatial element when training, got input size {tuple(x.shape)}")
+        if residual is not None and isinstance(residual, torch.Tensor) and residual.dtype != x.dtype \
+                and residual.is_floating_point() and x.is_floating_point():
+            # as `y + residual` promotes in InstanceNormAct (e.g. a bf16 conv output under autocast
+            # beside a float32 block input): both go to the wider dtype, which the op requires
+            common = torch.promote_types(x.dtype, residual.dtype)
+            x, residual = x.to(common), residual.to(common)
         unbatched = x.dim() == 3
         if unbatched:
             x = x.unsqueeze(0)

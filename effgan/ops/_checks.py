@@ -47,7 +47,11 @@ def autocast_to(x: torch.Tensor, *tensors: torch.Tensor | None) -> tuple[torch.T
     mix of dtypes. Gradients flow back through the casts in each tensor's own dtype.
     """
     device_type = x.device.type
-    if not torch.is_autocast_enabled(device_type):
+    try:
+        enabled = torch.is_autocast_enabled(device_type)
+    except RuntimeError:  # a device type autocast does not know (meta): never inside a region
+        enabled = False
+    if not enabled:
         return (x, *tensors)
     dtype = torch.get_autocast_dtype(device_type)
     castable = (torch.float16, torch.bfloat16, torch.float32)
