@@ -15,6 +15,7 @@ from torch import nn
 from effgan._backend import IMPLS
 from effgan.ops._activation import act_code, apply_act_ref
 from effgan.ops._checks import check_finite, check_positive
+from effgan.ops._instance_norm_grad_layout import guard_single_sample_grad
 from effgan.ops.instance_norm_act import instance_norm_act
 
 
@@ -58,7 +59,7 @@ class _InstanceNormActBase(nn.InstanceNorm2d):
             )
 
     def _eager(self, x: torch.Tensor, residual: Optional[torch.Tensor]) -> torch.Tensor:
-        y = apply_act_ref(super().forward(x), self.act, self.negative_slope)
+        y = apply_act_ref(guard_single_sample_grad(super().forward(x)), self.act, self.negative_slope)
         return y if residual is None else y + residual
 
     def extra_repr(self) -> str:

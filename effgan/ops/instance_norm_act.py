@@ -23,6 +23,7 @@ from effgan.ops._checks import (
 )
 from effgan.ops._double_backward import forbid_double_backward
 from effgan.ops._eager import FusedOp, call_backward
+from effgan.ops._instance_norm_grad_layout import guard_single_sample_grad
 from effgan.ops._param_grads import batch_sum
 
 OP = "instance_norm_act"
@@ -45,7 +46,7 @@ def instance_norm_act_ref(
     """
     if x.shape[-1] * x.shape[-2] > 1:
         weight, bias = _norm_param(weight, x), _norm_param(bias, x)
-        y = F.instance_norm(x, weight=weight, bias=bias, eps=eps)
+        y = guard_single_sample_grad(F.instance_norm(x, weight=weight, bias=bias, eps=eps))
     else:
         # F.instance_norm refuses single-element planes; the definition still holds (x - mean = 0).
         cast = (lambda p: p.to(x.dtype) if p is not None else None)
