@@ -259,5 +259,5 @@ def test_bad_arguments_name_the_argument():
         ResnetGenerator(impl="cuda")
     with pytest.raises(TypeError, match="norm_layer"):
         NLayerDiscriminator(norm_layer=nn.InstanceNorm2d)
-    with pytest.raises(ValueError, match="divisible by 32"):
+    with pytest.raises(ValueError, match="multiples of 32"):
         UnetGenerator(num_downs=5, ngf=2, fused=False)(rand_image(1, 3, 48, 40))

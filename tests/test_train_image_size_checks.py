@@ -16,6 +16,9 @@ from train_support import tiny_config
     ("stylegan", 48, {}, r"image_size must be one of \[32, 64, 128, 256\] for stylegan"),
     ("cyclegan", 64, {"generator": "unet128"}, r"image_size must be a multiple of 128 .*'unet128'"),
     ("cyclegan", 128, {"generator": "unet256"}, r"image_size must be a multiple of 256 .*'unet256'"),
+    ("cyclegan", 38, {"generator": "resnet6"}, r"image_size must be a multiple of 4 of at least 8 .*'resnet6'"),
+    ("cyclegan", 66, {"generator": "effnet-resnet-b0"}, r"multiple of 4 of at least 8 .*'effnet-resnet-b0'"),
+    ("cyclegan", 48, {"generator": "effnet-b0"}, r"image_size must be a multiple of 32 of at least 64 .*'effnet-b0'"),
 ])
 def test_sizes_the_networks_cannot_take_are_refused(tmp_path, model, size, section, match):
     section_name = "cyclegan" if model == "cyclegan" else "gan" if model in ("dcgan", "cgan") else None
@@ -28,6 +31,7 @@ def test_sizes_the_networks_cannot_take_are_refused(tmp_path, model, size, secti
 @pytest.mark.parametrize("model, size, section", [
     ("dcgan", 28, dict(arch="shallow")), ("dcgan", 64, dict(arch="classic")), ("stylegan", 32, {}),
     ("cyclegan", 256, dict(generator="unet128")), ("cyclegan", 72, dict(generator="resnet6")),
+    ("cyclegan", 68, dict(generator="resnet9")), ("cyclegan", 64, dict(generator="effnet-b0")),
 ])
 def test_sizes_they_take_pass(model, size, section):
     config = TrainConfig(model=model, image_size=size)

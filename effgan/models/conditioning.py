@@ -19,6 +19,23 @@ def check_labels(labels: torch.Tensor | None, num_classes: int | None, batch: in
         raise TypeError("labels must be an int64 or int32 tensor of class indices")
     if labels.shape != (batch,):
         raise ValueError(f"labels must have shape ({batch},), got {tuple(labels.shape)}")
+    # On the CPU an index out of range would surface as the embedding's IndexError. On a GPU the
+    # same check would wait for the device at every forward (and cannot run inside a CUDA graph's
+    # capture), so there the embedding's own device-side check is what catches it.
+    if labels.device.type == "cpu" and labels.numel():
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= num_classes:
+            raise ValueError(f"labels must be class indices in [0, {num_classes}), got values from {low} to {high}")
+
+
+def check_conditioning(num_classes: int | None, label_dim: int | None) -> None:
+    """A conditional model's num_classes, and the label embedding width, which needs num_classes."""
+    if num_classes is not None:
+        check_positive_int(num_classes, "num_classes")
+    if label_dim is not None:
+        check_positive_int(label_dim, "label_dim")
+        if num_classes is None:
+            raise ValueError("label_dim needs num_classes")
 
 
 class NoiseLabelConcat(nn.Module):

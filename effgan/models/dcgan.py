@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .conditioning import LabelChannel, NoiseLabelConcat, check_labels
+from .conditioning import LabelChannel, NoiseLabelConcat, check_conditioning, check_labels
 from .init import init_weights
 from .norm_act import BatchNormLayer, check_positive_int, resolve_norm_layer
 
@@ -34,15 +34,6 @@ def _plan(image_size: int) -> tuple[int, int]:
     return _SIZE_PLAN[image_size]
 
 
-def _check_conditioning(num_classes, label_dim):
-    if num_classes is not None:
-        check_positive_int(num_classes, "num_classes")
-    if label_dim is not None:
-        check_positive_int(label_dim, "label_dim")
-        if num_classes is None:
-            raise ValueError("label_dim needs num_classes")
-
-
 class DCGANGenerator(nn.Module):
     """z (N, nz) or (N, nz, 1, 1) [+ labels (N,)] -> image (N, out_channels, size, size) in [-1, 1]."""
 
@@ -53,7 +44,7 @@ class DCGANGenerator(nn.Module):
         for value, name in ((nz, "nz"), (out_channels, "out_channels"), (ngf, "ngf"),
                             (max_mult, "max_mult")):
             check_positive_int(value, name)
-        _check_conditioning(num_classes, label_dim)
+        check_conditioning(num_classes, label_dim)
         first_side, n_up = _plan(image_size)
         # Batch norm is the reference's choice; fused/impl only matter for instance norm.
         norm_layer = resolve_norm_layer(norm_layer, fused=fused, impl=impl,
@@ -101,7 +92,7 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         for value, name in ((in_channels, "in_channels"), (ndf, "ndf"), (max_mult, "max_mult")):
             check_positive_int(value, name)
-        _check_conditioning(num_classes, None)
+        check_conditioning(num_classes, None)
         last_side, n_down = _plan(image_size)
         norm_layer = resolve_norm_layer(norm_layer, fused=fused, impl=impl,
                                         default=BatchNormLayer())

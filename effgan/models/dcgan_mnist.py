@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .conditioning import LabelChannel, NoiseLabelConcat, check_labels
+from .conditioning import LabelChannel, NoiseLabelConcat, check_conditioning, check_labels
 from .init import init_weights
 from .norm_act import (BatchNormLayer, NoNormLayer, check_positive_int, check_probability,
                        resolve_norm_layer)
@@ -64,6 +64,7 @@ class MnistDCGANGenerator(nn.Module):
         super().__init__()
         check_positive_int(nz, "nz")
         check_positive_int(out_channels, "out_channels")
+        check_conditioning(num_classes, label_dim)
         _check_layers(layers, final_stride=2)
         norm_layer = resolve_norm_layer(norm_layer, fused=fused, impl=impl,
                                         default=BatchNormLayer())

@@ -18,7 +18,7 @@ from torch import nn
 from .efficientnet_blocks import drop_path_rates, make_mbconv
 from .efficientnet_scaling import preset
 from .init import init_weights
-from .norm_act import check_positive_int, resolve_norm_layer
+from .norm_act import check_image_sides, check_positive_int, resolve_norm_layer
 
 TOTAL_STRIDE = 32
 
@@ -106,10 +106,7 @@ class EfficientNetUnetGenerator(nn.Module):
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[-1] % TOTAL_STRIDE or x.shape[-2] % TOTAL_STRIDE \
-                or min(x.shape[-2:]) < 2 * TOTAL_STRIDE:
-            raise ValueError(f"x must be (N, C, H, W) with H and W multiples of {TOTAL_STRIDE} "
-                             f"and at least {2 * TOTAL_STRIDE}, got shape {tuple(x.shape)}")
+        check_image_sides(x, TOTAL_STRIDE, 2 * TOTAL_STRIDE)
         h = self.stem(x)
         features = []
         for stage in self.encoder:

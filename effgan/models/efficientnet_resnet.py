@@ -15,8 +15,8 @@ from .efficientnet_blocks import drop_path_rates, make_mbconv
 from .efficientnet_scaling import (depth_multiplier, round_channels, round_repeats,
                                    scaled_resolution, width_multiplier)
 from .init import init_weights
-from .norm_act import check_positive_int, resolve_norm_layer
-from .resnet import downsampling, stem, upsampling
+from .norm_act import check_image_sides, check_positive_int, resolve_norm_layer
+from .resnet import TOTAL_STRIDE, downsampling, min_side, stem, upsampling
 
 BASE_BLOCKS = 9
 BASE_NGF = 64
@@ -66,8 +66,10 @@ class EfficientNetResnetGenerator(nn.Module):
         self.up = nn.Sequential(upsampling(ngf4, ngf2, norm_layer),
                                 upsampling(ngf2, ngf, norm_layer))
         self.head = nn.Conv2d(ngf, out_channels, 7, padding=3, padding_mode=padding_mode)
+        self.min_side = min_side(padding_mode)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image_sides(x, TOTAL_STRIDE, self.min_side)
         h = self.blocks(self.down(self.stem(x)))
         return torch.tanh(self.head(self.up(h)))

@@ -173,6 +173,15 @@ def check_positive_int(value, arg_name: str, minimum: int = 1) -> int:
     return value
 
 
+def check_image_sides(x: torch.Tensor, multiple: int, minimum: int = 1) -> None:
+    """x must be (N, C, H, W) with H and W multiples of ``multiple`` and at least ``minimum``: a
+    generator whose strided convs round other sides returns an image of another size."""
+    if x.dim() != 4 or x.shape[-1] % multiple or x.shape[-2] % multiple or min(x.shape[-2:]) < minimum:
+        at_least = f" and at least {minimum}" if minimum > multiple else ""
+        raise ValueError(f"x must be (N, C, H, W) with H and W multiples of {multiple}{at_least}, "
+                         f"got shape {tuple(x.shape)}")
+
+
 def check_probability(value, arg_name: str, *, allow_one: bool = False) -> float:
     """A dropout-style rate in [0, 1), or a probability in [0, 1] when ``allow_one``."""
     ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .init import init_weights
-from .norm_act import check_positive_int, check_probability, resolve_norm_layer
+from .norm_act import check_image_sides, check_positive_int, check_probability, resolve_norm_layer
 
 
 class ResnetBlock(nn.Module):
@@ -34,6 +34,16 @@ class ResnetBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.dropout(self.norm1(self.conv1(x)))
         return self.norm2(self.conv2(h), residual=x)
+
+
+# Two stride-2 convs down, two transposed convs up: other sides come back rounded up.
+TOTAL_STRIDE = 4
+
+
+def min_side(padding_mode: str) -> int:
+    """The smallest side the ResNet-style generators take: reflection padding of the 1/4 map's
+    convs needs two pixels there; other padding needs only the multiple."""
+    return 2 * TOTAL_STRIDE if padding_mode == "reflect" else TOTAL_STRIDE
 
 
 def conv_norm_act(conv: nn.Module, norm_layer, channels: int, act: str = "relu",
@@ -98,9 +108,11 @@ class ResnetGenerator(nn.Module):
         self.up = nn.Sequential(upsampling(width, 2 * ngf, norm_layer),
                                 upsampling(2 * ngf, ngf, norm_layer))
         self.head = nn.Conv2d(ngf, out_channels, 7, padding=3, padding_mode=padding_mode)
+        self.min_side = min_side(padding_mode)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image_sides(x, TOTAL_STRIDE, self.min_side)
         h = self.down(self.stem(x))
         h = self.blocks(h)
         return torch.tanh(self.head(self.up(h)))

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .init import init_weights
-from .norm_act import check_positive_int, check_probability, resolve_norm_layer
+from .norm_act import check_image_sides, check_positive_int, check_probability, resolve_norm_layer
 
 LEAKY_SLOPE = 0.2
 
@@ -83,10 +83,7 @@ class UnetGenerator(nn.Module):
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        multiple = 2 ** self.num_downs
-        if x.dim() != 4 or x.shape[-1] % multiple or x.shape[-2] % multiple:
-            raise ValueError(f"x must be (N, C, H, W) with H and W divisible by {multiple}, "
-                             f"got shape {tuple(x.shape)}")
+        check_image_sides(x, 2 ** self.num_downs)
         h = F.leaky_relu(self.encoder[0](x), LEAKY_SLOPE)
         skips = [h]
         for level in self.encoder[1:-1]:

@@ -338,11 +338,26 @@ def _check_image_size_fits(config: TrainConfig) -> None:
 
         if size not in RESOLUTIONS:
             raise ValueError(f"image_size must be one of {list(RESOLUTIONS)} for stylegan, got {size}")
-    elif config.model == "cyclegan" and config.cyclegan.generator.startswith("unet"):
-        multiple = int(config.cyclegan.generator[len("unet"):])  # unet128: 7 stride-2 levels, 2**7
-        if size % multiple:
-            raise ValueError(f"image_size must be a multiple of {multiple} for "
+    elif config.model == "cyclegan":
+        multiple, minimum = _cyclegan_generator_sides(config.cyclegan.generator)
+        if size % multiple or size < minimum:
+            at_least = f" of at least {minimum}" if minimum > multiple else ""
+            raise ValueError(f"image_size must be a multiple of {multiple}{at_least} for "
                              f"cyclegan.generator={config.cyclegan.generator!r}, got {size}")
+
+
+def _cyclegan_generator_sides(generator: str) -> tuple[int, int]:
+    """(multiple, minimum) of the image sides a CycleGAN generator takes (its forward checks the same)."""
+    from effgan.models.efficientnet import TOTAL_STRIDE as EFFNET_STRIDE
+    from effgan.models.resnet import TOTAL_STRIDE as RESNET_STRIDE
+    from effgan.models.resnet import min_side
+
+    if generator.startswith("unet"):
+        multiple = int(generator[len("unet"):])  # unet128: 7 stride-2 levels, 2**7
+        return multiple, multiple
+    if generator.startswith("resnet") or generator.startswith("effnet-resnet"):
+        return RESNET_STRIDE, min_side("reflect")  # the training builds pad by reflection
+    return EFFNET_STRIDE, 2 * EFFNET_STRIDE  # the effnet U-Nets
 
 
 def _check_diffaugment(config: TrainConfig) -> None:

@@ -1,0 +1,46 @@
+"""Inputs and arguments the models cannot honour are refused with errors naming them: image sides
+a ResNet-style generator would silently round, class labels out of range, a label width that
+means nothing."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from effgan.models import registry
+
+
+@pytest.mark.parametrize("name", ["resnet6", "resnet9", "effnet-resnet-b0"])
+@pytest.mark.parametrize("fused", [True, False])
+def test_resnet_generators_refuse_sides_they_would_round(name, fused):
+    kwargs = dict(ngf=4) if name.startswith("resnet") else dict(ngf=8)
+    model = registry.build(name, fused=fused, **kwargs).eval()
+    with torch.no_grad():
+        for side in ((38, 38), (36, 41), (4, 4)):
+            with pytest.raises(ValueError, match=r"H and W multiples of 4 and at least 8"):
+                model(torch.randn(1, 3, *side))
+        assert model(torch.randn(1, 3, 8, 12)).shape == (1, 3, 8, 12)
+
+
+@pytest.mark.parametrize("name, make_input", [
+    ("cgan-classic-g", lambda: (torch.randn(2, 100),)),
+    ("cgan-shallow-g", lambda: (torch.randn(2, 100),)),
+    ("cgan-classic-d", lambda: (torch.randn(2, 3, 64, 64),)),
+    ("cgan-shallow-d", lambda: (torch.randn(2, 1, 28, 28),)),
+])
+@pytest.mark.parametrize("bad", [[1, 10], [-1, 3]])
+def test_labels_out_of_range_name_the_classes(name, make_input, bad):
+    model = registry.build(name).eval()
+    with torch.no_grad(), pytest.raises(ValueError, match=r"labels must be class indices in \[0, 10\)"):
+        model(*make_input(), torch.tensor(bad))
+
+
+@pytest.mark.parametrize("name", ["cgan-shallow-g", "cgan-classic-g"])
+def test_a_zero_label_width_is_refused(name):
+    with pytest.raises(ValueError, match="label_dim must be >= 1, got 0"):
+        registry.build(name, label_dim=0)
+
+
+@pytest.mark.parametrize("name", ["dcgan-shallow-g", "dcgan-classic-g"])
+def test_a_label_width_without_classes_is_refused(name):
+    with pytest.raises(ValueError, match="label_dim needs num_classes"):
+        registry.build(name, label_dim=5)
