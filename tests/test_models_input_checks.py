@@ -44,3 +44,14 @@ def test_a_zero_label_width_is_refused(name):
 def test_a_label_width_without_classes_is_refused(name):
     with pytest.raises(ValueError, match="label_dim needs num_classes"):
         registry.build(name, label_dim=5)
+
+
+def test_stylegan_refuses_a_mismatched_z2_and_a_cutoff_beyond_its_layers():
+    generator = registry.build("stylegan-32", z_dim=16, w_dim=16).eval()
+    z = torch.randn(2, 16)
+    with torch.no_grad():
+        with pytest.raises(ValueError, match=r"z2 must have z's shape \(2, 16\), got \(3, 16\)"):
+            generator(z, z2=torch.randn(3, 16), mixing_prob=1.0)
+        with pytest.raises(ValueError, match="truncation_cutoff must be at most the generator's 8 style layers"):
+            generator(z, truncation_psi=0.7, truncation_cutoff=9)
+        assert generator(z, truncation_psi=0.7, truncation_cutoff=8).shape == (2, 3, 32, 32)

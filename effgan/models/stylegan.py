@@ -147,6 +147,10 @@ class StyleGANGenerator(nn.Module):
             update_w_avg: update the w moving average; defaults to ``self.training``.
         """
         mixing_prob = check_probability(mixing_prob, "mixing_prob", allow_one=True)
+        if z2 is not None and (not isinstance(z2, torch.Tensor) or not isinstance(z, torch.Tensor)
+                               or z2.shape != z.shape):
+            raise ValueError(f"z2 must have z's shape {tuple(getattr(z, 'shape', ()))}, "
+                             f"got {tuple(getattr(z2, 'shape', ())) if isinstance(z2, torch.Tensor) else type(z2).__name__}")
         ws = self._broadcast(self.mapping(z))
         if update_w_avg if update_w_avg is not None else self.training:
             with torch.no_grad():
@@ -174,6 +178,9 @@ class StyleGANGenerator(nn.Module):
         if psi == 1.0:
             return ws
         cutoff = self.num_ws if cutoff is None else check_positive_int(cutoff, "truncation_cutoff")
+        if cutoff > self.num_ws:
+            raise ValueError(f"truncation_cutoff must be at most the generator's {self.num_ws} style layers "
+                             f"(None: all of them), got {cutoff}")
         w_avg = self.w_avg.to(ws.dtype)
         truncated = w_avg.lerp(ws[:, :cutoff], psi)
         return torch.cat([truncated, ws[:, cutoff:]], dim=1)
