@@ -64,7 +64,7 @@ class _InstanceNormActBase(nn.InstanceNorm2d):
 
     def extra_repr(self) -> str:
         s = super().extra_repr()
-        if self.affine and not self.has_bias and "bias=" not in s:
+        if self.affine and not getattr(self, "has_bias", True) and "bias=" not in s:
             s = s.replace(f"affine={self.affine}", f"affine={self.affine}, bias=False")
         s += f", act={self.act}"
         if self.act == "leaky_relu":
