@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 
 
-def _contiguous(grad: torch.Tensor) -> torch.Tensor:
-    return grad.contiguous()
+def _contiguous(grad: torch.Tensor | None) -> torch.Tensor | None:
+    return None if grad is None else grad.contiguous()  # None: an output no gradient reached
 
 
 def guard_single_sample_grad(y: torch.Tensor) -> torch.Tensor:
