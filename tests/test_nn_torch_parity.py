@@ -60,3 +60,13 @@ def test_fused_depthwise_modules_take_meta_tensors(make):
     out = make().to("meta")(torch.empty(2, 4, 5, 5, device="meta"))
     first = out[0] if isinstance(out, tuple) else out
     assert first.device.type == "meta" and first.shape == (2, 4, 5, 5)
+
+
+def test_adain_names_a_non_float_x_and_a_style_batch_that_does_not_match():
+    from effgan.nn import AdaIN
+
+    layer = AdaIN(3, 4)
+    with pytest.raises(TypeError, match="x must be a floating-point tensor, got torch.int64"):
+        layer(torch.ones(2, 3, 4, 4, dtype=torch.int64), torch.randn(2, 4))
+    with pytest.raises(ValueError, match=r"w must have shape \(2, 4\): one style per sample of x, got \(3, 4\)"):
+        layer(torch.randn(2, 3, 4, 4), torch.randn(3, 4))

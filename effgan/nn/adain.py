@@ -101,6 +101,11 @@ class AdaIN(nn.Module):
                 f"x must have shape (N, {self.num_features}, H, W) (num_features={self.num_features}), "
                 f"got {tuple(x.shape)}"
             )
+        if not x.is_floating_point():  # checked before any noise is drawn in x's dtype
+            raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
+        if isinstance(w, torch.Tensor) and w.dim() == 2 and w.shape[0] != x.shape[0]:
+            raise ValueError(f"w must have shape ({x.shape[0]}, {self.w_dim}): one style per sample of x, "
+                             f"got {tuple(w.shape)}")
         if noise is not None and not self.has_noise:
             raise ValueError("noise was given but this AdaIN was built with noise=False")
         scale, shift = self.styles(w)
