@@ -55,3 +55,15 @@ def test_stylegan_refuses_a_mismatched_z2_and_a_cutoff_beyond_its_layers():
         with pytest.raises(ValueError, match="truncation_cutoff must be at most the generator's 8 style layers"):
             generator(z, truncation_psi=0.7, truncation_cutoff=9)
         assert generator(z, truncation_psi=0.7, truncation_cutoff=8).shape == (2, 3, 32, 32)
+
+
+@pytest.mark.parametrize("name, kwargs, side", [
+    ("resnet6", dict(ngf=4), 16), ("effnet-resnet-b0", dict(ngf=8), 16),
+    ("unet128", dict(ngf=4), 128), ("effnet-b0", dict(width_scale=0.25), 64),
+])
+def test_generators_name_in_channels_for_an_input_with_other_channels(name, kwargs, side):
+    model = registry.build(name, in_channels=1, out_channels=1, **kwargs).eval()
+    with torch.no_grad():
+        with pytest.raises(ValueError, match="x has 3 channels but the network was built with in_channels=1"):
+            model(torch.randn(1, 3, side, side))
+        assert model(torch.randn(1, 1, side, side)).shape == (1, 1, side, side)

@@ -103,10 +103,11 @@ class EfficientNetUnetGenerator(nn.Module):
                       bias=norm_layer.conv_bias),
             norm_layer(spec.stem_channels, act="silu"),
             nn.Conv2d(spec.stem_channels, out_channels, 3, padding=1))
+        self.in_channels = in_channels
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_image_sides(x, TOTAL_STRIDE, 2 * TOTAL_STRIDE)
+        check_image_sides(x, TOTAL_STRIDE, 2 * TOTAL_STRIDE, self.in_channels)
         h = self.stem(x)
         features = []
         for stage in self.encoder:

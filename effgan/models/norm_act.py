@@ -173,9 +173,15 @@ def check_positive_int(value, arg_name: str, minimum: int = 1) -> int:
     return value
 
 
-def check_image_sides(x: torch.Tensor, multiple: int, minimum: int = 1) -> None:
-    """x must be (N, C, H, W) with H and W multiples of ``multiple`` and at least ``minimum``: a
-    generator whose strided convs round other sides returns an image of another size."""
+def check_image_sides(x: torch.Tensor, multiple: int, minimum: int = 1, channels: int | None = None) -> None:
+    """x must be (N, C, H, W) with C = ``channels`` (the network's in_channels) and H and W multiples
+    of ``multiple`` and at least ``minimum``: a generator whose strided convs round other sides
+    returns an image of another size."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if channels is not None and x.dim() == 4 and x.shape[1] != channels:
+        raise ValueError(f"x has {x.shape[1]} channels but the network was built with in_channels={channels}, "
+                         f"got shape {tuple(x.shape)}")
     if x.dim() != 4 or x.shape[-1] % multiple or x.shape[-2] % multiple or min(x.shape[-2:]) < minimum:
         at_least = f" and at least {minimum}" if minimum > multiple else ""
         raise ValueError(f"x must be (N, C, H, W) with H and W multiples of {multiple}{at_least}, "

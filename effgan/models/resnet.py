@@ -109,10 +109,11 @@ class ResnetGenerator(nn.Module):
                                 upsampling(2 * ngf, ngf, norm_layer))
         self.head = nn.Conv2d(ngf, out_channels, 7, padding=3, padding_mode=padding_mode)
         self.min_side = min_side(padding_mode)
+        self.in_channels = in_channels
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_image_sides(x, TOTAL_STRIDE, self.min_side)
+        check_image_sides(x, TOTAL_STRIDE, self.min_side, self.in_channels)
         h = self.down(self.stem(x))
         h = self.blocks(h)
         return torch.tanh(self.head(self.up(h)))

@@ -80,10 +80,11 @@ class UnetGenerator(nn.Module):
             decoder.append(nn.Sequential(*layers))
         decoder.append(nn.ConvTranspose2d(2 * widths[0], out_channels, 4, stride=2, padding=1))
         self.decoder = nn.ModuleList(decoder)
+        self.in_channels = in_channels
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_image_sides(x, 2 ** self.num_downs)
+        check_image_sides(x, 2 ** self.num_downs, channels=self.in_channels)
         h = F.leaky_relu(self.encoder[0](x), LEAKY_SLOPE)
         skips = [h]
         for level in self.encoder[1:-1]:
