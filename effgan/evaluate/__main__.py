@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from effgan.evaluate.checkpoint_eval import EvaluationOptions, evaluate_checkpoint
-from effgan.evaluate.report import format_table, write_json
+from effgan.evaluate.report import check_writable, format_table, write_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.json is not None:
+            check_writable(args.json)  # before minutes of evaluation, not after
         options = EvaluationOptions(
             data=args.data, which=args.which, max_items=args.max_items, feature_train_items=args.feature_train_items,
             fid_weights=args.fid_weights, feature_steps=args.feature_steps, classifier_steps=args.classifier_steps,
@@ -50,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
              f"FID/KID extractor: {result['extractor']}")
     print(format_table(result["metrics"], title=title))
     if args.json:
-        write_json(result, args.json)
+        try:
+            write_json(result, args.json)
+        except OSError as error:
+            print(f"effgan.evaluate: error: --json {args.json!r} could not be written ({error})", file=sys.stderr)
+            return 1
         print(f"wrote {args.json}")
     return 0
 

@@ -18,6 +18,7 @@ from effgan.metrics import (build_extractor, collect_images, evaluate_cyclegan, 
                             evaluate_labelled_generator)
 from effgan.metrics.cyclegan_eval import collect_domain_items
 from effgan.metrics.extractors import build_score_classifier
+from effgan.metrics.kid import KID_SUBSET_SIZE, KID_SUBSETS
 from effgan.metrics.samplers import latent_sampler
 from effgan.train import checkpoint as ckpt
 from effgan.train import config as cfg
@@ -35,8 +36,8 @@ class EvaluationOptions:
     feature_steps: int = 300
     classifier_steps: int = 400
     c2st_steps: int = 0  # 0 disables the C2ST (it trains a network per evaluation)
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000
+    kid_subsets: int = KID_SUBSETS  # the training evaluation's too: the same numbers for a checkpoint
+    kid_subset_size: int = KID_SUBSET_SIZE
     seed: int = 0
     device: str = "cpu"  # also auto, cuda or cuda:N
 
@@ -46,6 +47,12 @@ class EvaluationOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        # FID/KID need two rows per set, KID subsets two items; numpy's seeding takes no negatives
+        for name in ("max_items", "kid_subset_size"):
+            if getattr(self, name) < 2:
+                raise ValueError(f"{name} must be >= 2, got {getattr(self, name)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
         if self.c2st_steps < 0:
             raise ValueError(f"c2st_steps must be >= 0, got {self.c2st_steps}")
         from effgan.train.inference import pick_inference_device
@@ -82,7 +89,8 @@ def metric_networks(config: cfg.TrainConfig, real_images: torch.Tensor, real_lab
                     device, num_classes: int | None):
     """(FID/KID extractor, classifier for the score or None): cached in cache_dir where effgan trains them."""
     extractor = build_extractor(fid_weights=fid_weights, real_images=real_images, real_labels=real_labels,
-                                cache_dir=cache_dir, steps=feature_steps, seed=seed, device=device)
+                                num_classes=num_classes, cache_dir=cache_dir, steps=feature_steps, seed=seed,
+                                device=device)
     classifier = None
     if config.model == "cgan":
         classifier = build_score_classifier(real_images, real_labels, extractor=extractor, num_classes=num_classes,
@@ -91,9 +99,30 @@ def metric_networks(config: cfg.TrainConfig, real_images: torch.Tensor, real_lab
 
 
 def _datasets(config: cfg.TrainConfig, options: EvaluationOptions):
-    test = eval_dataset(config, "test", options.max_items, options.data)
-    train = eval_dataset(config, "train", options.feature_train_items, options.data)
+    try:
+        test = eval_dataset(config, "test", options.max_items, options.data)
+        train = eval_dataset(config, "train", options.feature_train_items, options.data)
+    except ValueError as error:
+        if options.data is None:
+            raise
+        raise ValueError(f"--data {options.data!r} cannot be built for this {config.model} run "
+                         f"({config.image_size}x{config.image_size}): {error}") from None
     return test, train
+
+
+def _check_data_fits_the_run(state: dict[str, Any], data_info, options: EvaluationOptions) -> None:
+    """The evaluation data must have the images (and, for cgan, the classes) the run trained on, as
+    the checkpoint records them; otherwise its generators would not even load."""
+    saved = state.get("data")
+    if not saved:
+        return  # an older checkpoint without the record: loading the weights is the check
+    conditional = (state.get("config") or {}).get("model") == "cgan"  # cgan runs are of the dcgan family
+    keys = ("channels", "image_size") + (("num_classes",) if conditional else ())
+    differ = [k for k in keys if saved.get(k) != getattr(data_info, k)]
+    if differ:
+        where = f"--data {options.data!r}" if options.data else "the run's own dataset"
+        listed = ", ".join(f"{k} {getattr(data_info, k)} (the run trained with {saved.get(k)})" for k in differ)
+        raise ValueError(f"{where} does not fit the checkpoint: {listed}")
 
 
 def evaluate_checkpoint(run_or_file: str | os.PathLike,
@@ -106,6 +135,7 @@ def evaluate_checkpoint(run_or_file: str | os.PathLike,
     checkpoint = read_checkpoint(run_or_file, options.which)
     config = run_config(checkpoint[1])
     test, train = _datasets(config, options)
+    _check_data_fits_the_run(checkpoint[1], data_info(test, config.model), options)
     run = load_run(run_or_file, data_info=data_info(test, config.model), device=device, checkpoint=checkpoint)
     cache_dir = os.path.join(run.run_dir, METRICS_CACHE_DIR)
     kid_args = dict(kid_subsets=options.kid_subsets, kid_subset_size=options.kid_subset_size, seed=options.seed)

@@ -25,6 +25,19 @@ def format_table(metrics: dict[str, Any], *, title: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def check_writable(path: str | os.PathLike) -> None:
+    """A ValueError unless ``path`` can become a file: not a folder, and its nearest existing parent
+    a writable folder (write_json creates the missing ones)."""
+    path = os.path.abspath(os.fspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"--json {path!r} is a folder; give a file name")
+    parent = os.path.dirname(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise ValueError(f"--json {path!r} cannot be written: {parent!r} is not a writable folder")
+
+
 def write_json(payload: dict[str, Any], path: str | os.PathLike) -> None:
     """JSON with non-finite floats as strings ("inf"), since JSON has no literal for them."""
     def clean(value):

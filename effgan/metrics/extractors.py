@@ -17,10 +17,13 @@ from effgan.metrics.inception import load_fid_inception
 
 
 def build_extractor(*, fid_weights: str | os.PathLike | None = None, real_images: torch.Tensor | None = None,
-                    real_labels: torch.Tensor | None = None, cache_dir: str | os.PathLike | None = None,
-                    steps: int = 300, seed: int = 0, width: int = 32,
+                    real_labels: torch.Tensor | None = None, num_classes: int | None = None,
+                    cache_dir: str | os.PathLike | None = None, steps: int = 300, seed: int = 0, width: int = 32,
                     device: torch.device | str = "cpu") -> nn.Module:
     """The FID InceptionV3 from `fid_weights`, or a FeatureNet trained on `real_images` (and labels if any).
+
+    num_classes: the labels' class count (the model's, not the largest label seen: a labelled
+    FeatureNet is also the classifier score's network, which must have an output per class).
 
     The returned module has a `name` (it tags every FID/KID number) and maps images in
     [-1, 1] to (N, D) features.
@@ -30,6 +33,8 @@ def build_extractor(*, fid_weights: str | os.PathLike | None = None, real_images
     if real_images is None:
         raise ValueError("real_images is required to train a feature net when no fid_weights are given")
     kwargs = dict(steps=steps, seed=seed, width=width, device=device)
+    if real_labels is not None and num_classes is not None:
+        kwargs["num_classes"] = num_classes
     if cache_dir is None:
         return train_feature_net(real_images, real_labels, **kwargs)
     return load_or_train_feature_net(cache_dir, real_images, real_labels, **kwargs)

@@ -35,8 +35,14 @@ def mmd2_unbiased(x, y) -> float:
     return float(within_x + within_y - 2.0 * k_xy.mean())
 
 
+# The defaults of every KID in effgan (evaluation during training and python -m effgan.evaluate),
+# so the two report the same numbers for the same checkpoint.
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
+
+
 def kernel_inception_distance(
-    features1, features2, *, n_subsets: int = 100, subset_size: int = 1000, seed: int = 0
+    features1, features2, *, n_subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE, seed: int = 0
 ) -> tuple[float, float]:
     """(mean, std) of the unbiased MMD^2 over n_subsets random subsets of both feature sets.
 
@@ -55,6 +61,8 @@ def kernel_inception_distance(
     if size < 2:
         raise ValueError(f"each feature set needs at least 2 rows, got {x.shape[0]} and {y.shape[0]}")
 
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     rng = np.random.default_rng(seed)
     estimates = np.empty(n_subsets)
     for i in range(n_subsets):

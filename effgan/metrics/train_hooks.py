@@ -12,14 +12,15 @@ import torch.nn as nn
 
 from effgan.metrics.cyclegan_eval import evaluate_cyclegan
 from effgan.metrics.generator_eval import evaluate_generator, evaluate_labelled_generator
+from effgan.metrics.kid import KID_SUBSET_SIZE, KID_SUBSETS
 from effgan.metrics.samplers import latent_sampler
 
 
 class CycleGANEvalHook:
     """evaluate_cyclegan of the family's G_A (A -> B) and G_B (B -> A) on a held-out set."""
 
-    def __init__(self, dataset, *, max_items: int = 50, extractor: nn.Module | None = None, kid_subsets: int = 50,
-                 kid_subset_size: int = 1000, seed: int = 0) -> None:
+    def __init__(self, dataset, *, max_items: int = 50, extractor: nn.Module | None = None, kid_subsets: int = KID_SUBSETS,
+                 kid_subset_size: int = KID_SUBSET_SIZE, seed: int = 0) -> None:
         self.dataset, self.max_items, self.extractor = dataset, max_items, extractor
         self.kid_args = dict(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed)
 
@@ -33,7 +34,7 @@ class LatentGeneratorEvalHook:
     """FID/KID (with an extractor), classifier score (cgan, with a classifier) of the family's G."""
 
     def __init__(self, dataset, *, max_items: int = 500, extractor: nn.Module | None = None,
-                 classifier: nn.Module | None = None, kid_subsets: int = 50, kid_subset_size: int = 1000,
+                 classifier: nn.Module | None = None, kid_subsets: int = KID_SUBSETS, kid_subset_size: int = KID_SUBSET_SIZE,
                  seed: int = 0) -> None:
         self.dataset, self.max_items = dataset, max_items
         self.extractor, self.classifier, self.seed = extractor, classifier, seed

@@ -1,0 +1,86 @@
+"""python -m effgan.evaluate: options checked before any work, data that does not fit the checkpoint
+named, the classifier score's network sized by the run's classes, and the same KID settings as the
+evaluation during training."""
+from __future__ import annotations
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from effgan.evaluate import EvaluationOptions
+from effgan.evaluate.__main__ import main as evaluate_main
+from effgan.metrics import LatentGeneratorEvalHook, build_extractor
+from effgan.train import train
+from train_support import one_thread, tiny_config  # noqa: F401 (fixture)
+
+
+def _fails(capsys, status, returned, *needles):
+    err = capsys.readouterr().err
+    assert returned == status, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert all(needle in err for needle in needles), err
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--max-items", "1", "max_items must be >= 2, got 1"),
+    ("--kid-subset-size", "1", "kid_subset_size must be >= 2, got 1"),
+    ("--seed", "-1", "seed must be an int >= 0, got -1"),
+])
+def test_options_are_checked_before_anything_runs(tmp_path, capsys, flag, value, message):
+    # the checkpoint does not even exist: the option is refused first
+    _fails(capsys, 2, evaluate_main(["--checkpoint", str(tmp_path / "none"), flag, value]), message)
+
+
+def test_a_json_path_that_cannot_be_written_is_refused_up_front(tmp_path, capsys):
+    _fails(capsys, 2, evaluate_main(["--checkpoint", str(tmp_path / "none"), "--json", str(tmp_path)]),
+           "is a folder")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    _fails(capsys, 2, evaluate_main(["--checkpoint", str(tmp_path / "none"), "--json", str(blocker / "out.json")]),
+           "is not a writable folder")
+
+
+def _idx(array: np.ndarray, type_code: int = 0x08) -> bytes:
+    header = struct.pack(">BBBB", 0, 0, type_code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+def _mnist_folder(root, num_classes: int, count: int = 40):
+    rng = np.random.default_rng(0)
+    root.mkdir()
+    for split in ("train", "t10k"):
+        images = rng.integers(0, 256, (count, 28, 28), dtype=np.uint8)
+        labels = (np.arange(count) % num_classes).astype(np.uint8)
+        (root / f"{split}-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx(images)))
+        (root / f"{split}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx(labels)))
+    return root
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_data_with_other_classes_is_named_not_a_traceback(tmp_path, capsys):
+    run = train(tiny_config("cgan", tmp_path, run_name="c", max_steps=1))
+    five = _mnist_folder(tmp_path / "five", 5)
+    _fails(capsys, 2, evaluate_main(["--checkpoint", run.run_dir, "--data", str(five), "--max-items", "8",
+                                     "--feature-train-items", "16", "--feature-steps", "2"]),
+           f"--data {str(five)!r} does not fit the checkpoint", "num_classes 5 (the run trained with 10)")
+
+
+def test_a_labelled_feature_net_has_an_output_per_class_of_the_run():
+    torch.manual_seed(0)
+    images = torch.rand(16, 1, 28, 28) * 2 - 1
+    labels = torch.arange(16) % 4  # the training subset happens to hold classes 0-3 only
+    net = build_extractor(real_images=images, real_labels=labels, num_classes=10, steps=1)
+    assert net.config.num_outputs == 10
+    assert build_extractor(real_images=images, real_labels=labels, steps=1).config.num_outputs == 4
+
+
+def test_training_and_evaluate_use_the_same_kid_settings():
+    import inspect
+
+    hook = inspect.signature(LatentGeneratorEvalHook.__init__).parameters
+    options = EvaluationOptions()
+    assert hook["kid_subsets"].default == options.kid_subsets
+    assert hook["kid_subset_size"].default == options.kid_subset_size
