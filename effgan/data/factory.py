@@ -33,8 +33,15 @@ _DEFAULT_LENGTH = {("cans", "train"): 2000, ("cans", "test"): 200, ("digits", "t
                    ("digits", "test"): 2000}
 
 
+def is_embedded(name_or_path: str | Path) -> bool:
+    """Whether ``name_or_path`` names a generated dataset. The bare names always do, whatever folder
+    of that name the working directory holds (``./cans`` reaches such a folder): the default command
+    must not start training on an unrelated folder that happens to be called ``cans``."""
+    return isinstance(name_or_path, str) and name_or_path in EMBEDDED
+
+
 def _source_type(name_or_path: str | Path) -> str:
-    if isinstance(name_or_path, str) and name_or_path in EMBEDDED and not Path(name_or_path).exists():
+    if is_embedded(name_or_path):
         return name_or_path
     path = Path(name_or_path)
     if not path.is_dir():

@@ -57,6 +57,12 @@ def decode_image(path: Path, channels: int) -> tuple[np.ndarray, str | None]:
         img.load()  # force the full decode now: truncated files fail here, not later
         mode = img.mode
         note = None
+        if mode.startswith("I;16") or mode in ("I", "F"):
+            # PIL's convert() to L/RGB clips these at 255 instead of rescaling, so any 16-bit image
+            # above 255 would load as solid white: scale to 8 bits here (16-bit: by 257, the exact
+            # map of 0..65535 onto 0..255; 32-bit int and float: see _to_uint8).
+            img = Image.fromarray(_to_uint8(np.asarray(img), mode))
+            note = f"{mode} image scaled to 8 bits"
         if mode == "P":
             img = img.convert("RGBA" if "transparency" in img.info else "RGB")
             note = "palette image converted"
@@ -72,7 +78,7 @@ def decode_image(path: Path, channels: int) -> tuple[np.ndarray, str | None]:
                 note = note or f"{mode} image converted to RGB"
                 img = img.convert("RGB")
         elif img.mode != "L":
-            if img.mode not in ("1", "I", "I;16", "F"):
+            if img.mode != "1":
                 note = note or f"{mode} image converted to grayscale"
             img = img.convert("L")
         array = np.asarray(img, dtype=np.uint8)
@@ -81,6 +87,19 @@ def decode_image(path: Path, channels: int) -> tuple[np.ndarray, str | None]:
     if array.shape[0] < 1 or array.shape[1] < 1:
         raise ValueError("image has no pixels")
     return array, note
+
+
+def _to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
+    """A single-channel 16-bit, 32-bit int or float image as uint8 (see decode_image): 16-bit by its
+    full range; 32-bit int by 0..65535 when it holds values above 255 (16-bit data PIL widened), else
+    0..255; float in [0, 1] by that range, other floats by 0..255."""
+    if mode.startswith("I;16"):
+        return np.round(values.astype(np.float64) / 257.0).astype(np.uint8)
+    values = values.astype(np.float64)
+    if mode == "F" and values.size and values.min() >= 0.0 and values.max() <= 1.0:
+        return np.round(values * 255.0).astype(np.uint8)
+    top = 65535.0 if mode == "I" and values.size and values.max() > 255 else 255.0
+    return np.round(np.clip(values, 0.0, top) * (255.0 / top)).astype(np.uint8)
 
 
 def to_signed_tensor(array: np.ndarray) -> torch.Tensor:

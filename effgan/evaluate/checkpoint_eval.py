@@ -66,10 +66,10 @@ class EvaluationOptions:
 
 def eval_dataset(config: cfg.TrainConfig, split: str, items: int, name: str | None = None):
     """The un-augmented `split` of the run's dataset (or `name`), `items` long when generated."""
-    from effgan.data import EMBEDDED, build_dataset
+    from effgan.data import build_dataset, is_embedded
 
     name = name or config.dataset
-    length = items if name in EMBEDDED else None
+    length = items if is_embedded(name) else None
     # the test split's own kind: cans test items carry the ground-truth translations
     kind = "auto" if split == "test" else "unpaired" if config.model == "cyclegan" else "labelled"
     return build_dataset(name, split, kind=kind, length=length, image_size=config.image_size, seed=config.seed,

@@ -86,7 +86,9 @@ class TrainConfig:
     # what to train
     model: str = _opt("cyclegan", "Model family to train.", FAMILIES)
     dataset: str | None = _opt(
-        None, "Dataset name ('cans', 'digits') or a folder/IDX path; default: cans for cyclegan, digits otherwise.")
+        None, "Dataset name ('cans', 'digits': always the generated sets; ./cans reaches a folder of that "
+              "name) or a folder (images, trainA/trainB, or MNIST IDX files); default: cans for cyclegan, "
+              "digits otherwise.")
     image_size: int | None = _opt(
         None, "Training image size; default 64 (cyclegan), 28 (dcgan/cgan shallow/deep), 32 otherwise.")
     train_length: int | None = _opt(
@@ -236,11 +238,27 @@ def validate(config: TrainConfig) -> None:
         value = getattr(config, name)
         if value is not None and value <= 0:
             raise ValueError(f"{name} must be positive, got {value}")
-    for name in ["epochs", "epochs_decay", "max_steps", "latent_dim", "num_workers", "checkpoint_every",
-                 "train_length", "eval_every"]:
+    for name in ["epochs", "epochs_decay", "num_workers", "checkpoint_every", "eval_every"]:
         value = getattr(config, name)
         if value is not None and value < 0:
             raise ValueError(f"{name} must be >= 0, got {value}")
+    for name in ["max_steps", "train_length"]:  # None: the default; 0 would mean nothing at all
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if config.latent_dim is not None and config.latent_dim < (0 if config.model == "cyclegan" else 1):
+        # cyclegan has no latent (its default is 0); the others draw z of this size
+        raise ValueError(f"latent_dim must be >= 1 for {config.model}, got {config.latent_dim}")
+    if config.epochs is not None and config.epochs_decay is not None and config.epochs + config.epochs_decay < 1:
+        raise ValueError(f"epochs + epochs_decay must be >= 1 (a run of no epochs trains nothing), "
+                         f"got {config.epochs} + {config.epochs_decay}")
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or not 0 <= config.seed < 2 ** 32:
+        # numpy's and the loaders' seeds are derived from it (seed * 100003 + epoch must fit in 64 bits)
+        raise ValueError(f"seed must be an int in [0, 2**32), got {config.seed!r}")
+    for name in ["beta1", "beta2"]:  # Adam's betas
+        value = getattr(config, name)
+        if value is not None and not 0.0 <= value < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {value}")
     if config.cpu_threads is not None and config.cpu_threads < 1:
         raise ValueError(f"cpu_threads must be >= 1, got {config.cpu_threads}")
     for name in ["log_every", "sample_every", "num_samples", "lr_step_epochs", "eval_train_steps"]:

@@ -8,6 +8,7 @@ takes exactly the steps the uninterrupted run would have taken.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import time
@@ -81,15 +82,18 @@ def family_class(model: str) -> type[Family]:
 
 
 def build_train_dataset(config: cfg.TrainConfig) -> Dataset:
-    from effgan.data import EMBEDDED, build_dataset
+    from effgan.data import build_dataset, is_embedded
 
     kind = "unpaired" if config.model == "cyclegan" else "labelled"
-    length = config.train_length if config.dataset in EMBEDDED else None
+    length = config.train_length if is_embedded(config.dataset) else None
     try:
         return build_dataset(config.dataset, "train", image_size=config.image_size, kind=kind,
                              seed=config.seed, augment=config.augment, length=length)
     except ValueError as error:
         if not str(error).startswith("kind "):
+            if str(error).startswith("size must be"):  # a generated set's own sizes: name the option
+                raise ValueError(f"image_size {config.image_size} does not fit dataset {config.dataset!r}: "
+                                 f"{error}") from None
             raise
         # the factory speaks of dataset kinds, which are no option of this command: say what fits
         needs = ("unpaired images: the embedded 'cans' set or a folder with trainA/ and trainB/ (and testA/, "
@@ -272,7 +276,8 @@ class Trainer:
             self._newer_latest = self._latest_ahead_of(path)
         self.logger = RunLogger(self.run_dir, enabled=info.is_main, tensorboard=config.tensorboard)
         if info.is_main:
-            cfg.save_yaml(config, os.path.join(self.run_dir, "config.yaml"))
+            # without `resume`: `--config <run>/config.yaml` then replays the run instead of continuing it
+            cfg.save_yaml(dataclasses.replace(config, resume=None), os.path.join(self.run_dir, "config.yaml"))
         self._finite = torch.ones((), dtype=torch.bool, device=device)
         self._log_sums: dict[str, torch.Tensor] = {}
         self._log_count = 0
@@ -582,8 +587,10 @@ class Trainer:
         sample_path = None
         self._restore_rng()
         if self.step >= self.total_steps:
-            self._print(f"the run is at step {self.step} of {self.total_steps}: nothing to train "
-                        f"(a larger --max-steps continues it within its schedule)")
+            schedule = self.total_epochs * self.steps_per_epoch
+            more = ("a larger --max-steps continues it within its schedule" if self.step < schedule
+                    else f"it has finished its schedule of {schedule} steps")
+            self._print(f"the run is at step {self.step} of {self.total_steps}: nothing to train ({more})")
         try:
             with catch_stop_signals() as stop:
                 while self.epoch < self.total_epochs and self.step < self.total_steps:

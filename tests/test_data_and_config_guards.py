@@ -1,0 +1,71 @@
+"""Data and config inputs that used to go wrong quietly: 16-bit images, a folder that shadows an
+embedded dataset's name, options that mean no training at all, seeds too large for the derived
+streams, and a resumed run's config.yaml."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from effgan.data import ImageFiles, build_dataset, is_embedded
+from effgan.train import train
+from effgan.train.config import TrainConfig, resolve
+from train_support import one_thread, tiny_config  # noqa: F401 (fixture)
+
+
+@pytest.mark.parametrize("value", [0, 300, 30000, 65535])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path, value, channels):
+    path = tmp_path / "deep.png"
+    Image.fromarray(np.full((6, 5), value, np.uint16)).save(path)
+    assert Image.open(path).mode.startswith("I;16")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        image = ImageFiles([path], channels=channels).image(0)
+    assert image.shape == (channels, 6, 5)
+    expected = round(value / 257) / 127.5 - 1
+    assert abs(float(image.mean()) - expected) < 1e-6
+
+
+def test_a_folder_named_like_an_embedded_dataset_does_not_shadow_it(tmp_path, monkeypatch):
+    (tmp_path / "cans").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "cans" / "x.png")
+    monkeypatch.chdir(tmp_path)
+    assert is_embedded("cans") and not is_embedded("./cans")
+    generated = build_dataset("cans", "train", kind="unpaired", length=4, image_size=64, augment=False)
+    assert len(generated) == 4
+    folder = build_dataset("./cans", "train", kind="labelled", image_size=8, augment=False)
+    assert len(folder) == 1
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(model="dcgan", epochs=0), r"epochs \+ epochs_decay must be >= 1"),
+    (dict(max_steps=0), "max_steps must be >= 1, got 0"),
+    (dict(model="dcgan", latent_dim=0), "latent_dim must be >= 1 for dcgan, got 0"),
+    (dict(train_length=0), "train_length must be >= 1, got 0"),
+    (dict(seed=2 ** 40), r"seed must be an int in \[0, 2\*\*32\)"),
+    (dict(seed=-1), r"seed must be an int in \[0, 2\*\*32\)"),
+    (dict(beta1=1.5), r"beta1 must be in \[0, 1\), got 1.5"),
+    (dict(beta2=-0.1), r"beta2 must be in \[0, 1\), got -0.1"),
+])
+def test_options_that_cannot_train_are_refused_by_name(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        resolve(TrainConfig(**overrides))
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_resumed_runs_config_yaml_replays_instead_of_resuming(tmp_path):
+    first = train(tiny_config("dcgan", tmp_path, run_name="r", max_steps=1, epochs=2))
+    train(tiny_config("dcgan", tmp_path, max_steps=2, epochs=2, resume=first.run_dir))
+    with open(tmp_path / "r" / "config.yaml", encoding="utf-8") as f:
+        saved = yaml.safe_load(f)
+    assert saved["resume"] is None and saved["max_steps"] == 2
+
+
+def test_an_image_size_the_generated_set_lacks_names_the_option(tmp_path):
+    with pytest.raises(ValueError, match=r"image_size 32 does not fit dataset 'cans': size must be one of"):
+        train(tiny_config("cyclegan", tmp_path, run_name="s", image_size=32))
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").rglob("*.pt"))
