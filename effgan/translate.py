@@ -33,7 +33,8 @@ def list_inputs(path: str) -> list[Path]:
     if p.is_file():
         return [p]
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(f for f in p.iterdir()
+                       if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."))
         if not files:
             raise ValueError(f"--input folder {path!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         return files

@@ -69,3 +69,50 @@ def test_an_image_size_the_generated_set_lacks_names_the_option(tmp_path):
     with pytest.raises(ValueError, match=r"image_size 32 does not fit dataset 'cans': size must be one of"):
         train(tiny_config("cyclegan", tmp_path, run_name="s", image_size=32))
     assert not (tmp_path / "s").exists() or not any((tmp_path / "s").rglob("*.pt"))
+
+
+def test_hidden_files_and_folders_are_not_data_and_loose_images_are_reported(tmp_path):
+    from effgan.data import DataWarning, image_folder, list_image_files
+
+    for folder in ("cats", "dogs", ".ipynb_checkpoints"):
+        (tmp_path / folder).mkdir()
+        Image.new("RGB", (8, 8)).save(tmp_path / folder / "a.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "cats" / ".hidden.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "loose.png")
+    assert [p.relative_to(tmp_path).as_posix() for p in list_image_files(tmp_path / "cats")] == ["cats/a.png"]
+    with pytest.warns(DataWarning, match="1 image.*beside the class folders.*'loose.png'"):
+        source = image_folder(tmp_path)
+    assert tuple(source.classes) == ("cats", "dogs") and len(source) == 2
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    from effgan.data import ImageFiles
+
+    array = np.zeros((4, 8, 3), np.uint8)  # 4 rows, 8 columns: stored landscape
+    image = Image.fromarray(array)
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view"
+    image.save(tmp_path / "sideways.jpg", exif=exif)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = ImageFiles([tmp_path / "sideways.jpg"], channels=3).image(0)
+    assert loaded.shape == (3, 8, 4)  # shown portrait, as a viewer shows it
+
+
+def test_yaml_scientific_floats_read_as_numbers(tmp_path):
+    from effgan.train.config import from_dict, load_file
+
+    path = tmp_path / "c.yaml"
+    path.write_text('lr: 1e-3\nrun_name: "1e-3"\n')
+    data = load_file(path)
+    assert data == {"lr": 0.001, "run_name": "1e-3"}
+    assert from_dict(data).lr == 0.001
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_run_name_with_resume_is_refused(tmp_path):
+    first = train(tiny_config("dcgan", tmp_path, run_name="r", max_steps=1, epochs=2))
+    with pytest.raises(ValueError, match="run_name 'other' with --resume"):
+        train(tiny_config("dcgan", tmp_path, run_name="other", max_steps=2, epochs=2, resume=first.run_dir))
+    assert not (tmp_path / "other").exists()
+    train(tiny_config("dcgan", tmp_path, run_name="r", max_steps=2, epochs=2, resume=first.run_dir))

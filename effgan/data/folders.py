@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
-from .image_io import ImageFiles, list_image_files
+from .image_io import DataWarning, ImageFiles, is_image_file, list_image_files
 
 SPLITS = ("train", "test")
 
@@ -43,8 +44,13 @@ def image_folder(root: str | Path, *, channels: int = 3, min_size: int = 0) -> I
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"root {str(root)!r} is not a directory")
-    class_dirs = [d for d in sorted(root.iterdir()) if d.is_dir() and list_image_files(d)]
+    class_dirs = [d for d in sorted(root.iterdir())
+                  if d.is_dir() and not d.name.startswith(".") and list_image_files(d)]
     if class_dirs:
+        loose = [p for p in sorted(root.iterdir()) if is_image_file(p) and not p.name.startswith(".")]
+        if loose:
+            warnings.warn(f"{str(root)!r}: {len(loose)} image(s) beside the class folders (e.g. {loose[0].name!r}) "
+                          f"belong to no class and are not used", DataWarning, stacklevel=2)
         paths, labels = [], []
         for label, folder in enumerate(class_dirs):
             files = list_image_files(folder)

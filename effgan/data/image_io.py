@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp"})
 
@@ -44,7 +44,9 @@ def list_image_files(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"folder {str(folder)!r} is not a directory")
-    return sorted(p for p in folder.rglob("*") if is_image_file(p))
+    # Hidden files and folders (.ipynb_checkpoints/, ._x.png from macOS) are tool leftovers, never data.
+    return sorted(p for p in folder.rglob("*")
+                  if is_image_file(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
 def decode_image(path: Path, channels: int) -> tuple[np.ndarray, str | None]:
@@ -55,6 +57,8 @@ def decode_image(path: Path, channels: int) -> tuple[np.ndarray, str | None]:
     """
     with Image.open(path) as img:
         img.load()  # force the full decode now: truncated files fail here, not later
+        # a camera's JPEG is stored sideways with an EXIF orientation tag: show it as viewers do
+        img = ImageOps.exif_transpose(img)
         mode = img.mode
         note = None
         if mode.startswith("I;16") or mode in ("I", "F"):

@@ -16,6 +16,7 @@ import functools
 import json
 import math
 import os
+import re
 import tomllib
 import types
 import typing
@@ -485,6 +486,21 @@ def _migrate_moved(config: TrainConfig, data: dict[str, Any], section: str, name
     setattr(config, new, value)
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """safe_load, but with YAML 1.2's floats: PyYAML (YAML 1.1) reads an unquoted 1e-3 as a string,
+    so `lr: 1e-3` would be refused as text. A quoted "1e-3" stays a string."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                  |\.[0-9_]+(?:[eE][-+][0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
 def load_file(path: str | os.PathLike) -> dict[str, Any]:
     """Read a YAML (.yaml/.yml), TOML (.toml) or JSON (.json) config file into a dict."""
     path = os.fspath(path)
@@ -497,7 +513,7 @@ def load_file(path: str | os.PathLike) -> dict[str, Any]:
                 data = tomllib.load(f)
         elif suffix in (".yaml", ".yml"):
             with open(path, encoding="utf-8") as f:
-                data = yaml.safe_load(f) or {}
+                data = yaml.load(f, Loader=_YamlLoader) or {}  # noqa: S506 (a SafeLoader subclass)
         elif suffix == ".json":
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)

@@ -262,6 +262,10 @@ class Trainer:
         if config.resume is not None:
             path = ckpt.find(config.resume)
             self.run_dir = ckpt.run_dir_of(path)
+            if config.run_name is not None and config.run_name != os.path.basename(os.path.abspath(self.run_dir)):
+                # a resumed run continues in its own folder: another name would be silently ignored
+                raise ValueError(f"run_name {config.run_name!r} with --resume: the run continues in its own folder "
+                                 f"{self.run_dir}; drop --run-name, or start a new run without --resume")
             self._load(ckpt.load(path, map_location=device))
         else:
             self.run_dir = new_run_dir(config, info)
