@@ -77,3 +77,22 @@ def test_build_dataset_validates_arguments():
         build_dataset("cans", length=2, image_size=64, augment="yes")
     with pytest.raises(TypeError, match="seed"):
         build_dataset("cans", seed=1.5)
+
+
+class _Indices(torch.utils.data.Dataset):
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return i
+
+
+def _epochs(num_workers: int, count: int = 3) -> list[list[int]]:
+    loader = make_loader(_Indices(), 4, num_workers=num_workers, seed=5)
+    return [[i for batch in loader for i in batch.tolist()] for _ in range(count)]
+
+
+def test_the_shuffle_order_does_not_depend_on_the_worker_count():
+    orders = _epochs(0)
+    assert _epochs(2) == orders  # every epoch, not only the first
+    assert len({tuple(o) for o in orders}) == 3 and all(sorted(o) == list(range(8)) for o in orders)

@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 from .seeding import check_seed
 
@@ -45,13 +45,17 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = True, num_
     if pin_memory is None:
         pin_memory = torch.cuda.is_available()
 
+    # Two streams: the shuffle's own, and the one the DataLoader draws its workers' base seed from.
+    # Sharing one made the order from the second epoch on depend on num_workers (persistent
+    # workers draw the base seed once, a 0-worker loader once per epoch, from the same stream).
+    if shuffle:
+        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
     generator = torch.Generator()
-    generator.manual_seed(seed)
+    generator.manual_seed(seed + 1)
     workers = num_workers > 0
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
         sampler=sampler,
         num_workers=num_workers,
         pin_memory=pin_memory,
