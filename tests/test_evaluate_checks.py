@@ -84,3 +84,21 @@ def test_training_and_evaluate_use_the_same_kid_settings():
     options = EvaluationOptions()
     assert hook["kid_subsets"].default == options.kid_subsets
     assert hook["kid_subset_size"].default == options.kid_subset_size
+
+
+def test_evaluation_items_spread_over_a_class_ordered_folder(tmp_path):
+    from PIL import Image
+
+    from effgan.evaluate.checkpoint_eval import eval_dataset
+    from effgan.metrics import collect_images
+    from effgan.train.config import TrainConfig, resolve
+
+    for label, name in enumerate(("a", "b", "c")):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(10):
+            Image.new("L", (8, 8), 20 * label + i).save(tmp_path / "data" / name / f"{i}.png")
+    config = resolve(TrainConfig(model="cgan", dataset=str(tmp_path / "data"), image_size=28))
+    dataset = eval_dataset(config, "train", 6)
+    assert len(dataset) == 6 and tuple(dataset.classes) == ("a", "b", "c")
+    _, labels = collect_images(dataset, max_items=6, with_labels=True)
+    assert sorted(labels.tolist()) == [0, 0, 1, 1, 2, 2]  # the first six would all be class 0

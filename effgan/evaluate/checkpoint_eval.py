@@ -65,15 +65,40 @@ class EvaluationOptions:
 # (with the same settings they even share the cached FeatureNet, hence its extractor tag).
 
 def eval_dataset(config: cfg.TrainConfig, split: str, items: int, name: str | None = None):
-    """The un-augmented `split` of the run's dataset (or `name`), `items` long when generated."""
+    """The un-augmented `split` of the run's dataset (or `name`), `items` long when generated, and at
+    most `items` items spread evenly over a larger folder dataset (see EvenlySpaced)."""
     from effgan.data import build_dataset, is_embedded
 
     name = name or config.dataset
     length = items if is_embedded(name) else None
     # the test split's own kind: cans test items carry the ground-truth translations
     kind = "auto" if split == "test" else "unpaired" if config.model == "cyclegan" else "labelled"
-    return build_dataset(name, split, kind=kind, length=length, image_size=config.image_size, seed=config.seed,
-                         augment=False)
+    dataset = build_dataset(name, split, kind=kind, length=length, image_size=config.image_size, seed=config.seed,
+                            augment=False)
+    return EvenlySpaced(dataset, items) if len(dataset) > items else dataset
+
+
+class EvenlySpaced(torch.utils.data.Dataset):
+    """`count` items of `dataset` at evenly spaced indices, its other attributes (classes) passed on.
+
+    The metrics read their items in order; a folder dataset lists its class folders one after the
+    other, so its first `count` items could all be one class (a FeatureNet, classifier or FID set
+    of one class). Even spacing keeps every class in proportion, and is the same on every run.
+    """
+
+    def __init__(self, dataset, count: int) -> None:
+        self.dataset, self.indices = dataset, [i * len(dataset) // count for i in range(count)]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int):
+        return self.dataset[self.indices[index]]
+
+    def __getattr__(self, name: str):
+        if name in ("dataset", "indices"):  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
 
 
 def reference_images(config: cfg.TrainConfig, train, max_items: int) -> tuple[torch.Tensor, torch.Tensor | None]:
