@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import os
 import sys
-import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -29,6 +28,7 @@ from effgan.train.evaluation import build_eval_hook, check_eval_options, is_eval
 from effgan.train.family import DataInfo, Family, Runtime
 from effgan.train.model_builders import ModelBuilder, registry_builder
 from effgan.train.precision import Precision
+from effgan.train.run_folder import check_resume_run_name, keep_aside, latest_ahead_of, new_run_dir
 from effgan.train.run_logger import RunLogger, image_grid
 from effgan.train.schedule import LRMultiplier, make_scheduler
 from effgan.train.signals import catch_stop_signals
@@ -159,43 +159,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _holds_checkpoints(run_dir: str) -> bool:
-    folders = (os.path.join(run_dir, ckpt.CHECKPOINT_DIR), run_dir)
-    return any(os.path.isfile(os.path.join(folder, name)) for folder in folders for name in (ckpt.LATEST, ckpt.BEST))
-
-
-def new_run_dir(config: cfg.TrainConfig, info: DistInfo) -> str:
-    """runs/<model>-<timestamp>[-k]; rank 0 picks the name and tells the others.
-
-    A --run-name whose folder already holds checkpoints is refused: a new run there would replace
-    them. They are continued with --resume. (A folder without any, left by a run that stopped
-    before its first checkpoint, may be reused.)
-    """
-    name = error = None
-    if info.is_main:
-        base = config.run_name or f"{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-        name, k = base, 1
-        while os.path.exists(os.path.join(config.out_dir, name)) and config.run_name is None:
-            name, k = f"{base}-{k}", k + 1
-        path = os.path.join(config.out_dir, name)
-        if _holds_checkpoints(path):
-            error = (f"run_name {name!r}: {path} already holds a run's checkpoints; continue it with "
-                     f"--resume {path}, or pick another --run-name (a new run would overwrite them)")
-        elif os.path.exists(path) and not os.path.isdir(path):
-            error = f"run_name {name!r}: {path} exists and is not a folder"
-        else:
-            os.makedirs(path, exist_ok=True)
-    if info.enabled:
-        import torch.distributed as dist
-
-        box = [name, error]
-        dist.broadcast_object_list(box, src=0)
-        name, error = box
-    if error is not None:
-        raise ValueError(error)
-    return os.path.join(config.out_dir, name)
-
-
 def train(config: cfg.TrainConfig, *, dataset: Dataset | None = None, builder: ModelBuilder = registry_builder,
           metrics_fn: MetricsFn | None = None) -> RunResult:
     """Train as ``config`` says; returns where everything went.
@@ -262,10 +225,7 @@ class Trainer:
         if config.resume is not None:
             path = ckpt.find(config.resume)
             self.run_dir = ckpt.run_dir_of(path)
-            if config.run_name is not None and config.run_name != os.path.basename(os.path.abspath(self.run_dir)):
-                # a resumed run continues in its own folder: another name would be silently ignored
-                raise ValueError(f"run_name {config.run_name!r} with --resume: the run continues in its own folder "
-                                 f"{self.run_dir}; drop --run-name, or start a new run without --resume")
+            check_resume_run_name(config, self.run_dir)
             self._load(ckpt.load(path, map_location=device))
         else:
             self.run_dir = new_run_dir(config, info)
@@ -277,7 +237,8 @@ class Trainer:
             self._adopt_best_record()
             # What was loaded is on disk already: a resumed run that trains no step writes nothing.
             self._last_checkpoint_step, self._last_good_checkpoint = self.step, path
-            self._newer_latest = self._latest_ahead_of(path)
+            if info.is_main:
+                self._newer_latest = latest_ahead_of(self.ckpt_dir, path, self.step)
         self.logger = RunLogger(self.run_dir, enabled=info.is_main, tensorboard=config.tensorboard)
         if info.is_main:
             # without `resume`: `--config <run>/config.yaml` then replays the run instead of continuing it
@@ -384,7 +345,11 @@ class Trainer:
             # (_adopt_best_record), so a stop between the two writes loses nothing.
             ckpt.save_atomic(payload, os.path.join(self.ckpt_dir, ckpt.BEST))
         path = os.path.join(self.ckpt_dir, ckpt.LATEST)
-        self._keep_newer_latest()
+        if self._newer_latest is not None:  # once, before the first checkpoint of a rewound run
+            kept = keep_aside(*self._newer_latest)
+            self._print(f"latest.pt held step {self._newer_latest[1]}, ahead of this run resumed at step "
+                        f"{self.step}: kept as {kept}")
+            self._newer_latest = None
         ckpt.save_atomic(payload, path)
         self._last_good_checkpoint = path
         if value is None and not (is_eval_metric(self.config.best_metric) and not evaluated):
@@ -394,31 +359,6 @@ class Trainer:
                               f"{sorted(metrics)}; best.pt is not written", stacklevel=2)
                 self._warned_missing_best = True
         return path
-
-    def _latest_ahead_of(self, resumed: str) -> tuple[str, int] | None:
-        """The run's latest.pt and its step, when a resume from another file (best.pt, a copy) starts
-        behind it: the resumed run's first checkpoint would otherwise replace those later steps."""
-        latest = os.path.join(self.ckpt_dir, ckpt.LATEST)
-        if not self.info.is_main or not os.path.isfile(latest) or os.path.samefile(latest, resumed):
-            return None
-        try:
-            step = ckpt.read_step(latest)
-        except ValueError:
-            return None  # unreadable: nothing worth keeping
-        return (latest, step) if step > self.step else None
-
-    def _keep_newer_latest(self) -> None:
-        """Move a latest.pt that is ahead of this resumed run aside (once) instead of replacing it."""
-        if self._newer_latest is None:
-            return
-        latest, step = self._newer_latest
-        self._newer_latest = None
-        kept, k = os.path.join(self.ckpt_dir, f"latest-step{step}.pt"), 1
-        while os.path.exists(kept):  # an earlier rewind's file of the same step: never replaced
-            kept, k = os.path.join(self.ckpt_dir, f"latest-step{step}-{k}.pt"), k + 1
-        os.replace(latest, kept)
-        self._print(f"latest.pt held step {step}, ahead of this run resumed at step {self.step}: "
-                    f"kept as {kept}")
 
     def _adopt_best_record(self) -> None:
         """On resume, best.pt's own record (its step and value) is the one to beat.

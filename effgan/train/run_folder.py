@@ -1,0 +1,78 @@
+"""A run's folder: naming a new one without replacing another run's checkpoints, and keeping a
+latest.pt that a resumed run would otherwise overwrite with earlier steps."""
+from __future__ import annotations
+
+import os
+import time
+
+from effgan.train import checkpoint as ckpt
+from effgan.train import config as cfg
+from effgan.train.distributed import DistInfo
+
+
+def _holds_checkpoints(run_dir: str) -> bool:
+    folders = (os.path.join(run_dir, ckpt.CHECKPOINT_DIR), run_dir)
+    return any(os.path.isfile(os.path.join(folder, name)) for folder in folders for name in (ckpt.LATEST, ckpt.BEST))
+
+
+def new_run_dir(config: cfg.TrainConfig, info: DistInfo) -> str:
+    """runs/<model>-<timestamp>[-k]; rank 0 picks the name and tells the others.
+
+    A --run-name whose folder already holds checkpoints is refused: a new run there would replace
+    them. They are continued with --resume. (A folder without any, left by a run that stopped
+    before its first checkpoint, may be reused.)
+    """
+    name = error = None
+    if info.is_main:
+        base = config.run_name or f"{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+        name, k = base, 1
+        while os.path.exists(os.path.join(config.out_dir, name)) and config.run_name is None:
+            name, k = f"{base}-{k}", k + 1
+        path = os.path.join(config.out_dir, name)
+        if _holds_checkpoints(path):
+            error = (f"run_name {name!r}: {path} already holds a run's checkpoints; continue it with "
+                     f"--resume {path}, or pick another --run-name (a new run would overwrite them)")
+        elif os.path.exists(path) and not os.path.isdir(path):
+            error = f"run_name {name!r}: {path} exists and is not a folder"
+        else:
+            os.makedirs(path, exist_ok=True)
+    if info.enabled:
+        import torch.distributed as dist
+
+        box = [name, error]
+        dist.broadcast_object_list(box, src=0)
+        name, error = box
+    if error is not None:
+        raise ValueError(error)
+    return os.path.join(config.out_dir, name)
+
+
+def check_resume_run_name(config: cfg.TrainConfig, run_dir: str) -> None:
+    """A resumed run continues in its own folder: another --run-name would be silently ignored."""
+    if config.run_name is not None and config.run_name != os.path.basename(os.path.abspath(run_dir)):
+        raise ValueError(f"run_name {config.run_name!r} with --resume: the run continues in its own folder "
+                         f"{run_dir}; drop --run-name, or start a new run without --resume")
+
+
+def latest_ahead_of(ckpt_dir: str, resumed: str, step: int) -> tuple[str, int] | None:
+    """The run's latest.pt and its step, when a resume from another file (best.pt, a copy) at ``step``
+    starts behind it: the resumed run's first checkpoint would otherwise replace those later steps."""
+    latest = os.path.join(ckpt_dir, ckpt.LATEST)
+    if not os.path.isfile(latest) or os.path.samefile(latest, resumed):
+        return None
+    try:
+        latest_step = ckpt.read_step(latest)
+    except ValueError:
+        return None  # unreadable: nothing worth keeping
+    return (latest, latest_step) if latest_step > step else None
+
+
+def keep_aside(latest: str, step: int) -> str:
+    """Move ``latest`` (holding ``step``) to latest-step<step>.pt beside it; returns the new path.
+    An earlier rewind's file of the same step is never replaced (-1, -2, ... are appended)."""
+    folder = os.path.dirname(latest)
+    kept, k = os.path.join(folder, f"latest-step{step}.pt"), 1
+    while os.path.exists(kept):
+        kept, k = os.path.join(folder, f"latest-step{step}-{k}.pt"), k + 1
+    os.replace(latest, kept)
+    return kept
