@@ -12,6 +12,15 @@ import triton.language as tl
 # one vector load, and beyond this the partial buffers only add traffic.
 MAX_SPLITS = 64
 
+# The kernels index positions inside a plane in int32 (start + offset + lane, start = split *
+# CHUNK), so every split's chunk must end at or below 2**31: planes are limited to leave room for a
+# last block's rounding (the largest block is 8192 positions, DiffAugment's in the interpreter),
+# see split_chunks.
+MAX_PLANE = 2**31 - 8192
+
+# CUDA caps launch grid axes 1 and 2 at 65535 programs (axis 0 at 2**31 - 1).
+MAX_GRID_YZ = 65535
+
 
 def cdiv(a: int, b: int) -> int:
     """ceil(a / b) for launch geometry on the host. Plain Python: ``triton.cdiv`` is a constexpr
@@ -43,9 +52,34 @@ def is_channels_last(x: torch.Tensor) -> bool:
     return x.stride(1) == 1 and x.shape[1] > 1
 
 
+def check_plane_size(HW: int) -> None:
+    if HW > MAX_PLANE:
+        raise ValueError(f"planes of {HW} elements are not supported by the Triton kernels (H*W at most {MAX_PLANE})")
+
+
+def check_channel_blocks(C: int, block_c: int) -> None:
+    """The per-plane kernels launch (N, C / block_c, S) programs: axis 1 must stay within CUDA's limit."""
+    if cdiv(C, block_c) > MAX_GRID_YZ:
+        raise ValueError(f"x has {C} channels: the Triton kernels take at most {MAX_GRID_YZ * block_c} in this "
+                         f"layout ({MAX_GRID_YZ} launch blocks of {block_c})")
+
+
+def split_chunks(size: int, s: int, block: int) -> tuple[int, int]:
+    """(S, CHUNK): ``size`` positions over about ``s`` programs, CHUNK a multiple of ``block``.
+
+    Rounding CHUNK up can make S * CHUNK pass 2**31 for a plane just under MAX_PLANE, which would
+    wrap the kernels' int32 position index; fewer splits are taken then (one split always fits).
+    """
+    while True:
+        chunk = cdiv(cdiv(size, s), block) * block
+        splits = cdiv(size, chunk)
+        if splits * chunk <= 2**31 or s == 1:
+            return splits, chunk
+        s = max(1, s // 2)
+
+
 def plane_split(x: torch.Tensor, N: int, C: int, HW: int, programs_per_sm: int = 4) -> PlaneSplit:
-    if HW >= 2**31:
-        raise ValueError(f"planes of {HW} elements (H*W >= 2**31) are not supported")
+    check_plane_size(HW)
     if is_channels_last(x):
         # Channels are the contiguous axis: a wide channel tile keeps loads coalesced.
         block_c = min(64, next_pow2(C))
@@ -53,6 +87,7 @@ def plane_split(x: torch.Tensor, N: int, C: int, HW: int, programs_per_sm: int =
     else:
         block_c = 1
         block_hw = min(next_pow2(HW), 2048 if x.is_cuda else 4096)
+    check_channel_blocks(C, block_c)
     n_cblocks = cdiv(C, block_c)
     max_s = min(MAX_SPLITS, cdiv(HW, block_hw))
     if x.is_cuda:
@@ -61,8 +96,7 @@ def plane_split(x: torch.Tensor, N: int, C: int, HW: int, programs_per_sm: int =
         s = max(1, min(max_s, cdiv(target, N * n_cblocks)))
     else:
         s = 1  # the interpreter runs programs one after another: fewer, larger ones are faster
-    chunk = cdiv(cdiv(HW, s), block_hw) * block_hw
-    s = cdiv(HW, chunk)
+    s, chunk = split_chunks(HW, s, block_hw)
     tile = block_c * block_hw
     num_warps = 8 if tile >= 4096 else 4 if tile >= 1024 else 2
     return PlaneSplit(block_c, block_hw, s, chunk, next_pow2(s), num_warps)
@@ -100,7 +134,7 @@ def resident_geometry(x: torch.Tensor, N: int, C: int, HW: int, min_programs: in
             return None
     else:
         block_c = 1
-    if block_c * block_hw > max_tile or N * cdiv(C, block_c) < min_programs:
+    if block_c * block_hw > max_tile or N * cdiv(C, block_c) < min_programs or cdiv(C, block_c) > MAX_GRID_YZ:
         return None
     tile = block_c * block_hw
     num_warps = max(1, min(16, tile // 512))

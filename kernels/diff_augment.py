@@ -24,7 +24,17 @@ import triton.language as tl
 
 from effgan import _alloc
 
-from ._launch import MAX_SPLITS, _sm_count, cdiv, next_pow2, torch_acc_dtype, triton_acc_dtype
+from ._launch import (
+    MAX_GRID_YZ,
+    MAX_SPLITS,
+    _sm_count,
+    cdiv,
+    check_plane_size,
+    next_pow2,
+    split_chunks,
+    torch_acc_dtype,
+    triton_acc_dtype,
+)
 
 
 @triton.jit
@@ -104,8 +114,8 @@ def _augment_fwd_kernel(
     COLOR: tl.constexpr, TRANS: tl.constexpr, CUTOUT: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr, ACC: tl.constexpr,
 ):
-    n = tl.program_id(0)
-    p = tl.program_id(1) * BLOCK_P + tl.arange(0, BLOCK_P)
+    n = tl.program_id(1)  # samples on axis 1, pixel blocks on axis 0 (CUDA's axes 1 and 2 stop at 65535)
+    p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     pmask = p < H * W
     h = p // W
     w = p % W
@@ -141,8 +151,8 @@ def _augment_bwd_kernel(
     COLOR: tl.constexpr, TRANS: tl.constexpr, CUTOUT: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr, ACC: tl.constexpr,
 ):
-    n = tl.program_id(0)
-    p = tl.program_id(1) * BLOCK_P + tl.arange(0, BLOCK_P)  # input pixels (h', w')
+    n = tl.program_id(1)  # as in _augment_fwd_kernel
+    p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)  # input pixels (h', w')
     pmask = p < H * W
     hi = p // W
     wi = p % W
@@ -175,6 +185,9 @@ def _augment_bwd_kernel(
 def _geometry(x: torch.Tensor):
     N, C, H, W = x.shape
     HW = H * W
+    check_plane_size(HW)
+    if N > MAX_GRID_YZ:
+        raise ValueError(f"x has a batch of {N}: the Triton kernels take at most {MAX_GRID_YZ} images a call")
     block_c = next_pow2(C)
     cap = 4096 if x.is_cuda else 8192
     block_p = max(16, min(next_pow2(HW), cap // block_c))
@@ -192,8 +205,7 @@ def _sample_sums(t, shift, cut, cut_size, keep_only, trans, cutout, block_c, blo
         s = max(1, min(MAX_SPLITS, cdiv(HW, block_p), cdiv(target, N)))
     else:
         s = min(2, cdiv(HW, block_p))  # the interpreter: few programs (still > 1 when possible)
-    chunk = cdiv(cdiv(HW, s), block_p) * block_p
-    s = cdiv(HW, chunk)
+    s, chunk = split_chunks(HW, s, block_p)
     psum = _alloc.empty((N, s), device=t.device, dtype=torch_acc_dtype(t.dtype))
     _sample_partial_sum_kernel[(N, s)](
         t, shift, cut, psum, C, H, W, chunk, s, cut_size[0], cut_size[1], *t.stride(),
@@ -216,7 +228,7 @@ def forward(x, brightness, saturation, contrast, shift, cut, cut_h: int, cut_w: 
         psum = dummy
     S = psum.shape[1] if color else 1
     y = _alloc.empty_like(x)
-    _augment_fwd_kernel[(N, cdiv(HW, block_p))](
+    _augment_fwd_kernel[(cdiv(HW, block_p), N)](
         x, y,
         brightness if color else dummy, saturation if color else dummy, contrast if color else dummy,
         shift, cut, psum, C, H, W, S, C * HW, cut_h, cut_w, *x.stride(),
@@ -240,7 +252,7 @@ def backward(dy, brightness, saturation, contrast, shift, cut, cut_h: int, cut_w
         psum = dummy
     S = psum.shape[1] if color else 1
     dx = _alloc.empty_like(dy)
-    _augment_bwd_kernel[(N, cdiv(HW, block_p))](
+    _augment_bwd_kernel[(cdiv(HW, block_p), N)](
         dy, dx,
         saturation if color else dummy, contrast if color else dummy,
         shift, cut, psum, C, H, W, S, C * HW, cut_h, cut_w, *dy.stride(),

@@ -147,7 +147,7 @@ def _fwd_kernel(
     rstd = 1.0 / tl.sqrt(var + eps)
     if s == 0:
         tl.store(STATS + NC + rows, mean_d, mask=cmask)
-        tl.store(STATS + 2 * NC + rows, rstd, mask=cmask)
+        tl.store(STATS + NC + (NC + rows), rstd, mask=cmask)  # int64: 2 * NC may pass 2**31
     scale = rstd
     if HAS_W:
         scale = scale * tl.load(NW + c, mask=cmask, other=1.0).to(ACC)
@@ -193,7 +193,7 @@ def _load_plane_params(STATS, NW, NB, DSQ, rows, c, cmask, NC, HWo,
                        HAS_W: tl.constexpr, HAS_B: tl.constexpr, BLOCK_C: tl.constexpr, ACC: tl.constexpr):
     shift = tl.load(STATS + rows, mask=cmask, other=0.0)
     mean_d = tl.load(STATS + NC + rows, mask=cmask, other=0.0)
-    rstd = tl.load(STATS + 2 * NC + rows, mask=cmask, other=0.0)
+    rstd = tl.load(STATS + NC + (NC + rows), mask=cmask, other=0.0)  # int64: 2 * NC may pass 2**31
     w, b = affine_params(NW, NB, c, cmask, HAS_W, HAS_B, BLOCK_C, ACC)
     # Every output position gets d(mean)/d(y) = 1 / HWo of the squeeze gradient.
     gsq = tl.load(DSQ + rows, mask=cmask, other=0.0).to(ACC) / HWo

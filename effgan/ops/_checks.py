@@ -99,9 +99,30 @@ def memory_format_of(x: torch.Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
+def _dense_strides(shape: torch.Size, memory_format: torch.memory_format) -> tuple[int, ...]:
+    N, C, H, W = shape
+    if memory_format == torch.channels_last:
+        return (H * W * C, 1, W * C, C)
+    return (C * H * W, H * W, W, 1)
+
+
 def as_kernel_layout(x: torch.Tensor) -> torch.Tensor:
-    """A 4-D tensor the kernels can index: NCHW-contiguous or channels_last, preserving which."""
-    if x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last):
+    """A 4-D tensor the kernels can index: NCHW-contiguous or channels_last, preserving which,
+    with exactly that layout's strides.
+
+    torch calls a tensor contiguous whatever the strides of its size-1 dimensions are (a transposed
+    (N, C, 1, W) tensor has stride W on its last, size-1 dimension), but the Triton kernels step
+    through a plane with the last dimension's stride: such a tensor is re-viewed (no copy) with the
+    canonical strides.
+    """
+    if x.is_contiguous():
+        if x.stride() != _dense_strides(x.shape, torch.contiguous_format):
+            x = x.view(-1).view(x.shape)
+        return x
+    if x.is_contiguous(memory_format=torch.channels_last):
+        if x.stride() != _dense_strides(x.shape, torch.channels_last):
+            N, C, H, W = x.shape
+            x = x.permute(0, 2, 3, 1).reshape(-1).view(N, H, W, C).permute(0, 3, 1, 2)
         return x
     return x.contiguous()
 

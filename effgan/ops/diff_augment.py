@@ -306,5 +306,11 @@ def diff_augment(
     if backend == "ref":
         return diff_augment_ref(x, policy, params=params)
     x = as_kernel_layout(x)
-    return _diff_augment(x, params.brightness, params.saturation, params.contrast, params.translation,
-                params.cutout_origin, params.cutout_size[0], params.cutout_size[1], backend)
+
+    def dense(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        # The kernels index the per-sample parameters densely; hand-built ones may be strided views.
+        return t.contiguous() if t is not None else None
+
+    return _diff_augment(x, dense(params.brightness), dense(params.saturation), dense(params.contrast),
+                         dense(params.translation), dense(params.cutout_origin), params.cutout_size[0],
+                         params.cutout_size[1], backend)
