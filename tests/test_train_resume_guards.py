@@ -18,14 +18,64 @@ def _bytes(path) -> bytes:
         return f.read()
 
 
+def _tree(folder) -> dict[str, tuple[bytes, int]]:
+    files = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            files[os.path.relpath(path, folder)] = (_bytes(path), os.stat(path).st_mtime_ns)
+    return files
+
+
 @pytest.mark.parametrize("max_steps", [3, 2])
 def test_a_resume_with_nothing_to_train_writes_nothing(tmp_path, capsys, max_steps):
     first = train(tiny_config("dcgan", tmp_path, run_name="done", max_steps=3))
-    before, mtime = _bytes(first.checkpoint), os.stat(first.checkpoint).st_mtime_ns
-    again = train(tiny_config("dcgan", tmp_path, max_steps=max_steps, resume=first.run_dir))
+    before = _tree(first.run_dir)
+    assert {"config.yaml", "metrics.jsonl", os.path.join("samples", "final.png")} <= before.keys()
+    # options that only shape logs may change on resume: still nothing is written (config.yaml included)
+    again = train(tiny_config("dcgan", tmp_path, max_steps=max_steps, resume=first.run_dir, log_every=2,
+                              tensorboard=True))
     assert again.step == 3
     assert "nothing to train" in capsys.readouterr().out
-    assert _bytes(first.checkpoint) == before and os.stat(first.checkpoint).st_mtime_ns == mtime
+    assert _tree(first.run_dir) == before
+
+
+@pytest.mark.parametrize("change", [dict(batch_size=2), dict(train_length=12), dict(best_metric="loss_D"),
+                                    dict(best_mode="max")])
+def test_a_resume_refuses_options_its_state_depends_on(tmp_path, change):
+    first = train(tiny_config("dcgan", tmp_path, run_name="fixed", max_steps=3))
+    before = _tree(first.run_dir)
+    name = next(iter(change))
+    with pytest.raises(ValueError, match=f"{name} .* -> .*cannot change on resume"):
+        train(tiny_config("dcgan", tmp_path, max_steps=6, resume=first.run_dir, **change))
+    assert _tree(first.run_dir) == before
+
+
+def test_a_resume_on_other_data_is_refused_not_a_hang(tmp_path):
+    import torch
+    from torch.utils.data import TensorDataset
+
+    first = train(tiny_config("dcgan", tmp_path, run_name="data", max_steps=3))  # 3 of 4 batches of epoch 0
+    smaller = TensorDataset(torch.rand(8, 1, 32, 32) * 2 - 1)  # 2 batches an epoch
+    with pytest.raises(ValueError, match="3 batches into an epoch, but this run's epochs have 2"):
+        train(tiny_config("dcgan", tmp_path, max_steps=6, resume=first.run_dir), dataset=smaller)
+
+
+def test_a_reused_folder_sets_the_earlier_logs_aside(tmp_path):
+    folder = tmp_path / "again"
+    (folder / "samples").mkdir(parents=True)
+    (folder / "metrics.jsonl").write_text('{"kind": "train", "step": 107, "epoch": 3}\n')
+    (folder / "samples" / "epoch_0001.png").write_bytes(b"old")
+    with pytest.warns(UserWarning, match="logs of a run without checkpoints"):
+        run = train(tiny_config("dcgan", tmp_path, run_name="again", max_steps=2))
+    assert (folder / "earlier-run" / "metrics.jsonl").read_text().startswith('{"kind": "train", "step": 107')
+    assert (folder / "earlier-run" / "samples" / "epoch_0001.png").read_bytes() == b"old"
+    from effgan.train.run_logger import read_jsonl
+
+    assert [r["step"] for r in read_jsonl(os.path.join(run.run_dir, "metrics.jsonl")) if r["kind"] == "train"] == [1, 2]
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert os.stat(run.checkpoint).st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's private 0600
 
 
 def test_a_resume_behind_latest_keeps_the_later_checkpoint(tmp_path, capsys):

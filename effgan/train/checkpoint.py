@@ -33,6 +33,8 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> None:
     os.makedirs(folder, exist_ok=True)
     fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
     try:
+        # mkstemp makes the file private (0600); a checkpoint gets a plain file's mode instead
+        os.chmod(tmp_path, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
@@ -46,6 +48,12 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> None:
             pass
         raise
     _fsync_dir(folder)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it back at once
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(folder: str) -> None:

@@ -90,20 +90,7 @@ def parse_config(argv: Sequence[str] | None = None) -> cfg.TrainConfig:
         config = cfg.from_dict(cfg.load_file(config_file), base=config)
     config = cfg.from_dict(namespace, base=config)
     if resume is not None:
-        _check_resume_keeps_the_schedule(cfg.from_dict(checkpoint.read_config(resume)), config)
+        cfg.check_resume_unchanged(cfg.from_dict(checkpoint.read_config(resume)), config)
     return config
 
 
-# Restored with the optimizers' and schedulers' state on resume, so a new value would be ignored.
-RESUME_FIXED = ("lr", "beta1", "beta2", "lr_policy", "lr_step_epochs", "epochs", "epochs_decay")
-
-
-def _check_resume_keeps_the_schedule(saved: cfg.TrainConfig, config: cfg.TrainConfig) -> None:
-    saved, new = cfg.resolve(saved), cfg.resolve(config)
-    changed = [f"{name} {getattr(saved, name)!r} -> {getattr(new, name)!r}" for name in RESUME_FIXED
-               if getattr(saved, name) != getattr(new, name)]
-    if changed:
-        raise ValueError(
-            f"{', '.join(changed)}: these cannot change on resume, where the optimizers and the lr schedule "
-            "continue from the checkpoint (a new value would be silently ignored). Resume with the run's "
-            "own values (--max-steps may still stop it earlier or later within its schedule), or start a new run.")

@@ -59,6 +59,13 @@ class GraphedPhase:
         self._graph.replay()
         return dict(self._static_outputs)
 
+    def recapture(self) -> None:
+        """Drop the captured graph, so that the next call captures the phase again (without new
+        warm-up calls: the lazy state they create exists by then). For values a graph keeps from
+        its capture, such as the float lr fused Adam passes to its kernel."""
+        self._graph = None
+        self._static_inputs, self._static_outputs = (), {}
+
     def _eager_on_side_stream(self, inputs) -> dict[str, torch.Tensor]:
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())

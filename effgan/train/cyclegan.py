@@ -128,8 +128,10 @@ class CycleGANFamily(Family):
         self.opt_d = make_adam(self.discriminators.parameters(), config, runtime.device, capturable=graphs)
         self.scaler_g = runtime.precision.make_scaler()
         self.scaler_d = runtime.precision.make_scaler()
-        self.pool_a = ImagePool(opts.pool_size, seed=config.seed * 2 + 1)  # fakes of domain A, for D_B
-        self.pool_b = ImagePool(opts.pool_size, seed=config.seed * 2 + 2)  # fakes of domain B, for D_A
+        # fakes of domain A (for D_B) and of B (for D_A); each DDP rank draws its own swap decisions
+        rank_seed = config.seed * 2 + 1_000_003 * runtime.dist.rank
+        self.pool_a = ImagePool(opts.pool_size, seed=rank_seed + 1)
+        self.pool_b = ImagePool(opts.pool_size, seed=rank_seed + 2)
 
         # what runs the forward passes: DDP for gradient sync, torch.compile if asked
         self._g_run = runtime.maybe_compile(wrap_ddp(self.generators, runtime.dist, runtime.device))
@@ -149,6 +151,10 @@ class CycleGANFamily(Family):
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"G": self.opt_g, "D": self.opt_d}
+
+    def lr_changed(self) -> None:
+        self._g_phase.recapture()
+        self._d_phase.recapture()
 
     def scalers(self) -> dict[str, torch.amp.GradScaler]:
         return {"G": self.scaler_g, "D": self.scaler_d}

@@ -93,6 +93,10 @@ class DCGANFamily(Family):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"G": self.opt_g, "D": self.opt_d}
 
+    def lr_changed(self) -> None:
+        self._g_phase.recapture()
+        self._d_phase.recapture()
+
     def scalers(self) -> dict[str, torch.amp.GradScaler]:
         return {"G": self.scaler_g, "D": self.scaler_d}
 

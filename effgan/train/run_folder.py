@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 
 from effgan.train import checkpoint as ckpt
 from effgan.train import config as cfg
@@ -36,6 +37,7 @@ def new_run_dir(config: cfg.TrainConfig, info: DistInfo) -> str:
             error = f"run_name {name!r}: {path} exists and is not a folder"
         else:
             os.makedirs(path, exist_ok=True)
+            _set_aside_earlier_logs(path)
     if info.enabled:
         import torch.distributed as dist
 
@@ -45,6 +47,34 @@ def new_run_dir(config: cfg.TrainConfig, info: DistInfo) -> str:
     if error is not None:
         raise ValueError(error)
     return os.path.join(config.out_dir, name)
+
+
+# What a run writes besides its checkpoints.
+RUN_LOGS = ("metrics.jsonl", "tensorboard", "samples")
+
+
+def _set_aside_earlier_logs(path: str) -> None:
+    """A reused folder's logs (of a run stopped before its first checkpoint) move to earlier-run[-k]/
+    inside it, with the config.yaml that describes them: the new run appends to metrics.jsonl and
+    TensorBoard, which would mix the two runs. A run that failed before logging anything (an empty
+    metrics.jsonl) leaves nothing to keep."""
+    def has_content(name: str) -> bool:
+        p = os.path.join(path, name)
+        return os.path.isdir(p) or (os.path.isfile(p) and os.path.getsize(p) > 0)
+
+    present = [name for name in RUN_LOGS if has_content(name)]
+    if not present:
+        return
+    if os.path.isfile(os.path.join(path, "config.yaml")):
+        present.append("config.yaml")
+    dest, k = os.path.join(path, "earlier-run"), 1
+    while os.path.exists(dest):
+        dest, k = os.path.join(path, f"earlier-run-{k}"), k + 1
+    os.makedirs(dest)
+    for name in present:
+        os.replace(os.path.join(path, name), os.path.join(dest, name))
+    warnings.warn(f"{path} held logs of a run without checkpoints ({', '.join(present)}); they were moved to "
+                  f"{dest}", stacklevel=3)
 
 
 def check_resume_run_name(config: cfg.TrainConfig, run_dir: str) -> None:

@@ -60,10 +60,10 @@ class StyleGANFamily(Family):
         self.generator = runtime.place(generator)
         self.discriminator = runtime.place(discriminator)
         self.opt_g = make_adam(self.generator.parameters(), config, runtime.device)
-        # lazy R1 runs less often, so D's Adam is adjusted as in StyleGAN2 to keep the same effective rates
-        ratio = self.opts.r1_interval / (self.opts.r1_interval + 1) if self.opts.r1_gamma > 0 else 1.0
-        self.opt_d = make_adam(self.discriminator.parameters(), config, runtime.device, lr=config.lr * ratio,
-                               betas=(config.beta1 ** ratio, config.beta2 ** ratio))
+        # D takes --lr and the betas as given: StyleGAN2 scales them by interval / (interval + 1)
+        # because its lazy R1 is an extra optimizer step every interval batches; here R1 joins the
+        # batch's own D step (weighted by the interval), so D takes one step per batch either way.
+        self.opt_d = make_adam(self.discriminator.parameters(), config, runtime.device)
         self.scaler_g, self.scaler_d, self._g_run, self._d_run, self._d_frozen = adversarial_runners(
             self.generator, self.discriminator, runtime)
         # R1 differentiates D's gradient, a double backward that a torch.compile'd module refuses

@@ -3,7 +3,9 @@
 ``train(config)`` is the Python entry point behind ``python -m effgan.train``. The loop state is
 (step, epoch, batch within the epoch); the data order is a function of (seed, epoch, rank) and
 every other source of randomness is saved in checkpoints, so a run resumed from a checkpoint
-takes exactly the steps the uninterrupted run would have taken.
+takes exactly the steps the uninterrupted run would have taken. Under DDP that holds for rank 0
+only: checkpoints hold rank 0's state, so the other ranks resume on fresh random streams and with
+rank 0's CycleGAN image pools.
 """
 from __future__ import annotations
 
@@ -239,14 +241,21 @@ class Trainer:
             self._last_checkpoint_step, self._last_good_checkpoint = self.step, path
             if info.is_main:
                 self._newer_latest = latest_ahead_of(self.ckpt_dir, path, self.step)
-        self.logger = RunLogger(self.run_dir, enabled=info.is_main, tensorboard=config.tensorboard)
-        if info.is_main:
+        # a resume with nothing left to train writes nothing at all: no log, config or sample grid
+        self._nothing_to_train = config.resume is not None and self.step >= self.total_steps
+        self.logger = RunLogger(self.run_dir, enabled=info.is_main and not self._nothing_to_train,
+                                tensorboard=config.tensorboard)
+        if info.is_main and not self._nothing_to_train:
             # without `resume`: `--config <run>/config.yaml` then replays the run instead of continuing it
             cfg.save_yaml(dataclasses.replace(config, resume=None), os.path.join(self.run_dir, "config.yaml"))
         self._finite = torch.ones((), dtype=torch.bool, device=device)
+        # per-window sums of each loss and the number of steps that reported it (some, like StyleGAN's
+        # lazy r1, are reported on some steps only: their mean is over those steps)
         self._log_sums: dict[str, torch.Tensor] = {}
+        self._log_seen: dict[str, int] = {}
         self._log_count = 0
         self._ckpt_sums: dict[str, torch.Tensor] = {}
+        self._ckpt_seen: dict[str, int] = {}
         self._ckpt_count = 0
         self._last_losses: dict[str, float] = {}
         self._warned_missing_best = False
@@ -285,6 +294,12 @@ class Trainer:
     def _load(self, state: dict[str, Any]) -> None:
         if state["family"] != self.family.name:
             raise ValueError(f"checkpoint is a {state['family']} run, but model={self.config.model!r}")
+        cfg.check_resume_unchanged(cfg.from_dict(state["config"]), self.config)
+        if state["batch_in_epoch"] >= self.steps_per_epoch:
+            # the loader would skip the whole epoch, and the loop would wait for its end forever
+            raise ValueError(
+                f"the checkpoint stopped {state['batch_in_epoch']} batches into an epoch, but this run's epochs "
+                f"have {self.steps_per_epoch} batches: its dataset is not the run's; resume on the run's data")
         try:
             self._load_states(state)
         except (RuntimeError, KeyError, ValueError) as error:
@@ -401,9 +416,10 @@ class Trainer:
             self._check_best_metric(losses)
         values = torch.stack([v.float() for v in losses.values()])
         self._finite &= torch.isfinite(values).all()
-        for sums in (self._log_sums, self._ckpt_sums):
+        for sums, seen in ((self._log_sums, self._log_seen), (self._ckpt_sums, self._ckpt_seen)):
             for k, v in losses.items():
                 sums[k] = sums[k] + v.float() if k in sums else v.float().clone()
+                seen[k] = seen.get(k, 0) + 1
         self._log_count += 1
         self._ckpt_count += 1
         self._step_losses = losses
@@ -429,13 +445,16 @@ class Trainer:
             f"training stopped and {where}. Try a lower --lr, --amp none or --no-fused to narrow it down.")
 
     @staticmethod
-    def _means(sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:
-        return {k: float(v.item()) / max(count, 1) for k, v in sums.items()}
+    def _means(sums: dict[str, torch.Tensor], seen: dict[str, int]) -> dict[str, float]:
+        return {k: float(v.item()) / seen[k] for k, v in sums.items()}
+
+    def _lrs(self) -> list[float]:
+        return [float(group["lr"]) for opt in self.family.optimizers().values() for group in opt.param_groups]
 
     def _log(self, bar) -> None:
         self._check_finite()
-        means = self._means(self._log_sums, self._log_count)
-        self._log_sums, self._log_count = {}, 0
+        means = self._means(self._log_sums, self._log_seen)
+        self._log_sums, self._log_seen, self._log_count = {}, {}, 0
         self._last_losses = means
         lrs = {f"lr_{k}": s.get_last_lr()[0] for k, s in self.schedulers.items()}
         self.logger.scalars({**means, **lrs}, self.step, self.epoch)
@@ -457,8 +476,8 @@ class Trainer:
         self._check_finite()
         self._check_finite_weights()
         self._last_checkpoint_step = self.step
-        metrics = self._means(self._ckpt_sums, self._ckpt_count)
-        self._ckpt_sums, self._ckpt_count = {}, 0
+        metrics = self._means(self._ckpt_sums, self._ckpt_seen)
+        self._ckpt_sums, self._ckpt_seen, self._ckpt_count = {}, {}, 0
         evaluated = self._eval_step(final)
         if self.info.is_main:
             metrics.update(self._evaluate(evaluated))
@@ -563,13 +582,13 @@ class Trainer:
                 if stopped_by is not None:
                     self._print(f"stopped by {stopped_by} at step {self.step}; "
                                 f"resume with: python -m effgan.train --resume {self.run_dir}")
-                else:
+                elif not self._nothing_to_train:
                     sample_path = self._write_samples("final")
         finally:
             bar.close()
             self.logger.close()
         if self._log_count:
-            self._last_losses = self._means(self._log_sums, self._log_count)
+            self._last_losses = self._means(self._log_sums, self._log_seen)
         latest = os.path.join(self.ckpt_dir, ckpt.LATEST)
         if sample_path is not None:
             self._print(f"done: {self.step} steps. final samples: {sample_path}\n  checkpoint: {latest}")
@@ -588,7 +607,10 @@ class Trainer:
     def _end_epoch(self) -> None:
         self.epoch += 1
         self.batch_in_epoch = 0
+        lrs = self._lrs()
         for sched in self.schedulers.values():
             sched.step()
+        if self._lrs() != lrs:
+            self.family.lr_changed()
         if self.epoch % self.config.sample_every == 0 and self.epoch < self.total_epochs:
             self._write_samples(f"epoch_{self.epoch:04d}")
