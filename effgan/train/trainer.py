@@ -28,6 +28,7 @@ from effgan.train.distributed import (DistInfo, all_ranks_true, any_rank_true, d
                                       info_from_env, init_process_group, pick_device)
 from effgan.train.evaluation import build_eval_hook, check_eval_options, is_eval_metric, summary
 from effgan.train.family import DataInfo, Family, Runtime
+from effgan.train.loss_window import LossWindow
 from effgan.train.model_builders import ModelBuilder, registry_builder
 from effgan.train.precision import Precision
 from effgan.train.run_folder import check_resume_run_name, keep_aside, latest_ahead_of, new_run_dir
@@ -249,14 +250,7 @@ class Trainer:
             # without `resume`: `--config <run>/config.yaml` then replays the run instead of continuing it
             cfg.save_yaml(dataclasses.replace(config, resume=None), os.path.join(self.run_dir, "config.yaml"))
         self._finite = torch.ones((), dtype=torch.bool, device=device)
-        # per-window sums of each loss and the number of steps that reported it (some, like StyleGAN's
-        # lazy r1, are reported on some steps only: their mean is over those steps)
-        self._log_sums: dict[str, torch.Tensor] = {}
-        self._log_seen: dict[str, int] = {}
-        self._log_count = 0
-        self._ckpt_sums: dict[str, torch.Tensor] = {}
-        self._ckpt_seen: dict[str, int] = {}
-        self._ckpt_count = 0
+        self._log_window, self._ckpt_window = LossWindow(), LossWindow()
         self._last_losses: dict[str, float] = {}
         self._warned_missing_best = False
         self.eval_hook = self._build_eval_hook()
@@ -412,16 +406,12 @@ class Trainer:
 
     # --- bookkeeping --------------------------------------------------------------------------
     def _accumulate(self, losses: dict[str, torch.Tensor]) -> None:
-        if self._log_count == 0 and self._ckpt_count == 0:
+        if self._log_window.steps == 0 and self._ckpt_window.steps == 0:
             self._check_best_metric(losses)
         values = torch.stack([v.float() for v in losses.values()])
         self._finite &= torch.isfinite(values).all()
-        for sums, seen in ((self._log_sums, self._log_seen), (self._ckpt_sums, self._ckpt_seen)):
-            for k, v in losses.items():
-                sums[k] = sums[k] + v.float() if k in sums else v.float().clone()
-                seen[k] = seen.get(k, 0) + 1
-        self._log_count += 1
-        self._ckpt_count += 1
+        self._log_window.add(losses)
+        self._ckpt_window.add(losses)
         self._step_losses = losses
 
     def _check_best_metric(self, losses: dict[str, torch.Tensor]) -> None:
@@ -444,17 +434,12 @@ class Trainer:
             f"a loss became NaN or inf at or before step {self.step} (latest values: {bad}); "
             f"training stopped and {where}. Try a lower --lr, --amp none or --no-fused to narrow it down.")
 
-    @staticmethod
-    def _means(sums: dict[str, torch.Tensor], seen: dict[str, int]) -> dict[str, float]:
-        return {k: float(v.item()) / seen[k] for k, v in sums.items()}
-
     def _lrs(self) -> list[float]:
         return [float(group["lr"]) for opt in self.family.optimizers().values() for group in opt.param_groups]
 
     def _log(self, bar) -> None:
         self._check_finite()
-        means = self._means(self._log_sums, self._log_seen)
-        self._log_sums, self._log_seen, self._log_count = {}, {}, 0
+        means = self._log_window.close()
         self._last_losses = means
         lrs = {f"lr_{k}": s.get_last_lr()[0] for k, s in self.schedulers.items()}
         self.logger.scalars({**means, **lrs}, self.step, self.epoch)
@@ -476,8 +461,7 @@ class Trainer:
         self._check_finite()
         self._check_finite_weights()
         self._last_checkpoint_step = self.step
-        metrics = self._means(self._ckpt_sums, self._ckpt_seen)
-        self._ckpt_sums, self._ckpt_seen, self._ckpt_count = {}, {}, 0
+        metrics = self._ckpt_window.close()
         evaluated = self._eval_step(final)
         if self.info.is_main:
             metrics.update(self._evaluate(evaluated))
@@ -587,8 +571,8 @@ class Trainer:
         finally:
             bar.close()
             self.logger.close()
-        if self._log_count:
-            self._last_losses = self._means(self._log_sums, self._log_seen)
+        if self._log_window.steps:
+            self._last_losses = self._log_window.means()
         latest = os.path.join(self.ckpt_dir, ckpt.LATEST)
         if sample_path is not None:
             self._print(f"done: {self.step} steps. final samples: {sample_path}\n  checkpoint: {latest}")
