@@ -32,6 +32,15 @@ LSGAN, VANILLA = 0, 1
 
 
 @triton.jit
+def _to_store(v, PTR):
+    """v in PTR's element type. A float64 accumulator (any float64 operand) goes to a 16-bit
+    gradient through float32: a direct float64 -> bfloat16 cast returns garbage in the interpreter."""
+    if PTR.dtype.element_ty != tl.float64 and PTR.dtype.element_ty != tl.float32:
+        v = v.to(tl.float32)
+    return v.to(PTR.dtype.element_ty)
+
+
+@triton.jit
 def _log1p_small(e):
     # log(1 + e) for e in (0, 1], accurate when e is tiny (no libdevice log1p in the interpreter):
     # the rounding of u = 1 + e cancels in log(u) * e / (u - 1).
@@ -190,7 +199,7 @@ def _gan_bwd_kernel(
         idx = start + off + tl.arange(0, BLOCK).to(tl.int64)
         m = idx < numel
         x = tl.load(X + idx, mask=m, other=0.0).to(ACC)
-        tl.store(DX + idx, (_gan_grad(x, target, KIND) * scale).to(DX.dtype.element_ty), mask=m)
+        tl.store(DX + idx, _to_store(_gan_grad(x, target, KIND) * scale, DX), mask=m)
 
 
 @triton.jit(do_not_specialize=["numel", "CHUNK", "ROW", "T"])
@@ -214,9 +223,9 @@ def _l1_bwd_kernel(
         # sign(0) = 0, as torch's L1 gradient.
         dx = tl.where(is_pos, scale, tl.where(is_neg, -scale, 0.0))
         if HAS_DX:
-            tl.store(DX + idx, dx.to(DX.dtype.element_ty), mask=m)
+            tl.store(DX + idx, _to_store(dx, DX), mask=m)
         if HAS_DY:
-            tl.store(DY + idx, (-dx).to(DY.dtype.element_ty), mask=m)
+            tl.store(DY + idx, _to_store(-dx, DY), mask=m)
 
 
 # Elements per loop step: 8 per thread at num_warps=4, so loads vectorise on the GPU.

@@ -10,9 +10,6 @@ import math
 import torch
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-# Offsets inside the kernels are 64-bit; this bound only keeps the index arithmetic of the
-# partial-sum buffers (sized by planes, not elements) far from overflow.
-MAX_PLANES = 2**31 - 1
 
 
 def check_tensor(
@@ -25,6 +22,8 @@ def check_tensor(
 ) -> torch.Tensor:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.layout != torch.strided:
+        raise TypeError(f"{name} must be a dense (strided) tensor, got layout {t.layout}")
     if t.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be a floating tensor (float16, bfloat16, float32 or float64), got {t.dtype}")
     if ndim is not None and t.dim() != ndim:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import torch
+from torch.autograd import forward_ad
 
 
 def eager_only() -> bool:
@@ -44,6 +45,24 @@ def _any_requires_grad(flat_args: tuple) -> bool:
     return False
 
 
+def _forward_ad_requested(flat_args: tuple) -> bool:
+    """A forward-mode tangent would pass through the op: torch.func.jvp is among the active
+    functorch transforms, or an argument is a dual tensor of torch.autograd.forward_ad.
+
+    Neither path has a forward-mode formula: a custom op without one hands back a zero tangent
+    under torch.func.jvp, and the kernels drop a dual tensor's tangent.
+    """
+    if torch._C._are_functorch_transforms_active():
+        from torch._C._functorch import TransformType
+        from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
+
+        if any(i.key() == TransformType.Jvp for i in retrieve_all_functorch_interpreters()):
+            return True
+    if forward_ad._current_level >= 0:  # inside a dual_level(): are any of the arguments dual?
+        return any(isinstance(a, torch.Tensor) and forward_ad.unpack_dual(a).tangent is not None for a in flat_args)
+    return False
+
+
 def _zeros_if_none(grad, spec):
     """A differentiable output's gradient, zeros where autograd passed none (spec: shape, dtype, device)."""
     if grad is None and spec is not None:
@@ -68,7 +87,7 @@ class FusedOp:
 
     def __init__(self, name: str, fwd_op, fwd_impl: Callable, setup_context: Callable, backward: Callable,
                  nondiff_outputs: Sequence[int] = (), list_args: Sequence[int] = (), list_output: bool = False) -> None:
-        self.fwd_op, self.fwd_impl = fwd_op, fwd_impl
+        self.name, self.fwd_op, self.fwd_impl = name, fwd_op, fwd_impl
         nondiff = tuple(nondiff_outputs)
         self._list_args = tuple(list_args)
         unflatten = self._unflatten
@@ -141,6 +160,11 @@ class FusedOp:
 
     def __call__(self, *args):
         flat = self._flatten(args)  # the tensors of list arguments as arguments of their own
+        if _forward_ad_requested(flat):
+            raise NotImplementedError(
+                f"{self.name}: effgan's fused ops have no forward-mode derivative (torch.func.jvp, "
+                "torch.autograd.forward_ad); call the op with impl='ref' (or build the module with fused=False) "
+                "for those")
         if not (eager_only() and _plain(flat)):
             return self.fwd_op(*args)
         if torch.is_grad_enabled() and _any_requires_grad(flat):
