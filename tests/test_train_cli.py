@@ -172,3 +172,29 @@ def test_cuda_graphs_hint_only_where_it_applies():
         for name, value in change.items():
             setattr(config, name, value)
         assert cuda_graphs_hint(config, cuda) == "", change
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_train_cli_refuses_what_it_would_ignore_and_replays_named_runs(tmp_path, capsys, monkeypatch):
+    from effgan.train.__main__ import main
+
+    def fails(argv, *needles):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and all(n in err for n in needles), err
+
+    monkeypatch.setenv("TRITON_INTERPRET", "0")  # these tests run Triton in its interpreter; users do not
+    monkeypatch.setenv("EFFGAN_IMPL", "triton")  # what impl="auto" defers to
+    fails(["dcgan", "--device", "cpu", "--run-name", "env", "--out-dir", str(tmp_path)],
+          "EFFGAN_IMPL='triton' cannot run on cpu")
+    assert not (tmp_path / "env").exists()
+    monkeypatch.undo()
+    # widths the chosen networks would ignore
+    fails(["dcgan", "--ngf", "8", "--out-dir", str(tmp_path)], "ngf=8 would be ignored", "gan.arch='shallow'")
+    fails(["cyclegan", "--generator", "effnet-b0", "--ngf", "8", "--out-dir", str(tmp_path)],
+          "ngf=8 would be ignored", "compound scaling")
+    # a named run's config.yaml replays as a new run (its own folder), not refused the original's
+    run = train(tiny_config("dcgan", tmp_path, run_name="named", max_steps=1))
+    capsys.readouterr()
+    assert main(["--config", os.path.join(run.run_dir, "config.yaml"), "--max-steps", "1", "--no-progress"]) == 0
+    assert "run directory: " in capsys.readouterr().out

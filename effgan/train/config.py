@@ -276,6 +276,7 @@ def validate(config: TrainConfig) -> None:
             f"cyclegan.generator must be one of {list(CYCLEGAN_GENERATORS_FIXED)} or effnet-*, got {gen!r}")
     _check_patchgan_fits(config)
     _check_image_size_fits(config)
+    _check_widths_apply(config)
     for name in ("lambda_cycle", "lambda_identity"):
         value = getattr(config.cyclegan, name)
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
@@ -363,6 +364,24 @@ def _check_image_size_fits(config: TrainConfig) -> None:
             at_least = f" of at least {minimum}" if minimum > multiple else ""
             raise ValueError(f"image_size must be a multiple of {multiple}{at_least} for "
                              f"cyclegan.generator={config.cyclegan.generator!r}, got {size}")
+
+
+def _check_widths_apply(config: TrainConfig) -> None:
+    """Refuse a base width the chosen networks would ignore (the run would train the default ones).
+
+    The default equals what those networks have, so a resumed run (whose saved config holds the
+    resolved widths) passes.
+    """
+    default = _FAMILY_DEFAULTS[config.model]["ngf"]
+    fixed_gan = config.model in ("dcgan", "cgan") and config.gan.arch != "classic"
+    effnet = config.model == "cyclegan" and config.cyclegan.generator.startswith("effnet-")
+    for name, ignored, why in (
+            ("ngf", fixed_gan, f"gan.arch={config.gan.arch!r} has fixed widths (gan.arch='classic' takes them)"),
+            ("ndf", fixed_gan, f"gan.arch={config.gan.arch!r} has fixed widths (gan.arch='classic' takes them)"),
+            ("ngf", effnet, f"the {config.cyclegan.generator} generator's widths come from its compound scaling")):
+        value = getattr(config, name)
+        if ignored and value is not None and value != default:
+            raise ValueError(f"{name}={value} would be ignored: {why}; drop it")
 
 
 def _cyclegan_generator_sides(generator: str) -> tuple[int, int]:

@@ -45,15 +45,17 @@ at the end; each of those steps is also a checkpoint, so best.pt can be chosen b
 
 
 def _check_impl_runs_here(config, device: torch.device) -> None:
-    """An explicit --impl that cannot run on this device is an error now, not at the first fused call."""
-    if not config.fused or config.impl in ("auto", "ref"):
+    """An explicit --impl (or an EFFGAN_IMPL that "auto" defers to) that cannot run on this device is
+    an error now, not at the first fused call."""
+    if not config.fused or config.impl == "ref":
         return
-    from effgan._backend import resolve_impl
+    from effgan._backend import ENV_VAR, resolve_impl
 
     try:
         resolve_impl(config.impl, device, "instance_norm_act")  # raises, with the reason, when it cannot
     except RuntimeError as error:
-        raise ValueError(f"impl={config.impl!r} cannot run on {device}: {error}") from None
+        what = f"impl={config.impl!r}" if config.impl != "auto" else f"{ENV_VAR}={os.environ.get(ENV_VAR)!r}"
+        raise ValueError(f"{what} cannot run on {device}: {error}") from None
 
 
 class NonFiniteLossError(RuntimeError):
@@ -247,8 +249,10 @@ class Trainer:
         self.logger = RunLogger(self.run_dir, enabled=info.is_main and not self._nothing_to_train,
                                 tensorboard=config.tensorboard)
         if info.is_main and not self._nothing_to_train:
-            # without `resume`: `--config <run>/config.yaml` then replays the run instead of continuing it
-            cfg.save_yaml(dataclasses.replace(config, resume=None), os.path.join(self.run_dir, "config.yaml"))
+            # without `resume` and `run_name`: `--config <run>/config.yaml` then replays the run as a new
+            # one, in a folder of its own, instead of continuing it (or being refused its folder)
+            cfg.save_yaml(dataclasses.replace(config, resume=None, run_name=None),
+                          os.path.join(self.run_dir, "config.yaml"))
         self._finite = torch.ones((), dtype=torch.bool, device=device)
         self._log_window, self._ckpt_window = LossWindow(), LossWindow()
         self._last_losses: dict[str, float] = {}
