@@ -29,7 +29,7 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="device to benchmark on (default: cuda when present, else cpu)")
     p.add_argument("--quick", action="store_true",
-                   help="a reduced set of shapes and modes that fits in a few minutes (one GPU call)")
+                   help="a reduced set of shapes and modes that fits in a few minutes")
     p.add_argument("--ops", default="all", help="comma-separated op names, or 'all' (default), or 'none'")
     p.add_argument("--shapes", default=None,
                    help="semicolon-separated NxCxHxW shapes overriding the default table, e.g. '1x64x256x256;8x128x64x64'")

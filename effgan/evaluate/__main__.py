@@ -12,22 +12,25 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = EvaluationOptions()
     p = argparse.ArgumentParser(prog="python -m effgan.evaluate", description=__doc__)
     p.add_argument("--checkpoint", required=True, help="Run directory or checkpoint file.")
-    p.add_argument("--which", default=defaults.which, help="Checkpoint file in the run directory (latest.pt, best.pt).")
+    p.add_argument("--which", default=defaults.which, help="Checkpoint file in the run directory (latest.pt, best.pt) (default: %(default)s).")
     p.add_argument("--data", default=None, help="Dataset name or folder (default: the run's dataset).")
     p.add_argument("--fid-weights", default=None,
                    help="Local FID InceptionV3 weights (pt_inception-2015-12-05 state_dict); never downloaded. "
                         "Without it FID/KID use a small FeatureNet trained on the run's data.")
-    p.add_argument("--max-items", type=int, default=defaults.max_items, help="Test items to evaluate.")
+    p.add_argument("--max-items", type=int, default=defaults.max_items, help="Test items to evaluate (default: %(default)s).")
     p.add_argument("--feature-train-items", type=int, default=defaults.feature_train_items,
-                   help="Training images the FeatureNet / classifier learn from.")
-    p.add_argument("--feature-steps", type=int, default=defaults.feature_steps, help="FeatureNet training steps.")
+                   help="Training images the FeatureNet / classifier learn from (default: %(default)s).")
+    p.add_argument("--feature-steps", type=int, default=defaults.feature_steps, help="FeatureNet training steps (default: %(default)s).")
     p.add_argument("--classifier-steps", type=int, default=defaults.classifier_steps,
-                   help="Score classifier training steps (cgan with --fid-weights).")
+                   help="Score classifier training steps (cgan with --fid-weights) (default: %(default)s).")
     p.add_argument("--c2st-steps", type=int, default=defaults.c2st_steps,
-                   help="Training steps of the two-sample-test classifier; 0 skips C2ST.")
-    p.add_argument("--kid-subsets", type=int, default=defaults.kid_subsets)
-    p.add_argument("--kid-subset-size", type=int, default=defaults.kid_subset_size)
-    p.add_argument("--seed", type=int, default=defaults.seed)
+                   help="Training steps of the two-sample-test classifier; 0 skips C2ST (default: %(default)s).")
+    p.add_argument("--kid-subsets", type=int, default=defaults.kid_subsets,
+                   help="Random subsets KID averages over (default: %(default)s).")
+    p.add_argument("--kid-subset-size", type=int, default=defaults.kid_subset_size,
+                   help="Items per KID subset (at most the items evaluated) (default: %(default)s).")
+    p.add_argument("--seed", type=int, default=defaults.seed,
+                   help="Seed of the generated items, the subsets and the learned feature networks (default: %(default)s).")
     p.add_argument("--device", default=defaults.device,
                    help=f"auto, cpu, cuda or cuda:N (default: {defaults.device}).")
     p.add_argument("--json", default=None, help="Write the results to this JSON file.")

@@ -262,16 +262,18 @@ def run_experiment(budget: Budget, *, generators: tuple[str, ...] = DEFAULT_GENE
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m effgan.experiments.generators", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--budget", default="smoke", help="smoke | small | full | a number of training steps.")
+    p.add_argument("--budget", default="smoke",
+                   help="smoke | small | full | a number of training steps (default: smoke).")
     p.add_argument("--generators", default=",".join(DEFAULT_GENERATORS),
-                   help="Comma-separated registry names of the generators to compare.")
+                   help=f"Comma-separated registry names of the generators to compare (default: "
+                        f"{','.join(DEFAULT_GENERATORS)}).")
     p.add_argument("--out", default=None, help="Output folder (default runs/experiments/generators-<budget>-<time>).")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="Seed of every training and evaluation (default: 0).")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N.")
     p.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
-                   help="Train effgan's fused modules (--no-fused: the plain torch builds).")
+                   help="Train effgan's fused modules (default; --no-fused: the plain torch builds).")
     p.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=True,
-                   help="Train each generator in a fresh process (clean memory peaks).")
+                   help="Train each generator in a fresh process (default; clean memory peaks).")
     p.add_argument("--cuda-graphs", action="store_true",
                    help="Replay each training step as CUDA graphs (CUDA only; host time otherwise dominates "
                         "at batch 1).")

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m effgan.train", description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter, argument_default=argparse.SUPPRESS)
     parser.add_argument("--config", dest="config_file", metavar="FILE",
-                        help="YAML or TOML file of options (flags override it).")
+                        help="YAML, TOML or JSON file of options (flags override it).")
     defaults = cfg.TrainConfig()
     common = parser.add_argument_group("common options")
     for f in dataclasses.fields(cfg.TrainConfig):

@@ -134,7 +134,8 @@ class TrainConfig:
     channels_last: bool = _opt(False, "Keep models and inputs in channels_last memory format.")
     compile: bool = _opt(False, "torch.compile the models.")
     compile_backend: str = _opt("inductor", "torch.compile backend.")
-    cuda_graphs: bool = _opt(False, "Capture each fixed-shape training phase in a CUDA graph and replay it (CUDA only).")
+    cuda_graphs: bool = _opt(False, "Capture each fixed-shape training phase in a CUDA graph and replay it (CUDA "
+                                    "only; cyclegan, dcgan and cgan; not with --amp fp16 or --diffaugment).")
     # run directory, logs, checkpoints
     out_dir: str = _opt("runs", "Parent folder of run directories.")
     run_name: str | None = _opt(None, "Run directory name; default <model>-<timestamp>.")
