@@ -55,6 +55,9 @@ def test_cyclegan_checkpoint_prints_table_and_writes_tagged_json(cyclegan_run, t
     assert len(cached) == 1
     assert main(["--checkpoint", str(cyclegan_run), *COMMON, "--json", str(out)]) == 0
     assert json.loads(out.read_text())["metrics"] == pytest.approx(metrics)
+    # --which takes sample's and translate's names too
+    assert main(["--checkpoint", str(cyclegan_run), *COMMON, "--which", "latest", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["metrics"] == pytest.approx(metrics)
 
 
 def test_cgan_checkpoint_reports_classifier_score(tmp_path, capsys):

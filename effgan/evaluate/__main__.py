@@ -12,7 +12,9 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = EvaluationOptions()
     p = argparse.ArgumentParser(prog="python -m effgan.evaluate", description=__doc__)
     p.add_argument("--checkpoint", required=True, help="Run directory or checkpoint file.")
-    p.add_argument("--which", default=defaults.which, help="Checkpoint file in the run directory (latest.pt, best.pt) (default: %(default)s).")
+    p.add_argument("--which", default=defaults.which,
+                   help="Checkpoint file in the run directory: latest or best (as in sample and translate), or "
+                        "a file name such as latest-step400.pt (default: %(default)s).")
     p.add_argument("--data", default=None, help="Dataset name or folder (default: the run's dataset).")
     p.add_argument("--fid-weights", default=None,
                    help="Local FID InceptionV3 weights (pt_inception-2015-12-05 state_dict); never downloaded. "
@@ -42,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.json is not None:
             check_writable(args.json)  # before minutes of evaluation, not after
+        which = f"{args.which}.pt" if args.which in ("latest", "best") else args.which
         options = EvaluationOptions(
-            data=args.data, which=args.which, max_items=args.max_items, feature_train_items=args.feature_train_items,
+            data=args.data, which=which, max_items=args.max_items, feature_train_items=args.feature_train_items,
             fid_weights=args.fid_weights, feature_steps=args.feature_steps, classifier_steps=args.classifier_steps,
             c2st_steps=args.c2st_steps, kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
             seed=args.seed, device=args.device)
