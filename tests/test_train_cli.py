@@ -198,3 +198,17 @@ def test_train_cli_refuses_what_it_would_ignore_and_replays_named_runs(tmp_path,
     capsys.readouterr()
     assert main(["--config", os.path.join(run.run_dir, "config.yaml"), "--max-steps", "1", "--no-progress"]) == 0
     assert "run directory: " in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_checkpoint_with_an_ignored_width_still_loads(tmp_path):
+    """The width check is for new runs: a checkpoint saved with such a width (before the check) samples."""
+    from effgan.train import checkpoint as ckpt
+
+    run = train(tiny_config("dcgan", tmp_path, run_name="shallow", max_steps=1, ngf=None, ndf=None, image_size=28,
+                            **{"gan.arch": "shallow"}))
+    state = torch.load(run.checkpoint, weights_only=False)
+    state["config"]["ngf"] = 8
+    ckpt.save_atomic(state, run.checkpoint)
+    assert sample.main(["--checkpoint", run.run_dir, "-n", "2", "--device", "cpu",
+                        "--output", str(tmp_path / "grid.png")]) == 0

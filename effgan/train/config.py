@@ -277,7 +277,6 @@ def validate(config: TrainConfig) -> None:
             f"cyclegan.generator must be one of {list(CYCLEGAN_GENERATORS_FIXED)} or effnet-*, got {gen!r}")
     _check_patchgan_fits(config)
     _check_image_size_fits(config)
-    _check_widths_apply(config)
     for name in ("lambda_cycle", "lambda_identity"):
         value = getattr(config.cyclegan, name)
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
@@ -367,11 +366,12 @@ def _check_image_size_fits(config: TrainConfig) -> None:
                              f"cyclegan.generator={config.cyclegan.generator!r}, got {size}")
 
 
-def _check_widths_apply(config: TrainConfig) -> None:
+def check_widths_apply(config: TrainConfig) -> None:
     """Refuse a base width the chosen networks would ignore (the run would train the default ones).
 
-    The default equals what those networks have, so a resumed run (whose saved config holds the
-    resolved widths) passes.
+    For new runs only (not in validate): a checkpoint whose config holds such a width, from before
+    this check, must still load. The default equals what those networks have, so a resumed run
+    (whose saved config holds the resolved widths) passes anyway.
     """
     default = _FAMILY_DEFAULTS[config.model]["ngf"]
     fixed_gan = config.model in ("dcgan", "cgan") and config.gan.arch != "classic"

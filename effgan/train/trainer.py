@@ -174,6 +174,8 @@ def train(config: cfg.TrainConfig, *, dataset: Dataset | None = None, builder: M
         ``config.eval_every`` adds the built-in evaluation on top (see ``evaluation.py``).
     """
     config = cfg.resolve(config)
+    if config.resume is None:
+        cfg.check_widths_apply(config)
     check_eval_options(config, has_metrics_fn=metrics_fn is not None)
     info = info_from_env()
     device = pick_device(config.device, info)
