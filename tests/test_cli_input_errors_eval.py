@@ -179,7 +179,7 @@ def test_training_reports_unreadable_fid_weights(tmp_path, capsys):
 
     png = tmp_path / "a.png"
     Image.new("RGB", (8, 8)).save(png)
-    argv = ["dcgan", "--out-dir", str(tmp_path / "runs"), "--max-steps", "1", "--ngf", "4", "--ndf", "4",
+    argv = ["dcgan", "--out-dir", str(tmp_path / "runs"), "--max-steps", "1",
             "--train-length", "16", "--batch-size", "4", "--latent-dim", "8", "--impl", "ref", "--no-tensorboard",
             "--no-progress", "--eval-every", "1", "--eval-items", "8", "--eval-train-items", "8",
             "--fid-weights", str(png)]

@@ -111,3 +111,19 @@ def test_the_schedule_covers_the_budget(budget):
     assert config.max_steps == budget.steps
     assert (config.epochs + config.epochs_decay) * budget.train_length >= budget.steps  # batch size 1
     assert config.epochs == config.epochs_decay  # constant, then decay, over equal halves
+
+
+@pytest.mark.parametrize("budget", ["smoke", "small", "full"])
+def test_every_generator_config_is_one_the_trainer_accepts(tmp_path, budget):
+    """The budget's width is the ResNets' and every discriminator's; an effnet generator sets its own
+    (the trainer refuses a width it would ignore)."""
+    from effgan.experiments.generators import DEFAULT_GENERATORS, train_config
+    from effgan.train import config as cfg
+
+    for generator in DEFAULT_GENERATORS:
+        config = cfg.resolve(train_config(generator, PRESETS[budget], out_dir=str(tmp_path), seed=0,
+                                          device=torch.device("cpu"), fused=True))
+        cfg.check_widths_apply(config)
+        assert config.ndf == PRESETS[budget].ngf, generator
+        if not generator.startswith("effnet-"):
+            assert config.ngf == PRESETS[budget].ngf, generator

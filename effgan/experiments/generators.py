@@ -89,8 +89,11 @@ def train_config(generator: str, budget: Budget, *, out_dir: str, seed: int, dev
     # stretched to cover the budget: with the family's default of one epoch each, a budget longer
     # than two passes over the data would stop at the end of the schedule instead (batch size 1).
     half = -(-budget.steps // (2 * budget.train_length))
+    # The budget's width is the ResNet generators' and every run's discriminator's; an effnet generator
+    # takes its widths from its compound scaling (the trainer refuses a width it would ignore).
     return TrainConfig(
-        model="cyclegan", dataset="cans", image_size=budget.image_size, ngf=budget.ngf,
+        model="cyclegan", dataset="cans", image_size=budget.image_size,
+        ngf=None if generator.startswith("effnet-") else budget.ngf, ndf=budget.ngf,
         train_length=budget.train_length, epochs=half, epochs_decay=half,
         max_steps=budget.steps, checkpoint_every=budget.checkpoint_every, log_every=budget.checkpoint_every,
         sample_every=10**9,  # no mid-run sample sheets inside the timed interval; the final one is still written
