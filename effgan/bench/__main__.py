@@ -53,7 +53,7 @@ def parse_args(argv=None):
     p.add_argument("--budget", type=float, default=None, help="seconds of timed runs per measurement")
     p.add_argument("--out", default=None,
                    help="JSON path (default: benchmarks/results/<device>.json, with -quick, -graphs, -channels-last, "
-                        "-<dtype> and -partial (a subset of --ops, --shapes or --providers) suffixes where they apply)")
+                        "-<dtype> and -partial (a subset of --ops, --shapes, --providers or --e2e-variants) suffixes where they apply)")
     return p.parse_args(argv)
 
 

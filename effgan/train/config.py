@@ -147,7 +147,8 @@ class TrainConfig:
         6, "Sample grid size: cyclegan shows this many A and B images (real | fake | reconstruction); "
            "dcgan/stylegan an n x n grid; cgan n per class.")
     best_metric: str = _opt(
-        "loss_G", "Metric that selects best.pt: a checkpoint's mean loss (loss_G, loss_D, ...) or, with "
+        "loss_G", "Metric that selects best.pt: a checkpoint's mean loss (loss_G; loss_D_A, loss_D_B for cyclegan, "
+                  "loss_D for the others; ...) or, with "
                   "--eval-every, an evaluation metric (paired_ssim_ab, cycle_mae_a, fid_ab, fid, kid_mean, "
                   "classifier_acc/generated, ...); fid/kid names match whatever extractor tags them.")
     best_mode: str = _opt("min", "Whether a smaller or larger best_metric is better.", ("min", "max"))
