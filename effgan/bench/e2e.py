@@ -21,7 +21,8 @@ from effgan.train import config as cfg
 from effgan.train.distributed import DistInfo
 from effgan.train.family import DataInfo, Runtime
 from effgan.train.precision import Precision
-from effgan.train.trainer import family_class, seed_everything
+from effgan.train.process_settings import seed_everything
+from effgan.train.trainer import family_class
 
 
 @dataclass(frozen=True)

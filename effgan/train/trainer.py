@@ -9,7 +9,6 @@ rank 0's CycleGAN image pools.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import sys
@@ -31,6 +30,7 @@ from effgan.train.family import DataInfo, Family, Runtime
 from effgan.train.loss_window import LossWindow
 from effgan.train.model_builders import ModelBuilder, registry_builder
 from effgan.train.precision import Precision
+from effgan.train.process_settings import cpu_thread_count, deterministic_mode, seed_everything
 from effgan.train.run_folder import check_resume_run_name, keep_aside, latest_ahead_of, new_run_dir
 from effgan.train.run_logger import RunLogger, image_grid
 from effgan.train.schedule import LRMultiplier, make_scheduler
@@ -118,50 +118,6 @@ def data_info(dataset: Dataset, model: str) -> DataInfo:
     classes = getattr(dataset, "classes", None)
     return DataInfo(channels=int(image.shape[0]), image_size=int(image.shape[-1]),
                     num_classes=len(classes) if classes else None)
-
-
-@contextlib.contextmanager
-def cpu_thread_count(requested: int | None, device: torch.device, info: DistInfo):
-    """Intra-op threads for a CPU run (restored afterwards); GPU runs keep torch's setting."""
-    if device.type != "cpu":
-        yield
-        return
-    previous = torch.get_num_threads()
-    count = requested or max(1, (os.cpu_count() or 2) // 2 // info.world_size)
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-@contextlib.contextmanager
-def deterministic_mode(enabled: bool):
-    """Deterministic kernels for the duration of a run; the previous settings come back after."""
-    if not enabled:
-        yield
-        return
-    previous = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
-                torch.backends.cudnn.benchmark)
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it to be deterministic
-    torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous[0])
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = previous[1], previous[2]
-
-
-def seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def train(config: cfg.TrainConfig, *, dataset: Dataset | None = None, builder: ModelBuilder = registry_builder,
