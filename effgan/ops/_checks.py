@@ -98,6 +98,12 @@ def memory_format_of(x: torch.Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
+def dense_or_none(t: torch.Tensor | None) -> torch.Tensor | None:
+    """``t`` contiguous (a copy only if it is a strided view), or None: the kernels index the small
+    per-channel and per-sample operands densely."""
+    return t.contiguous() if t is not None else None
+
+
 def _dense_strides(shape: torch.Size, memory_format: torch.memory_format) -> tuple[int, ...]:
     N, C, H, W = shape
     if memory_format == torch.channels_last:

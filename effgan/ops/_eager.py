@@ -45,22 +45,21 @@ def _any_requires_grad(flat_args: tuple) -> bool:
     return False
 
 
-def _forward_ad_requested(flat_args: tuple) -> bool:
-    """A forward-mode tangent would pass through the op: torch.func.jvp is among the active
-    functorch transforms, or an argument is a dual tensor of torch.autograd.forward_ad.
+# Neither the custom ops nor the kernels have a forward-mode formula: a custom op without one hands
+# back a zero tangent under torch.func.jvp, and the kernels drop a dual tensor's tangent. Both
+# checks are kept off the eager fast path: jvp is a functorch transform (so never eager_only()), and
+# dual tensors exist only inside a dual_level() (one integer compare otherwise).
+def _jvp_active() -> bool:
+    from torch._C._functorch import TransformType
+    from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
-    Neither path has a forward-mode formula: a custom op without one hands back a zero tangent
-    under torch.func.jvp, and the kernels drop a dual tensor's tangent.
-    """
-    if torch._C._are_functorch_transforms_active():
-        from torch._C._functorch import TransformType
-        from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
+    return any(i.key() == TransformType.Jvp for i in retrieve_all_functorch_interpreters())
 
-        if any(i.key() == TransformType.Jvp for i in retrieve_all_functorch_interpreters()):
-            return True
-    if forward_ad._current_level >= 0:  # inside a dual_level(): are any of the arguments dual?
-        return any(isinstance(a, torch.Tensor) and forward_ad.unpack_dual(a).tangent is not None for a in flat_args)
-    return False
+
+def _has_dual(flat_args: tuple) -> bool:
+    if forward_ad._current_level < 0:  # not inside a dual_level()
+        return False
+    return any(isinstance(a, torch.Tensor) and forward_ad.unpack_dual(a).tangent is not None for a in flat_args)
 
 
 def _zeros_if_none(grad, spec):
@@ -158,14 +157,19 @@ class FusedOp:
                 k += n
         return tuple(args), lengths
 
+    def _refuse_forward_ad(self):
+        raise NotImplementedError(
+            f"{self.name}: effgan's fused ops have no forward-mode derivative (torch.func.jvp, "
+            "torch.autograd.forward_ad); call the op with impl='ref' (or build the module with fused=False) "
+            "for those")
+
     def __call__(self, *args):
         flat = self._flatten(args)  # the tensors of list arguments as arguments of their own
-        if _forward_ad_requested(flat):
-            raise NotImplementedError(
-                f"{self.name}: effgan's fused ops have no forward-mode derivative (torch.func.jvp, "
-                "torch.autograd.forward_ad); call the op with impl='ref' (or build the module with fused=False) "
-                "for those")
+        if _has_dual(flat):
+            self._refuse_forward_ad()
         if not (eager_only() and _plain(flat)):
+            if torch._C._are_functorch_transforms_active() and _jvp_active():
+                self._refuse_forward_ad()
             return self.fwd_op(*args)
         if torch.is_grad_enabled() and _any_requires_grad(flat):
             return self._function.apply(*flat)

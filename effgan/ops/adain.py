@@ -19,6 +19,7 @@ from effgan.ops._checks import (
     check_optional,
     check_positive,
     check_tensor,
+    dense_or_none,
     like_layout,
 )
 from effgan.ops._double_backward import forbid_double_backward
@@ -191,7 +192,6 @@ def adain(
     # The kernels index the (N, C) and (C,) operands densely; style tensors are often column
     # slices of one linear layer's output.
     style_scale, style_bias = style_scale.contiguous(), style_bias.contiguous()
-    noise_weight = noise_weight.contiguous() if noise_weight is not None else None
-    bias = bias.contiguous() if bias is not None else None
+    noise_weight, bias = dense_or_none(noise_weight), dense_or_none(bias)
     y, _, _, _ = _adain(x, style_scale, style_bias, noise, noise_weight, bias, eps, code, negative_slope, backend)
     return y

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from effgan._backend import launcher_module, resolve_impl
-from effgan.ops._checks import as_kernel_layout, check_tensor, like_layout
+from effgan.ops._checks import as_kernel_layout, check_tensor, dense_or_none, like_layout
 from effgan.ops._double_backward import forbid_double_backward
 from effgan.ops._eager import FusedOp, call_backward
 
@@ -306,11 +306,7 @@ def diff_augment(
     if backend == "ref":
         return diff_augment_ref(x, policy, params=params)
     x = as_kernel_layout(x)
-
-    def dense(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-        # The kernels index the per-sample parameters densely; hand-built ones may be strided views.
-        return t.contiguous() if t is not None else None
-
-    return _diff_augment(x, dense(params.brightness), dense(params.saturation), dense(params.contrast),
-                         dense(params.translation), dense(params.cutout_origin), params.cutout_size[0],
-                         params.cutout_size[1], backend)
+    # hand-built parameters may be strided views
+    return _diff_augment(x, dense_or_none(params.brightness), dense_or_none(params.saturation),
+                         dense_or_none(params.contrast), dense_or_none(params.translation),
+                         dense_or_none(params.cutout_origin), params.cutout_size[0], params.cutout_size[1], backend)

@@ -25,6 +25,7 @@ from effgan.ops._checks import (
     check_optional,
     check_positive,
     check_tensor,
+    dense_or_none,
     memory_format_of,
 )
 from effgan.ops._double_backward import forbid_double_backward
@@ -226,9 +227,7 @@ def dwconv_norm_act(
         x = F.pad(x, (pad, pad, pad, pad), mode="reflect").contiguous(memory_format=layout)
         pad = 0
     x = as_kernel_layout(x)
-    # The kernels index the (C,) operands densely (a strided slice of a parameter would be misread).
-    norm_weight = norm_weight.contiguous() if norm_weight is not None else None
-    norm_bias = norm_bias.contiguous() if norm_bias is not None else None
+    norm_weight, norm_bias = dense_or_none(norm_weight), dense_or_none(norm_bias)
     y, squeeze, _ = _dwconv_norm_act(x, weight.contiguous(), bias, norm_weight, norm_bias, stride, pad, eps, code,
                                      negative_slope, backend)
     return y, squeeze

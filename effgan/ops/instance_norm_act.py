@@ -19,6 +19,7 @@ from effgan.ops._checks import (
     check_optional,
     check_positive,
     check_tensor,
+    dense_or_none,
     like_layout,
 )
 from effgan.ops._double_backward import forbid_double_backward
@@ -186,7 +187,6 @@ def instance_norm_act(
     if residual is not None:
         residual = like_layout(residual, x)
     # The kernels index the per-channel parameters densely; a strided view (a slice) is copied.
-    weight = weight.contiguous() if weight is not None else None
-    bias = bias.contiguous() if bias is not None else None
+    weight, bias = dense_or_none(weight), dense_or_none(bias)
     y, _, _ = _instance_norm_act(x, weight, bias, residual, eps, code, negative_slope, backend)
     return y
