@@ -84,13 +84,15 @@ def parse_config(argv: Sequence[str] | None = None) -> cfg.TrainConfig:
 
     config = cfg.TrainConfig()
     resume = namespace.get("resume")
-    if resume is not None:
-        config = cfg.from_dict(checkpoint.read_config(resume))
+    saved = cfg.from_dict(checkpoint.read_config(resume)) if resume is not None else None  # one load
+    if saved is not None:
+        config = saved  # from_dict below copies it: saved stays as read
     if config_file is not None:
         config = cfg.from_dict(cfg.load_file(config_file), base=config)
     config = cfg.from_dict(namespace, base=config)
-    if resume is not None:
-        cfg.check_resume_unchanged(cfg.from_dict(checkpoint.read_config(resume)), config)
+    if saved is not None:
+        # also checked by the trainer (for train() callers); here before any data or model is built
+        cfg.check_resume_unchanged(saved, config)
     return config
 
 
