@@ -35,12 +35,36 @@ def test_ssim_of_identical_images_is_one():
 
 
 def test_ssim_matches_direct_numpy_per_channel_mean():
+    """[-1, 1] images are scored as the same images on [0, 1] with data range 1."""
     x = images(1, (2, 2, 16, 15))
     y = (x + 0.3 * images(2, (2, 2, 16, 15))).clamp(-1, 1)
     got = ssim_per_image(x, y)
     for n in range(2):
-        expected = np.mean([direct_ssim(x[n, c].double().numpy(), y[n, c].double().numpy()) for c in range(2)])
+        expected = np.mean([direct_ssim((x[n, c].double().numpy() + 1) / 2, (y[n, c].double().numpy() + 1) / 2,
+                                        data_range=1.0) for c in range(2)])
         assert float(got[n]) == pytest.approx(expected, rel=1e-9)
+
+
+def test_ssim_value_range_maps_images_onto_the_same_scale():
+    x = images(10, (2, 3, 16, 16)).double()
+    y = (x + 0.4 * images(11, (2, 3, 16, 16))).clamp(-1, 1)
+    on_unit = ssim((x + 1) / 2, (y + 1) / 2, value_range=(0, 1))
+    assert ssim(x, y) == pytest.approx(on_unit, rel=1e-12)
+    assert ssim((x + 1) * 127.5, (y + 1) * 127.5, value_range=(0, 255)) == pytest.approx(on_unit, rel=1e-12)
+
+
+def test_ssim_scores_an_inverted_image_as_dissimilar():
+    """On zero-centred values the luminance term would score -x against x close to 1."""
+    x = 0.8 * images(12, (2, 3, 24, 24))
+    assert ssim(-x, x) < -0.9
+    assert ssim(x + 0.05 * images(13, x.shape), x) > 0.9
+
+
+def test_ssim_rejects_a_bad_value_range():
+    x = images(14)
+    for bad in [(1, 1), (1, -1), (0, float("inf")), 2.0, (0, "a")]:
+        with pytest.raises(ValueError, match="value_range"):
+            ssim(x, x, value_range=bad)
 
 
 def test_ssim_is_symmetric_and_drops_with_noise():
@@ -64,6 +88,16 @@ def test_psnr_of_constant_offset():
     assert psnr(x, x + 0.1) == pytest.approx(10 * math.log10(4 / 0.01), rel=1e-9)
     assert psnr(x, x + 0.1, data_range=1.0) == pytest.approx(20.0, rel=1e-9)
     assert math.isinf(psnr(x, x))
+
+
+def test_psnr_of_a_diverged_output_is_not_perfect():
+    x = images(15)
+    nan_out = x.clone()
+    nan_out[0] = float("nan")
+    assert math.isnan(psnr(nan_out, x))
+    inf_out = x + 0.1
+    inf_out[1, 0, 0, 0] = float("inf")
+    assert psnr(inf_out, x) == -math.inf
 
 
 def test_psnr_averages_per_image_values():

@@ -1,8 +1,10 @@
 """Paired image errors: MAE, PSNR and SSIM between a prediction and its ground truth.
 
-Images are (N, C, H, W) tensors. effgan images live in [-1, 1], so the default
-data_range is 2. Each metric is computed per image and then averaged over the batch,
-so a batch's number does not depend on how images are grouped into batches.
+Images are (N, C, H, W) tensors. effgan images live in [-1, 1]: PSNR's default data_range is 2,
+and SSIM's default value_range is (-1, 1), which it shifts to [0, 2] before comparing (its
+luminance term assumes intensities of 0 or more). Each metric is computed per image and then
+averaged over the batch, so a batch's number does not depend on how images are grouped into
+batches.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 DEFAULT_DATA_RANGE = 2.0  # max - min of [-1, 1] images
+DEFAULT_VALUE_RANGE = (-1.0, 1.0)
 
 
 def _check_pair(prediction: torch.Tensor, target: torch.Tensor) -> None:
@@ -54,7 +57,7 @@ def ssim_per_image(
     prediction: torch.Tensor,
     target: torch.Tensor,
     *,
-    data_range: float = DEFAULT_DATA_RANGE,
+    value_range: tuple[float, float] = DEFAULT_VALUE_RANGE,
     window_size: int = 11,
     sigma: float = 1.5,
     k1: float = 0.01,
@@ -65,10 +68,21 @@ def ssim_per_image(
     Local statistics use a Gaussian window (11 taps, sigma 1.5) applied as a 'valid'
     convolution, so no padded border enters the map; the map is averaged over
     positions and channels. Images must be at least window_size pixels on each side.
+
+    value_range = (lo, hi) is the range the images' values live in. SSIM is computed on the values
+    minus lo, with data range hi - lo, as for [0, 255] or [0, 1] images: the luminance term
+    (2 mu_x mu_y + C1) / (mu_x^2 + mu_y^2 + C1) is meant for non-negative intensities, and on
+    zero-centred values it scores an inverted image close to 1 (SSIM(-x, x) on [-1, 1] values).
+    The result is the same for any (lo, hi) that maps the images the same way onto [0, 1].
     """
     _check_pair(prediction, target)
-    if not data_range > 0:
-        raise ValueError(f"data_range must be positive, got {data_range}")
+    try:
+        lo, hi = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"value_range must be a pair (lo, hi) of numbers, got {value_range!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+        raise ValueError(f"value_range must be a finite pair (lo, hi) with hi > lo, got {value_range!r}")
+    data_range = hi - lo
     n, c, h, w = prediction.shape
     if h < window_size or w < window_size:
         raise ValueError(f"images must be at least {window_size}x{window_size} for SSIM, got {h}x{w}")
@@ -78,8 +92,8 @@ def ssim_per_image(
     def local_mean(t: torch.Tensor) -> torch.Tensor:
         return F.conv2d(t, window, groups=c)
 
-    x = prediction.double()
-    y = target.double()
+    x = prediction.double() - lo
+    y = target.double() - lo
     mu_x, mu_y = local_mean(x), local_mean(y)
     var_x = local_mean(x * x) - mu_x**2
     var_y = local_mean(y * y) - mu_y**2
@@ -96,9 +110,9 @@ def mae(prediction: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def psnr(prediction: torch.Tensor, target: torch.Tensor, *, data_range: float = DEFAULT_DATA_RANGE) -> float:
-    """Batch mean of the per-image PSNR in dB (inf if any pair is identical)."""
-    values = psnr_per_image(prediction, target, data_range=data_range)
-    return float(values.mean()) if torch.isfinite(values).all() else math.inf
+    """Batch mean of the per-image PSNR in dB: inf if a pair is identical, NaN if a value is NaN and
+    -inf for an infinite error (a diverged output must not score as a perfect one)."""
+    return float(psnr_per_image(prediction, target, data_range=data_range).mean())
 
 
 def ssim(prediction: torch.Tensor, target: torch.Tensor, **kwargs) -> float:
