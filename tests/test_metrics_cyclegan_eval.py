@@ -77,3 +77,45 @@ def test_items_without_domains_raise():
         evaluate_cyclegan(nn.Identity(), nn.Identity(), [torch.zeros(1, 3, 8, 8)], max_items=1)
     with pytest.raises(ValueError, match="max_items"):
         evaluate_cyclegan(nn.Identity(), nn.Identity(), [], max_items=0)
+
+
+class ListSource:
+    def __init__(self, images):
+        self.images = images
+
+    def __len__(self):
+        return len(self.images)
+
+    def image(self, index):
+        return self.images[index]
+
+
+def test_domains_of_different_sizes_count_each_image_once():
+    """An unpaired set of 3 A and 5 B images has 5 items, repeating A images: each counts once."""
+    from effgan.data.datasets import UnpairedDataset
+    from effgan.metrics.cyclegan_eval import collect_domain_items
+
+    g = torch.Generator().manual_seed(0)
+    a = [torch.rand(3, 8, 8, generator=g) * 2 - 1 for _ in range(3)]
+    b = [torch.rand(3, 8, 8, generator=g) * 2 - 1 for _ in range(5)]
+    data = UnpairedDataset(ListSource(a), ListSource(b), seed=0)
+    assert len(data) == 5
+    items = collect_domain_items(data, max_items=None)
+    assert items["A"].shape[0] == 3 and items["B"].shape[0] == 5
+    assert torch.equal(items["A"], torch.stack(a))
+    assert sorted(map(tuple, items["B"].flatten(1)[:, :4].tolist())) == sorted(
+        map(tuple, torch.stack(b).flatten(1)[:, :4].tolist()))
+    capped = collect_domain_items(data, max_items=2)
+    assert capped["A"].shape[0] == capped["B"].shape[0] == 2
+    for loader in (DataLoader(data, batch_size=2), DataLoader(data, batch_size=5)):
+        batched = collect_domain_items(loader, max_items=None)
+        assert torch.equal(batched["A"], items["A"]) and torch.equal(batched["B"], items["B"])
+
+    # |G(x) - x| per image: the mean over the 3 distinct A images, not over 5 items with 2 repeats.
+    class Scale(nn.Module):
+        def forward(self, x):
+            return 0.5 * x
+
+    result = evaluate_cyclegan(Scale(), nn.Identity(), data, max_items=None)
+    expected = torch.stack([(0.5 * x - x).abs().mean() for x in a]).mean().item()
+    assert result["cycle_mae_a"] == pytest.approx(expected, rel=1e-6)

@@ -18,48 +18,78 @@ from effgan.metrics.image_quality import mae, psnr, ssim
 from effgan.models.modes import evaluating
 
 GROUND_TRUTH_KEYS = {"A_true_B": "ab", "B_true_A": "ba"}  # item key -> direction it checks
+# The keys of each domain's entries (a ground truth belongs to the image it translates), and the
+# key of the index that names the domain's image, where items carry one.
+DOMAIN_KEYS = {"A": ("A", "A_true_B"), "B": ("B", "B_true_A")}
+INDEX_KEYS = {"A": "A_index", "B": "B_index"}
 ITEM_KEYS = ("A", "B", *GROUND_TRUTH_KEYS)
 
 
 def collect_domain_items(loader_or_dataset, *, max_items: int | None) -> dict[str, torch.Tensor]:
-    """Stack the "A", "B" (and ground-truth) entries of dict items or batches, up to max_items each."""
+    """Stack the "A", "B" (and ground-truth) entries of dict items or batches, up to max_items
+    distinct images per domain.
+
+    Items that carry "A_index" / "B_index" (the unpaired datasets) count each domain's images
+    once: an unpaired dataset has max(len A, len B) items and repeats the smaller domain's images,
+    which would weight those images twice in the cycle errors and make FID/KID compare a sample
+    with duplicates. The two domains can then hold different numbers of images; a ground truth
+    ("A_true_B", "B_true_A") has as many rows as the domain it translates.
+    """
     if max_items is not None and (not isinstance(max_items, int) or max_items < 1):
         raise ValueError(f"max_items must be a positive int or None, got {max_items!r}")
     parts: dict[str, list[torch.Tensor]] = {key: [] for key in ITEM_KEYS}
-    count = 0
+    counts = {domain: 0 for domain in DOMAIN_KEYS}
+    seen: dict[str, set[int]] = {domain: set() for domain in DOMAIN_KEYS}
+
+    def full() -> bool:
+        return max_items is not None and all(n >= max_items for n in counts.values())
 
     def add(item: Mapping, batched: bool) -> None:
-        nonlocal count
         if not isinstance(item, Mapping) or "A" not in item or "B" not in item:
             raise TypeError("loader_or_dataset must yield dicts with 'A' and 'B' images")
-        take = None
-        for key in ITEM_KEYS:
-            if key not in item:
-                continue
-            images = torch.as_tensor(item[key])
-            images = images if batched else images.unsqueeze(0)
-            take = images.shape[0] if max_items is None else min(images.shape[0], max_items - count)
-            parts[key].append(images[:take].float().cpu())
-        count += take
+        for domain, keys in DOMAIN_KEYS.items():
+            images = {key: torch.as_tensor(item[key]) for key in keys if key in item}
+            if not batched:
+                images = {key: t.unsqueeze(0) for key, t in images.items()}
+            rows = images[domain].shape[0]
+            index_key = INDEX_KEYS[domain]
+            indices = torch.as_tensor(item[index_key]).reshape(-1).tolist() if index_key in item else [None] * rows
+            if len(indices) != rows:
+                raise ValueError(f"{index_key!r} has {len(indices)} entries for {rows} {domain!r} images")
+            take = []
+            for row, index in enumerate(indices):
+                if max_items is not None and counts[domain] + len(take) >= max_items:
+                    break
+                if index is not None:
+                    if index in seen[domain]:
+                        continue
+                    seen[domain].add(index)
+                take.append(row)
+            if take:
+                for key, t in images.items():
+                    parts[key].append(t[take].float().cpu())
+                counts[domain] += len(take)
 
     if hasattr(loader_or_dataset, "__getitem__") and hasattr(loader_or_dataset, "__len__"):
-        n = len(loader_or_dataset) if max_items is None else min(len(loader_or_dataset), max_items)
-        for i in range(n):
+        for i in range(len(loader_or_dataset)):
+            if full():
+                break
             add(loader_or_dataset[i], batched=False)
     elif isinstance(loader_or_dataset, Iterable):
         for batch in loader_or_dataset:
-            if max_items is not None and count >= max_items:
+            if full():
                 break
             add(batch, batched=True)
     else:
         raise TypeError(f"loader_or_dataset of type {type(loader_or_dataset).__name__} "
                         "is neither a dataset nor iterable")
-    if count == 0:
+    if counts["A"] == 0:
         raise ValueError("loader_or_dataset holds no items")
     collected = {key: torch.cat(chunks) for key, chunks in parts.items() if chunks}
-    for key, images in collected.items():
-        if images.shape[0] != count:
-            raise ValueError(f"only some items carry {key!r}")
+    for domain, keys in DOMAIN_KEYS.items():
+        for key in keys:
+            if key in collected and collected[key].shape[0] != counts[domain]:
+                raise ValueError(f"only some items carry {key!r}")
     return collected
 
 
@@ -78,8 +108,9 @@ def evaluate_cyclegan(g_ab: nn.Module, g_ba: nn.Module, loader_or_dataset, *, de
 
     Keys: cycle_mae_a, cycle_mae_b, identity_mae_a (|G_BA(a) - a|), identity_mae_b;
     with ground truth: paired_{mae,psnr,ssim}_{ab,ba}; with an extractor:
-    {fid,kid_mean,kid_std}_{ab,ba}/<extractor name>. Images are in [-1, 1]; PSNR and SSIM
-    use data range 2.
+    {fid,kid_mean,kid_std}_{ab,ba}/<extractor name>. Images are in [-1, 1] (PSNR with data range
+    2, SSIM on the images shifted to [0, 2]). Each domain's images are counted once, see
+    collect_domain_items.
     """
     items = collect_domain_items(loader_or_dataset, max_items=max_items)
     real_a, real_b = items["A"], items["B"]
