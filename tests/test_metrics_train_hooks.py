@@ -67,6 +67,35 @@ def test_latent_sampler_is_seeded_and_checks_labels():
         latent_sampler(g, 0, device="cpu", conditional=False)
 
 
+class NoisyBatchNormG(nn.Module):
+    """G(z) with a BatchNorm (its statistics move in train mode) and noise from the global RNG, as
+    StyleGAN's per-layer noise."""
+
+    def __init__(self, latent_dim=4):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(latent_dim)
+
+    def forward(self, z):
+        h = self.bn(z) + torch.randn(z.shape)
+        return h[:, :1, None, None].expand(-1, 1, 8, 8)
+
+
+def test_latent_sampler_leaves_the_global_rng_and_training_state_alone():
+    g = NoisyBatchNormG()
+    g.train()
+    before = g.bn.running_mean.clone()
+    outs = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        state = torch.random.get_rng_state()
+        outs.append(latent_sampler(g, 4, device="cpu", seed=3, conditional=False)(6))
+        assert torch.equal(torch.random.get_rng_state(), state)  # the caller's stream did not move
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)  # the global seed does not leak in
+    assert g.training and torch.equal(g.bn.running_mean, before) and int(g.bn.num_batches_tracked) == 0
+    sampler = latent_sampler(g, 4, device="cpu", seed=3, conditional=False)
+    assert not torch.equal(sampler(6), sampler(6))  # successive calls draw fresh noise
+
+
 def test_latent_hook_gives_tagged_fid_for_an_unconditional_generator():
     from effgan.metrics import train_feature_net
 
