@@ -115,11 +115,18 @@ def check_keep_size(inputs: list[Path], sizes: list[tuple[int, int]], minimum: i
 
 
 def load_image(path: Path, channels: int, size: int | None, step: int = SIZE_MULTIPLE) -> torch.Tensor:
-    """(1, C, H, W) in [-1, 1]; resized to size x size, or to a multiple of `step` when size is None."""
+    """(1, C, H, W) in [-1, 1]; resized to size x size, or to a multiple of `step` when size is None.
+
+    Decoded as training decodes its images (effgan.data.image_io.decode_image): 16-bit images
+    scaled to 8 bits instead of clipped, transparency composited over white, EXIF orientation
+    applied.
+    """
     from PIL import Image
 
-    with Image.open(path) as image:
-        image = image.convert("L" if channels == 1 else "RGB")
+    from effgan.data.image_io import decode_image
+
+    array, _ = decode_image(path, channels)
+    with Image.fromarray(array[..., 0] if channels == 1 else array) as image:
         if size is not None:
             image = image.resize((size, size), Image.BICUBIC)
         else:

@@ -127,6 +127,47 @@ def test_translate_cli(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_translate_runs_a_run_trained_with_a_backend_missing_here(tmp_path, monkeypatch):
+    """A run trained with impl="triton" on a GPU translates on a CPU (with the kernels that run there)."""
+    run = train(tiny_config("cyclegan", tmp_path, run_name="cg", max_steps=1))
+    path = os.path.join(run.run_dir, "checkpoints", "latest.pt")
+    state = torch.load(path, weights_only=True)
+    state["config"]["impl"] = "triton"
+    torch.save(state, path)
+    monkeypatch.setenv("TRITON_INTERPRET", "0")  # Triton cannot run on the CPU here
+    Image.new("RGB", (40, 40), (200, 10, 10)).save(tmp_path / "red.png")
+    assert translate.main(["--checkpoint", run.run_dir, "--input", str(tmp_path / "red.png"),
+                           "--output", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    assert os.path.isfile(tmp_path / "out" / "red.png")
+
+
+def test_translate_decodes_inputs_as_training_does(tmp_path):
+    """16-bit images scaled (not clipped to white), transparency over white, EXIF orientation."""
+    import numpy as np
+
+    from effgan.data.image_io import decode_image
+
+    ramp = (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)  # 0 .. 65520
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    rgba[8:24, 8:24] = (255, 0, 0, 255)  # a red square on transparent black
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cut.png")
+    sideways = Image.new("RGB", (40, 20), (0, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated by 90 degrees
+    sideways.save(tmp_path / "rot.jpg", exif=exif)
+    for name, channels in (("deep.png", 1), ("cut.png", 3), ("rot.jpg", 3)):
+        x = translate.load_image(tmp_path / name, channels, None)
+        decoded, _ = decode_image(tmp_path / name, channels)
+        expected = torch.from_numpy(decoded.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
+        assert x.shape == expected.shape, name
+        torch.testing.assert_close(x, expected, rtol=0, atol=0)
+    deep = translate.load_image(tmp_path / "deep.png", 1, None)
+    assert float((deep >= 1.0).double().mean()) < 0.01  # clipped at 255, almost all of it was white
+    assert translate.load_image(tmp_path / "cut.png", 3, None)[0, :, 0, 0].tolist() == [1.0, 1.0, 1.0]
+    assert translate.load_image(tmp_path / "rot.jpg", 3, None).shape[2:] == (40, 20)
+
+
 @pytest.mark.usefixtures("one_thread")
 def test_sample_cli(tmp_path, capsys):
     dc = train(tiny_config("dcgan", tmp_path, run_name="dc", max_steps=1))
