@@ -32,6 +32,16 @@ def pick_inference_device(requested: str) -> torch.device:
     return check_cuda_device(parse_device(requested), requested)
 
 
+def _inference_impl(trained_with: str, device: torch.device) -> str:
+    """The run's --impl where it runs on ``device``, else "auto": a run trained with impl="triton"
+    on a GPU translates on a CPU with the C++ kernels (same weights, the same op up to rounding)."""
+    from effgan._backend import available_impls
+
+    if trained_with in ("auto", "ref") or trained_with in available_impls(device, "instance_norm_act"):
+        return trained_with
+    return "auto"
+
+
 def load_generator(run_or_file: str, role: str, *, which: str = ckpt.LATEST, device: torch.device | str = "cpu",
                    builder: ModelBuilder = registry_builder) -> LoadedGenerator:
     """role: "G_A" / "G_B" (cyclegan), "G" (dcgan/cgan; stylegan gives its EMA generator)."""
@@ -39,7 +49,7 @@ def load_generator(run_or_file: str, role: str, *, which: str = ckpt.LATEST, dev
     state = ckpt.load(path, map_location="cpu", require=ckpt.REQUIRED_KEYS + ("data",))
     config = cfg.resolve(cfg.from_dict(state["config"]))
     data = DataInfo(**state["data"])
-    fused, impl = config.fused, config.impl
+    fused, impl = config.fused, _inference_impl(config.impl, torch.device(device))
     if config.model == "cyclegan":
         from effgan.train.cyclegan import build_generator
 
