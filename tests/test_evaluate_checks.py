@@ -86,6 +86,19 @@ def test_training_and_evaluate_use_the_same_kid_settings():
     assert hook["kid_subset_size"].default == options.kid_subset_size
 
 
+def test_evaluate_sizes_default_to_the_runs_own_evaluation_settings():
+    """A checkpoint gets the numbers --eval-every logged: the run's eval sizes, not fixed ones."""
+    from effgan.train.config import TrainConfig, resolve
+
+    config = resolve(TrainConfig(model="cgan", eval_items=64, eval_train_items=128, eval_train_steps=7))
+    got = EvaluationOptions().for_run(config)
+    assert (got.max_items, got.feature_train_items, got.feature_steps, got.classifier_steps) == (64, 128, 7, 7)
+    explicit = EvaluationOptions(max_items=10, classifier_steps=3).for_run(config)
+    assert (explicit.max_items, explicit.feature_train_items, explicit.classifier_steps) == (10, 128, 3)
+    with pytest.raises(ValueError, match="feature_train_items must be >= 2"):
+        EvaluationOptions(feature_train_items=1)
+
+
 def test_evaluation_items_spread_over_a_class_ordered_folder(tmp_path):
     from PIL import Image
 

@@ -19,12 +19,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fid-weights", default=None,
                    help="Local FID InceptionV3 weights (pt_inception-2015-12-05 state_dict); never downloaded. "
                         "Without it FID/KID use a small FeatureNet trained on the run's data.")
-    p.add_argument("--max-items", type=int, default=defaults.max_items, help="Test items to evaluate (default: %(default)s).")
+    p.add_argument("--max-items", type=int, default=defaults.max_items,
+                   help="Test items to evaluate (default: the run's --eval-items, 200 unless it set one).")
     p.add_argument("--feature-train-items", type=int, default=defaults.feature_train_items,
-                   help="Training images the FeatureNet / classifier learn from (default: %(default)s).")
-    p.add_argument("--feature-steps", type=int, default=defaults.feature_steps, help="FeatureNet training steps (default: %(default)s).")
+                   help="Training images the FeatureNet / classifier learn from (default: the run's "
+                        "--eval-train-items, 1000 unless it set one).")
+    p.add_argument("--feature-steps", type=int, default=defaults.feature_steps,
+                   help="FeatureNet training steps (default: the run's --eval-train-steps, 300 unless it set one).")
     p.add_argument("--classifier-steps", type=int, default=defaults.classifier_steps,
-                   help="Score classifier training steps (cgan with --fid-weights) (default: %(default)s).")
+                   help="Score classifier training steps, cgan with --fid-weights (default: the run's "
+                        "--eval-train-steps, 300 unless it set one).")
     p.add_argument("--c2st-steps", type=int, default=defaults.c2st_steps,
                    help="Training steps of the two-sample-test classifier; 0 skips C2ST (default: %(default)s).")
     p.add_argument("--kid-subsets", type=int, default=defaults.kid_subsets,

@@ -8,7 +8,7 @@ run's training data and cached in <run>/feature_nets/.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -26,15 +26,22 @@ from effgan.train import config as cfg
 METRICS_CACHE_DIR = "feature_nets"  # inside the run directory
 
 
+# Options left None take the run's config field named here.
+RUN_DEFAULTS = {"max_items": "eval_items", "feature_train_items": "eval_train_items",
+                "feature_steps": "eval_train_steps", "classifier_steps": "eval_train_steps"}
+
+
 @dataclass(frozen=True)
 class EvaluationOptions:
     data: str | None = None  # dataset name or folder; default: the run's own dataset
     which: str = ckpt.LATEST  # checkpoint file in the run directory (latest.pt or best.pt)
-    max_items: int = 200  # test items evaluated
-    feature_train_items: int = 1000  # training images the FeatureNet (and classifier) learn from
+    # Sizes of the evaluation; None takes the run's own setting (eval_items, eval_train_items,
+    # eval_train_steps), so that a checkpoint gets the numbers --eval-every logged for it.
+    max_items: int | None = None  # test items evaluated
+    feature_train_items: int | None = None  # training images the FeatureNet (and classifier) learn from
     fid_weights: str | None = None  # local FID InceptionV3 weights; None: train a FeatureNet
-    feature_steps: int = 300
-    classifier_steps: int = 400
+    feature_steps: int | None = None
+    classifier_steps: int | None = None
     c2st_steps: int = 0  # 0 disables the C2ST (it trains a network per evaluation)
     kid_subsets: int = KID_SUBSETS  # the training evaluation's too: the same numbers for a checkpoint
     kid_subset_size: int = KID_SUBSET_SIZE
@@ -45,11 +52,13 @@ class EvaluationOptions:
         for name in ("max_items", "feature_train_items", "feature_steps", "classifier_steps", "kid_subsets",
                      "kid_subset_size"):
             value = getattr(self, name)
+            if value is None and name in RUN_DEFAULTS:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        # FID/KID need two rows per set, KID subsets two items; numpy's seeding takes no negatives
-        for name in ("max_items", "kid_subset_size"):
-            if getattr(self, name) < 2:
+        # FID/KID need two rows per set, KID subsets two items, the feature net's batches two images
+        for name in ("max_items", "feature_train_items", "kid_subset_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 2:
                 raise ValueError(f"{name} must be >= 2, got {getattr(self, name)}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
@@ -58,6 +67,11 @@ class EvaluationOptions:
         from effgan.train.inference import pick_inference_device
 
         pick_inference_device(self.device)  # before any data is built or network trained
+
+    def for_run(self, config: cfg.TrainConfig) -> EvaluationOptions:
+        """These options with every size left None taken from the run's config."""
+        return replace(self, **{name: getattr(config, field) for name, field in RUN_DEFAULTS.items()
+                                if getattr(self, name) is None})
 
 
 # The pieces below are shared with evaluation during training (effgan/train/evaluation.py), so a
@@ -159,6 +173,7 @@ def evaluate_checkpoint(run_or_file: str | os.PathLike,
     device = pick_inference_device(options.device)
     checkpoint = read_checkpoint(run_or_file, options.which)
     config = run_config(checkpoint[1])
+    options = options.for_run(config)
     test, train = _datasets(config, options)
     _check_data_fits_the_run(checkpoint[1], data_info(test, config.model), options)
     run = load_run(run_or_file, data_info=data_info(test, config.model), device=device, checkpoint=checkpoint)
