@@ -49,6 +49,24 @@ def test_equal_conv_runtime_scaling():
     torch.testing.assert_close(conv(x), expected)
 
 
+def test_style_affine_is_equalized_and_init_weights_leaves_it_alone():
+    """StyleGAN's affine A is an equalized-lr layer: N(0, 1) weights scaled by 1/sqrt(w_dim) per call."""
+    from effgan.models import init_weights
+
+    g = StyleGANGenerator(32, z_dim=64, w_dim=64, channel_max=32, mapping_layers=2, fused=False)
+    adain = g.blocks[0].adain0
+    assert adain.equalized_lr and adain.style.weight.std().item() == pytest.approx(1.0, rel=0.1)
+    w = randn(3, 64)
+    scale, shift = adain.styles(w)
+    expected = w @ (adain.style.weight / 8.0).T + adain.style.bias
+    torch.testing.assert_close(torch.cat([scale, shift], 1), expected)
+    style_before = {k: v.clone() for k, v in g.state_dict().items() if ".style." in k}
+    init_weights(g, "normal", 0.02)
+    for k, v in g.state_dict().items():
+        if ".style." in k:
+            assert torch.equal(v, style_before[k]), k  # the scale half's bias is still 1, weights N(0, 1)
+
+
 def test_mapping_network_layout():
     m = MappingNetwork(16, 24, 8)
     assert len(m.layers) == 8 and all(layer.lr_mul == 0.01 for layer in m.layers)

@@ -5,7 +5,7 @@ synthesis: a learned constant 4x4 input; at each resolution up to ``resolution``
 equalized-lr convs (the first after a nearest-neighbour 2x upsampling, except at 4x4, where the
 first layer styles the constant itself), each followed by ``effgan.nn.AdaIN``: per-pixel noise
 with a learned per-channel weight, a bias, LeakyReLU 0.2, instance norm and a per-layer style
-(scale, bias) computed from w. A 1x1 conv makes the image. Channels per resolution are
+(scale, bias) computed from w by an equalized-lr affine. A 1x1 conv makes the image. Channels per resolution are
 ``min(channel_base // res, channel_max)`` (512 up to 32x32, then halving, as in StyleGAN).
 
 Training regularisation and sampling tricks live in ``forward``: style mixing (a second latent
@@ -37,8 +37,9 @@ def _adain(channels: int, w_dim: int, fused: bool, impl: str) -> nn.Module:
     # Imported here so that importing effgan.models never depends on the nn backends.
     from effgan.nn import AdaIN
 
+    # equalized_lr: StyleGAN's style affine A is an equalized-learning-rate layer like every other
     return AdaIN(channels, w_dim, noise=True, act="leaky_relu", negative_slope=0.2,
-                 impl=impl if fused else "ref")
+                 impl=impl if fused else "ref", equalized_lr=True)
 
 
 class SynthesisBlock(nn.Module):

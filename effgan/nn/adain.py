@@ -5,12 +5,19 @@ used as the scale directly (not ``1 + s``): the scale half of the affine's bias 
 bias half at 0, so a fresh layer is close to a plain instance norm, as in StyleGAN's style
 modulation. Parameters and state_dict keys: ``style.weight`` (2C, w_dim), ``style.bias`` (2C,),
 ``noise_weight`` (C,) (absent with ``noise=False``), ``bias`` (C,); the latter two start at zero.
+
+``equalized_lr=True`` makes the style affine an equalized-learning-rate layer, as StyleGAN's affine
+A is: its weights are stored N(0, 1) and multiplied by 1 / sqrt(w_dim) at every call, so Adam moves
+it at the same relative speed as the generator's other equalized layers (a plain nn.Linear moves
+about sqrt(w_dim) times faster), and ``init_weights`` leaves it alone. The state_dict is the same.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from effgan._backend import IMPLS
@@ -43,6 +50,7 @@ class AdaIN(nn.Module):
         act: str = "leaky_relu",
         negative_slope: float = 0.2,
         impl: str = "auto",
+        equalized_lr: bool = False,
         device=None,
         dtype=None,
     ) -> None:
@@ -56,8 +64,13 @@ class AdaIN(nn.Module):
         self.act = act
         self.negative_slope = check_finite(negative_slope, "negative_slope")
         self.impl = impl
+        if not isinstance(equalized_lr, bool):
+            raise TypeError(f"equalized_lr must be a bool, got {type(equalized_lr).__name__}")
+        self.equalized_lr = equalized_lr
         factory = dict(device=device, dtype=dtype)
         self.style = nn.Linear(w_dim, 2 * num_features, **factory)
+        if equalized_lr:
+            self.style.equalized_lr = True  # init_weights skips it: its N(0, 1) weights are rescaled per call
         if noise:
             self.noise_weight = nn.Parameter(torch.empty(num_features, **factory))
         else:
@@ -70,7 +83,11 @@ class AdaIN(nn.Module):
         return self.noise_weight is not None
 
     def reset_parameters(self) -> None:
-        self.style.reset_parameters()
+        if self.equalized_lr:
+            with torch.no_grad():
+                self.style.weight.normal_(0.0, 1.0)
+        else:
+            self.style.reset_parameters()
         with torch.no_grad():
             self.style.bias[: self.num_features].fill_(1.0)
             self.style.bias[self.num_features :].zero_()
@@ -84,7 +101,11 @@ class AdaIN(nn.Module):
             raise TypeError(f"w must be a torch.Tensor, got {type(w).__name__}")
         if w.dim() != 2 or w.shape[1] != self.w_dim:
             raise ValueError(f"w must have shape (N, {self.w_dim}), got {tuple(w.shape)}")
-        scale, shift = self.style(w).chunk(2, dim=1)
+        if self.equalized_lr:
+            out = F.linear(w, self.style.weight * (1.0 / math.sqrt(self.w_dim)), self.style.bias)
+        else:
+            out = self.style(w)
+        scale, shift = out.chunk(2, dim=1)
         return scale, shift
 
     def forward(
@@ -119,4 +140,6 @@ class AdaIN(nn.Module):
         s = f"{self.num_features}, w_dim={self.w_dim}, eps={self.eps}, noise={self.has_noise}, act={self.act}"
         if self.act == "leaky_relu":
             s += f", negative_slope={self.negative_slope}"
+        if self.equalized_lr:
+            s += ", equalized_lr=True"
         return s + f", impl={self.impl}"
