@@ -67,3 +67,20 @@ def test_generators_name_in_channels_for_an_input_with_other_channels(name, kwar
         with pytest.raises(ValueError, match="x has 3 channels but the network was built with in_channels=1"):
             model(torch.randn(1, 3, side, side))
         assert model(torch.randn(1, 1, side, side)).shape == (1, 1, side, side)
+
+
+def test_a_norm_layer_factory_follows_the_models_build_or_is_refused():
+    """fused/impl hold for the whole model: a default instance norm factory takes them, a
+    conflicting one is an error (not norms built one way and the other fused layers another)."""
+    from effgan.models import InstanceNormLayer
+    from effgan.nn import FusedInstanceNorm2d, InstanceNormAct
+
+    build = registry.build
+    plain = build("resnet6", ngf=8, norm_layer=InstanceNormLayer(affine=True), fused=False, impl="ref")
+    norms = [m for m in plain.modules() if isinstance(m, (FusedInstanceNorm2d, InstanceNormAct))]
+    assert norms and all(type(m) is InstanceNormAct and m.affine for m in norms)
+    fused = build("resnet6", ngf=8, norm_layer=InstanceNormLayer(affine=True), impl="ref")
+    assert all(m.impl == "ref" for m in fused.modules() if isinstance(m, FusedInstanceNorm2d))
+    with pytest.raises(ValueError, match="norm_layer=.*disagrees with the model's fused=True"):
+        build("effnet-resnet-b0", norm_layer=InstanceNormLayer(fused=False))
+    build("effnet-resnet-b0", norm_layer=InstanceNormLayer(fused=False), fused=False)  # said once: fine

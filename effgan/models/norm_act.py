@@ -13,7 +13,7 @@ drop it before batch norm, whose shift makes it redundant, and keep it before in
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -162,6 +162,15 @@ def resolve_norm_layer(norm_layer, *, fused: bool, impl: str, default=None):
         raise TypeError("norm_layer must be a norm layer factory such as "
                         "effgan.models.InstanceNormLayer(), BatchNormLayer() or NoNormLayer(); "
                         f"got {norm_layer!r}")
+    if isinstance(norm_layer, InstanceNormLayer) and (norm_layer.fused, norm_layer.impl) != (fused, impl):
+        # One build setting for the whole model: an instance norm factory left at its defaults takes
+        # the model's; one that says otherwise would build its norms one way and the model's other
+        # fused layers (MBConv, the stem) another.
+        if (norm_layer.fused, norm_layer.impl) == (True, "auto"):
+            return replace(norm_layer, fused=fused, impl=impl)
+        raise ValueError(f"norm_layer={norm_layer!r} disagrees with the model's fused={fused}, impl={impl!r}: "
+                         f"pass fused={norm_layer.fused}, impl={norm_layer.impl!r} to the model instead (it "
+                         "builds every layer that way)")
     return norm_layer
 
 
