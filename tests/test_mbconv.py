@@ -161,6 +161,16 @@ def test_depthwise_conv_norm_act_returns_the_squeeze():
     _assert_same(plain, fused, x)
 
 
+@pytest.mark.parametrize("kernel_size,stride,side", [(3, 2, 2), (5, 2, 1), (3, 1, 1)])
+def test_depthwise_conv_norm_act_refuses_a_1x1_output_in_both_builds(kernel_size, stride, side):
+    plain, fused = _pair(DepthwiseConvNormAct, 4, kernel_size, stride)
+    x = rand((2, 4, side, side), gen=torch.Generator().manual_seed(5))
+    for build in (plain, fused):
+        with pytest.raises(ValueError, match="more than 1 spatial element"):
+            build(x)
+    plain(rand((2, 4, side + 2, side + 1), gen=torch.Generator().manual_seed(6)))  # 2 or more: fine
+
+
 @pytest.mark.parametrize("impl,device", fast_backends("dwconv_norm_act"))
 def test_mbconv_fused_kernels_match_plain(impl, device, poison_outputs):
     """The whole block on the fast backends (expand/project norms, dwconv_norm_act, se_scale)."""

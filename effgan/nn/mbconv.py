@@ -72,6 +72,11 @@ class DepthwiseConvNormAct(nn.Module):
         if not self.fused:
             y = self.norm(self.conv(x))
             return y, y.mean(dim=(2, 3))
+        k, s = self.conv.kernel_size[0], self.conv.stride[0]
+        if ((x.shape[2] + 2 * (k // 2) - k) // s + 1) * ((x.shape[3] + 2 * (k // 2) - k) // s + 1) == 1:
+            # what the plain build's instance norm raises: a 1x1 plane normalises to zeros
+            raise ValueError(f"Expected more than 1 spatial element when training, got input size "
+                             f"{(x.shape[0], channels, 1, 1)} (the conv's output for input {tuple(x.shape)})")
         return dwconv_norm_act(x, self.conv.weight, self.conv.bias, self.norm.weight, self.norm.bias,
                                stride=self.conv.stride[0], padding_mode=self.conv.padding_mode, eps=self.norm.eps,
                                act=self.norm.act, negative_slope=self.norm.negative_slope, impl=self.impl)
