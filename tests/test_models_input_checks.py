@@ -21,6 +21,20 @@ def test_resnet_generators_refuse_sides_they_would_round(name, fused):
         assert model(torch.randn(1, 3, 8, 12)).shape == (1, 3, 8, 12)
 
 
+@pytest.mark.parametrize("name, kwargs, side", [
+    ("effnet-resnet-b0", dict(ngf=8, kernel_size=5), 12),  # reflect pad 2 at the 1/4 map: 3 pixels there
+    ("resnet6", dict(ngf=4, padding_mode="zeros"), 8),  # instance norm at the 1/4 map: 2 pixels there
+    ("effnet-resnet-b0", dict(ngf=8, padding_mode="zeros"), 8),
+])
+@pytest.mark.parametrize("fused", [True, False])
+def test_resnet_generators_minimum_side_is_what_the_quarter_map_needs(name, kwargs, side, fused):
+    model = registry.build(name, fused=fused, **kwargs).eval()
+    with torch.no_grad():
+        with pytest.raises(ValueError, match=rf"H and W multiples of 4 and at least {side}"):
+            model(torch.randn(1, 3, side - 4, side - 4))
+        assert model(torch.randn(1, 3, side, side)).shape == (1, 3, side, side)
+
+
 @pytest.mark.parametrize("name, make_input", [
     ("cgan-classic-g", lambda: (torch.randn(2, 100),)),
     ("cgan-shallow-g", lambda: (torch.randn(2, 100),)),

@@ -66,7 +66,7 @@ class EfficientNetResnetGenerator(nn.Module):
         self.up = nn.Sequential(upsampling(ngf4, ngf2, norm_layer),
                                 upsampling(ngf2, ngf, norm_layer))
         self.head = nn.Conv2d(ngf, out_channels, 7, padding=3, padding_mode=padding_mode)
-        self.min_side = min_side(padding_mode)
+        self.min_side = min_side(padding_mode, kernel_size=kernel_size)  # the MBConv blocks norm by instance
         self.in_channels = in_channels
         init_weights(self)
 

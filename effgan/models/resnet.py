@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .init import init_weights
-from .norm_act import check_image_sides, check_positive_int, check_probability, resolve_norm_layer
+from .norm_act import InstanceNormLayer, check_image_sides, check_positive_int, check_probability, resolve_norm_layer
 
 
 class ResnetBlock(nn.Module):
@@ -40,10 +40,11 @@ class ResnetBlock(nn.Module):
 TOTAL_STRIDE = 4
 
 
-def min_side(padding_mode: str) -> int:
-    """The smallest side the ResNet-style generators take: reflection padding of the 1/4 map's
-    convs needs two pixels there; other padding needs only the multiple."""
-    return 2 * TOTAL_STRIDE if padding_mode == "reflect" else TOTAL_STRIDE
+def min_side(padding_mode: str, *, kernel_size: int = 3, instance_norm: bool = True) -> int:
+    """The smallest side the ResNet-style generators take, from what the 1/4 map needs: reflection
+    padding of its k x k convs more than k // 2 pixels, instance norm more than one pixel."""
+    quarter = max(kernel_size // 2 + 1 if padding_mode == "reflect" else 1, 2 if instance_norm else 1)
+    return TOTAL_STRIDE * quarter
 
 
 def conv_norm_act(conv: nn.Module, norm_layer, channels: int, act: str = "relu",
@@ -108,7 +109,7 @@ class ResnetGenerator(nn.Module):
         self.up = nn.Sequential(upsampling(width, 2 * ngf, norm_layer),
                                 upsampling(2 * ngf, ngf, norm_layer))
         self.head = nn.Conv2d(ngf, out_channels, 7, padding=3, padding_mode=padding_mode)
-        self.min_side = min_side(padding_mode)
+        self.min_side = min_side(padding_mode, instance_norm=isinstance(norm_layer, InstanceNormLayer))
         self.in_channels = in_channels
         init_weights(self)
 
