@@ -122,6 +122,9 @@ def test_stochastic_depth_rates_rise_linearly(monkeypatch):
     assert seen == pytest.approx(drop_path_rates(9, 0.2))
     with pytest.raises(ValueError, match="drop_path_rate"):
         EfficientNetResnetGenerator(0, ngf=4, drop_path_rate=1.0, fused=False)
+    for bad in ("0.1", None, True):
+        with pytest.raises(ValueError, match="drop_path_rate must be a number"):
+            EfficientNetResnetGenerator(0, ngf=4, drop_path_rate=bad, fused=False)
 
 
 def test_flops_grow_with_phi():

@@ -98,3 +98,9 @@ def test_a_norm_layer_factory_follows_the_models_build_or_is_refused():
     with pytest.raises(ValueError, match="norm_layer=.*disagrees with the model's fused=True"):
         build("effnet-resnet-b0", norm_layer=InstanceNormLayer(fused=False))
     build("effnet-resnet-b0", norm_layer=InstanceNormLayer(fused=False), fused=False)  # said once: fine
+
+
+@pytest.mark.parametrize("bad", ["a", 0, -1.0, float("nan"), True])
+def test_stylegan_names_a_bad_mapping_lr_mul(bad):
+    with pytest.raises(ValueError, match="mapping_lr_mul must be a finite number > 0"):
+        registry.build("stylegan-32", mapping_lr_mul=bad)

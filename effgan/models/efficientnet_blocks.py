@@ -24,8 +24,8 @@ def make_mbconv(in_channels: int, out_channels: int, *, kernel_size: int, stride
 
 def drop_path_rates(num_blocks: int, max_rate: float) -> list[float]:
     """Stochastic depth rising linearly from 0 at the first block to ``max_rate`` at the last."""
-    if not 0.0 <= max_rate < 1.0:
-        raise ValueError(f"drop_path_rate must be in [0, 1), got {max_rate!r}")
+    if isinstance(max_rate, bool) or not isinstance(max_rate, (int, float)) or not 0.0 <= max_rate < 1.0:
+        raise ValueError(f"drop_path_rate must be a number in [0, 1), got {max_rate!r}")
     if num_blocks <= 1:
         return [0.0] * num_blocks
     return [max_rate * i / (num_blocks - 1) for i in range(num_blocks)]

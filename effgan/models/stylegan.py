@@ -102,6 +102,9 @@ class StyleGANGenerator(nn.Module):
             raise TypeError(f"fused must be a bool, got {type(fused).__name__}")
         self.resolution, self.z_dim, self.w_dim = resolution, z_dim, w_dim
         self.w_avg_beta = float(w_avg_beta)
+        if isinstance(mapping_lr_mul, bool) or not isinstance(mapping_lr_mul, (int, float)) \
+                or not math.isfinite(mapping_lr_mul) or mapping_lr_mul <= 0:
+            raise ValueError(f"mapping_lr_mul must be a finite number > 0, got {mapping_lr_mul!r}")
         self.mapping = MappingNetwork(z_dim, w_dim, mapping_layers, lr_mul=mapping_lr_mul)
         sides = [2 ** k for k in range(2, int(math.log2(resolution)) + 1)]
         self.sides = sides
