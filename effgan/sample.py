@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.num < 1:
             raise ValueError(f"-n must be >= 1, got {args.num}")
+        if not 0 <= args.seed < 2**32:
+            raise ValueError(f"--seed must be in [0, 2**32), got {args.seed}")
         if args.nrow is not None and args.nrow < 1:
             raise ValueError(f"--nrow must be >= 1, got {args.nrow}")
         if not math.isfinite(args.truncation):

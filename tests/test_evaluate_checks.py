@@ -27,7 +27,9 @@ def _fails(capsys, status, returned, *needles):
 @pytest.mark.parametrize("flag, value, message", [
     ("--max-items", "1", "max_items must be >= 2, got 1"),
     ("--kid-subset-size", "1", "kid_subset_size must be >= 2, got 1"),
-    ("--seed", "-1", "seed must be an int >= 0, got -1"),
+    ("--seed", "-1", "seed must be an int >= 0 and < 2**32, got -1"),
+    ("--seed", "18446744073709551616", "seed must be an int >= 0 and < 2**32, got 18446744073709551616"),
+    ("--feature-train-items", "1", "feature_train_items must be >= 2, got 1"),
 ])
 def test_options_are_checked_before_anything_runs(tmp_path, capsys, flag, value, message):
     # the checkpoint does not even exist: the option is refused first
@@ -41,6 +43,9 @@ def test_a_json_path_that_cannot_be_written_is_refused_up_front(tmp_path, capsys
     blocker.write_text("x")
     _fails(capsys, 2, evaluate_main(["--checkpoint", str(tmp_path / "none"), "--json", str(blocker / "out.json")]),
            "is not a writable folder")
+    # a checkpoint (or a cached network) would be replaced by the JSON
+    _fails(capsys, 2, evaluate_main(["--checkpoint", str(tmp_path / "none"), "--json", str(tmp_path / "latest.pt")]),
+           "give a .json name")
 
 
 def _idx(array: np.ndarray, type_code: int = 0x08) -> bytes:

@@ -181,6 +181,8 @@ def test_sample_cli(tmp_path, capsys):
     jpg = tmp_path / "grid.jpg"  # the grid is PNG data: another extension is refused, not mislabelled
     assert sample.main(["--checkpoint", dc.run_dir, "--output", str(jpg), "--device", "cpu"]) == 2
     assert "--output must be a .png path" in capsys.readouterr().err and not jpg.exists()
+    assert sample.main(["--checkpoint", dc.run_dir, "--seed", str(2**64)]) == 2
+    assert "--seed must be in [0, 2**32)" in capsys.readouterr().err
     assert sample.main(["--checkpoint", dc.run_dir, "-n", "2", "--label", "3"]) == 2  # not a cgan run
     assert "--label needs a cgan run" in capsys.readouterr().err
 

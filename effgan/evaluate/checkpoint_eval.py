@@ -60,8 +60,8 @@ class EvaluationOptions:
         for name in ("max_items", "feature_train_items", "kid_subset_size"):
             if getattr(self, name) is not None and getattr(self, name) < 2:
                 raise ValueError(f"{name} must be >= 2, got {getattr(self, name)}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed must be an int >= 0 and < 2**32, got {self.seed!r}")
         if self.c2st_steps < 0:
             raise ValueError(f"c2st_steps must be >= 0, got {self.c2st_steps}")
         from effgan.train.inference import pick_inference_device

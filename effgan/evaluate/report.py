@@ -31,6 +31,10 @@ def check_writable(path: str | os.PathLike) -> None:
     path = os.path.abspath(os.fspath(path))
     if os.path.isdir(path):
         raise ValueError(f"--json {path!r} is a folder; give a file name")
+    if os.path.splitext(path)[1].lower() in (".pt", ".pth"):
+        # checkpoints and cached metric networks are .pt files: the JSON would replace one
+        raise ValueError(f"--json {path!r} names a .pt/.pth file, where effgan keeps checkpoints and networks; "
+                         "give a .json name")
     parent = os.path.dirname(path)
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
