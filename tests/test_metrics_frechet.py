@@ -109,3 +109,17 @@ def test_feature_statistics_rejects_bad_input():
         feature_statistics(np.zeros(5))
     with pytest.raises(ValueError, match="at least 2"):
         feature_statistics(np.zeros((1, 4)))
+
+
+def test_fid_of_non_finite_features_is_nan():
+    """A diverged generator's NaN images give NaN, as KID does, not an error from sqrtm."""
+    import math
+
+    from effgan.metrics import frechet_distance_from_features
+
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(20, 4)), rng.normal(size=(20, 4))
+    fake[3, 1] = np.nan
+    assert math.isnan(frechet_distance_from_features(real, fake))
+    fake[3, 1] = np.inf
+    assert math.isnan(frechet_distance_from_features(real, fake))

@@ -131,6 +131,16 @@ def test_best_checkpoint_follows_the_metrics_hook(tmp_path):
     assert [r["score"] for r in records] == pytest.approx(seen)
 
 
+def test_a_nan_metric_is_never_the_best_checkpoint(tmp_path):
+    """A diverged evaluation (NaN FID) neither becomes best.pt nor, as the first record, blocks later ones."""
+    scores = iter([float("nan"), 0.4, float("nan"), 0.2])
+    config = tiny_config("dcgan", tmp_path, run_name="nan", checkpoint_every=1, max_steps=4, epochs=1,
+                         best_metric="score", best_mode="min")
+    result = train(config, metrics_fn=lambda family: {"score": next(scores)})
+    best = ckpt.load(os.path.join(result.run_dir, "checkpoints", "best.pt"))
+    assert best["step"] == 4 and best["best"]["value"] == pytest.approx(0.2)
+
+
 def test_best_record_survives_a_resume(tmp_path):
     """A resumed run beats best.pt's own record, also when latest.pt's copy of it is older (a run
     stopped between writing best.pt and latest.pt): a worse checkpoint never replaces best.pt."""

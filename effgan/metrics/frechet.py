@@ -57,7 +57,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, *, eps: float = DEFAULT_SQRTM_EPS
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2).
 
     Raises ValueError when the matrix square root has significant imaginary parts
-    (max |imag| on its diagonal beyond 1e-3).
+    (max |imag| on its diagonal beyond 1e-3). Non-finite moments (features of a diverged generator's
+    NaN images) give NaN, as KID does, instead of an error from the matrix square root.
     """
     mu1 = np.atleast_1d(np.asarray(mu1, dtype=np.float64))
     mu2 = np.atleast_1d(np.asarray(mu2, dtype=np.float64))
@@ -69,6 +70,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, *, eps: float = DEFAULT_SQRTM_EPS
         raise ValueError(f"mu1 and mu2 differ in dimension: {mu1.shape} vs {mu2.shape}")
     if not eps > 0:
         raise ValueError(f"eps must be positive, got {eps}")
+    if not all(np.isfinite(m).all() for m in (mu1, sigma1, mu2, sigma2)):
+        return float("nan")
 
     diff = mu1 - mu2
     covmean = _sqrtm(sigma1.dot(sigma2))

@@ -10,6 +10,7 @@ rank 0's CycleGAN image pools.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import warnings
@@ -304,8 +305,10 @@ class Trainer:
         if not self.info.is_main:
             return None
         value = self._best_value(metrics)
-        better = value is not None and (
-            self.best["value"] is None
+        # A NaN (a diverged generator's FID or PSNR) is never the best: as the first record it would
+        # also never be beaten, every comparison with NaN being false.
+        better = value is not None and not math.isnan(value) and (
+            self.best["value"] is None or math.isnan(self.best["value"])
             or (value < self.best["value"] if self.config.best_mode == "min" else value > self.best["value"]))
         if better:
             self.best = {"metric": self.config.best_metric, "value": float(value), "step": self.step}
