@@ -47,6 +47,18 @@ def test_step_meter_times_the_steps_between_calls_and_tracks_memory():
     assert single.step_time_s is None and single.timed_steps == 0
 
 
+def test_step_meter_counts_the_steps_of_a_run_that_ended_off_the_checkpoint_grid():
+    """Checkpoints every 2 steps and a stop at step 5: calls at steps 2, 4 and 5 time 3 steps, not 4."""
+    meter = StepMeter("cpu", steps_per_call=2)
+    for _ in range(3):
+        meter(None)
+    meter.close()
+    assert meter.timed_steps == 4  # what the grid alone says
+    meter.run_ended_at(5)
+    assert meter.timed_steps == 3
+    assert meter.step_time_s == pytest.approx((meter.call_times[-1] - meter.call_times[0]) / 3)
+
+
 def test_markdown_table_names_the_extractor():
     rows = [{"generator": "g1", "steps": 40, "params": 2_500_000, "flops": 3e9, "step_time_ms": 12.34,
              "peak_memory_mb": None, "metrics": {"cycle_mae_a": 0.25, "fid_ab/featnet-x": 1.5}}]

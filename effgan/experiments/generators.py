@@ -145,6 +145,7 @@ def train_and_measure(config, checkpoint_every: int) -> dict[str, Any]:
         result = train(config, metrics_fn=meter)
     finally:
         meter.close()
+    meter.run_ended_at(result.step)
     step_time = meter.step_time_s
     return {"run_dir": result.run_dir, "steps": result.step, "timed_steps": meter.timed_steps,
             "step_time_ms": None if step_time is None else 1000 * step_time,

@@ -62,6 +62,7 @@ class StepMeter:
         self.device = torch.device(device)
         self.steps_per_call = steps_per_call
         self.call_times: list[float] = []
+        self.last_step: int | None = None  # the run's last step, where it ended off the checkpoint grid
         self._rss: _RssSampler | None = None
         self._memory_bytes: int | None = None
 
@@ -88,9 +89,19 @@ class StepMeter:
         if self._rss is not None:
             self._rss.stop()
 
+    def run_ended_at(self, step: int) -> None:
+        """The step the run's last checkpoint (and so the last call) was at: a run stopped early (a
+        signal, a non-finite loss) checkpoints off the grid of steps_per_call."""
+        self.last_step = step
+
     @property
     def timed_steps(self) -> int:
-        return max(0, len(self.call_times) - 1) * self.steps_per_call
+        """Steps from the first call (at step steps_per_call) to the last."""
+        if len(self.call_times) < 2:
+            return 0
+        if self.last_step is not None:
+            return max(0, self.last_step - self.steps_per_call)
+        return (len(self.call_times) - 1) * self.steps_per_call
 
     @property
     def step_time_s(self) -> float | None:
