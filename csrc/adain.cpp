@@ -6,7 +6,8 @@
 //
 // Same plan as instance_norm_act.cpp (fixed reduction blocks, whole planes per thread when there
 // are enough of them, pixel chunks for channels_last, simd.h vectors for float and bfloat16).
-// Statistics are sums of h - shift with shift = h at the plane's first position; the saved
+// Statistics are sums of h - shift with shift = the mean of h over the plane's first positions
+// (params.h: sample_mean, which says why); the saved
 // (shift, mean - shift, 1/std) are what this file's backward reads. Without noise the kernels read
 // a row of zeros (x + 0 * 0 == x exactly), which keeps one code path; without bias, bias 0.
 //
@@ -144,11 +145,21 @@ void forward_nchw(const T* x, const T* z, const Operands& o, const A* nw, const 
   const int64_t P = o.N * o.C, HW = o.HW;
   const int64_t nblk = ceil_div(HW, kBlock);
   const bool stream = stream_outputs<T>(P * HW);
+  std::vector<A> shifts(P);
+  parallel_for(0, P, 64, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t c = p % o.C;
+      const A nwc = nw ? nw[c] : A(0), bc = b ? b[c] : A(0);
+      const T* xp = x + p * HW;
+      const T* zp = z + (p / o.C) * o.z_stride_n;
+      shifts[p] = sample_mean<A>(HW, [&](int64_t i) {
+        return activated<ACT>(static_cast<A>(xp[i]), static_cast<A>(zp[i]), nwc, bc, slope);
+      });
+    }
+  });
   auto coef = [&](int64_t p) {
     const int64_t c = p % o.C;
-    AdaCoef<A> k{nw ? nw[c] : A(0), b ? b[c] : A(0), A(0), A(0), A(0), A(0), A(0)};
-    k.shift = activated<ACT>(static_cast<A>(x[p * HW]), static_cast<A>(z[(p / o.C) * o.z_stride_n]), k.nw, k.b, slope);
-    return k;
+    return AdaCoef<A>{nw ? nw[c] : A(0), b ? b[c] : A(0), shifts[p], A(0), A(0), A(0), A(0)};
   };
   auto finish = [&](int64_t p, AdaCoef<A>& k, double sum, double sumsq) {
     const double m = sum / static_cast<double>(HW);
@@ -314,10 +325,13 @@ void forward_cl(const T* x, const T* z, const Operands& o, const A* nw, const A*
       const int64_t p = n * C + c;
       a.nw[p] = nw ? nw[c] : A(0);
       a.b[p] = b ? b[c] : A(0);
-      const A u = pre_act(static_cast<A>(x[n * HW * C + c]), static_cast<A>(z[n * o.z_stride_n]), a.nw[p], a.b[p]);
-      a.shift[p] = act_forward<ACT>(u, slope);
     }
   }
+  a.shift = cl_sample_means<A>(N, C, HW, [&](int64_t n, int64_t px, int64_t c) {
+    const int64_t p = n * C + c;
+    return activated<ACT>(static_cast<A>(x[(n * HW + px) * C + c]), static_cast<A>(z[n * o.z_stride_n + px]), a.nw[p],
+                          a.b[p], slope);
+  });
   std::vector<double> sum, sumsq;
   cl_channel_sums<T, A>(
       N, HW, C,

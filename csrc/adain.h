@@ -9,7 +9,7 @@ namespace effgan {
 
 // AdaIN: y = instance_norm(act(x + noise * noise_weight + bias)) * style_scale + style_bias.
 // noise is an (N, H*W) view with contiguous rows (or None); shift/mean/rstd: (N, C) statistics of
-// h = act(u) (h at the first position, mean - shift, 1/std).
+// h = act(u) (the mean of h's first values, mean - shift, 1/std).
 void adain_fwd(const at::Tensor& x, const at::Tensor& style_scale, const at::Tensor& style_bias,
                const std::optional<at::Tensor>& noise, const std::optional<at::Tensor>& noise_weight,
                const std::optional<at::Tensor>& bias, const at::Tensor& y, const at::Tensor& shift,

@@ -9,7 +9,7 @@ namespace effgan {
 
 // Depthwise conv (weight (C, 1, k, k), k in {3, 5}, zero padding pad, stride 1 or 2) -> instance
 // norm (+affine) -> act. y: (N, C, Ho, Wo) in x's layout; squeeze: y.mean((2, 3)), (N, C) in x's
-// dtype; stats: (3, N, C) shift (z at the first position), mean - shift, 1/std.
+// dtype; stats: (3, N, C) shift (the mean of z's first values), mean - shift, 1/std.
 void dwconv_norm_act_fwd(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& norm_weight,
                          const std::optional<at::Tensor>& norm_bias, int64_t stride, int64_t pad, double eps,
                          int64_t act, double slope, const at::Tensor& y, const at::Tensor& squeeze,

@@ -1,9 +1,9 @@
 // Instance norm + activation (+ residual) on the CPU, forward and backward.
 //
-// Statistics are shifted sums: with shift = the plane's first element, sum(x - shift) and
-// sum((x - shift)^2) stay accurate when |mean| >> std. The saved "mean" is relative to that shift
-// (the same convention as the Triton kernels), so x - shift - mean loses nothing to the rounding
-// of a large mean.
+// Statistics are shifted sums: with shift = the mean of the plane's first values (params.h:
+// sample_mean, which says why not the first value), sum(x - shift) and sum((x - shift)^2) stay
+// accurate when |mean| >> std. The saved "mean" is relative to that shift (the backward recomputes
+// the shift from x), so x - shift - mean loses nothing to the rounding of a large mean.
 //
 // NCHW: a plane is HW contiguous values. With enough planes each thread owns whole planes and
 // reads a plane twice back to back (the statistics, then the output), so the second read comes
@@ -33,7 +33,7 @@ namespace {
 // Everything the per-element loops need about one plane.
 template <typename A>
 struct PlaneCoef {
-  A shift;  // the plane's first element
+  A shift;  // the mean of the plane's first values (params.h: sample_mean)
   A mean;   // mean relative to shift
   A rstd;
   A w;  // affine weight (1 without)
@@ -96,15 +96,16 @@ void forward_nchw(const T* x, const T* res, T* y, A* mean, A* rstd, const A* w, 
   const int64_t P = N * C;
   const int64_t nblk = ceil_div(HW, kBlock);
   const bool stream = stream_outputs<T>(P * HW);
+  const std::vector<A> shifts = plane_shifts<T, A>(x, P, HW);
   auto coef = [&](int64_t p) {
     const int64_t c = p % C;
-    return PlaneCoef<A>{static_cast<A>(x[p * HW]), mean[p], rstd[p], w ? w[c] : A(1), b ? b[c] : A(0)};
+    return PlaneCoef<A>{shifts[p], mean[p], rstd[p], w ? w[c] : A(1), b ? b[c] : A(0)};
   };
   if (!split_planes(P, nblk)) {
     parallel_for(0, P, 1, [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
         const T* xp = x + p * HW;
-        const A shift = static_cast<A>(xp[0]);
+        const A shift = shifts[p];
         double sum = 0, sumsq = 0;
         for (int64_t blk = 0; blk < nblk; ++blk) {
           const int64_t lo = blk * kBlock;
@@ -123,8 +124,7 @@ void forward_nchw(const T* x, const T* res, T* y, A* mean, A* rstd, const A* w, 
   parallel_for(0, P * nblk, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t p = t / nblk, lo = (t % nblk) * kBlock;
-      shifted_sums(x + p * HW + lo, std::min(kBlock, HW - lo), static_cast<A>(x[p * HW]), part[2 * t],
-                   part[2 * t + 1]);
+      shifted_sums(x + p * HW + lo, std::min(kBlock, HW - lo), shifts[p], part[2 * t], part[2 * t + 1]);
     }
   });
   for (int64_t p = 0; p < P; ++p) {
@@ -146,6 +146,14 @@ void forward_nchw(const T* x, const T* res, T* y, A* mean, A* rstd, const A* w, 
 
 // ------------------------------------------------------------------ channels_last layout helpers
 
+// The shifts of a channels_last x's (n, c) planes, shift[n * C + c].
+template <typename T, typename A>
+std::vector<A> cl_shifts(const T* x, int64_t N, int64_t C, int64_t HW) {
+  return cl_sample_means<A>(N, C, HW, [&](int64_t n, int64_t px, int64_t c) {
+    return static_cast<A>(x[(n * HW + px) * C + c]);
+  });
+}
+
 // Per-(n, c) coefficients as separate arrays so the channel loop reads them contiguously.
 template <typename A>
 struct ChannelCoefs {
@@ -157,7 +165,7 @@ ChannelCoefs<A> channel_coefs(const T* x, const A* mean, const A* rstd, const A*
                               int64_t HW) {
   ChannelCoefs<A> k;
   const int64_t P = N * C;
-  k.shift.resize(P);
+  k.shift = cl_shifts<T, A>(x, N, C, HW);
   k.mean.assign(mean, mean + P);
   k.scale.resize(P);
   k.w.resize(P);
@@ -165,7 +173,6 @@ ChannelCoefs<A> channel_coefs(const T* x, const A* mean, const A* rstd, const A*
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t c = 0; c < C; ++c) {
       const int64_t p = n * C + c;
-      k.shift[p] = static_cast<A>(x[n * HW * C + c]);
       k.w[p] = w ? w[c] : A(1);
       k.b[p] = b ? b[c] : A(0);
       k.scale[p] = rstd[p] * k.w[p];
@@ -197,11 +204,8 @@ template <typename T, typename A, int ACT>
 void forward_cl(const T* x, const T* res, T* y, A* mean, A* rstd, const A* w, const A* b, int64_t N, int64_t C,
                 int64_t HW, double eps, A slope) {
   const PixelChunks ch(HW, C);
-  // Shifted sums, the shift of channel c of sample n being its first pixel's value.
-  std::vector<A> shift(N * C);
-  for (int64_t n = 0; n < N; ++n) {
-    for (int64_t c = 0; c < C; ++c) shift[n * C + c] = static_cast<A>(x[n * HW * C + c]);
-  }
+  // Shifted sums, about the mean of each (n, c)'s first pixels (params.h: sample_mean).
+  const std::vector<A> shift = cl_shifts<T, A>(x, N, C, HW);
   std::vector<double> sum, sumsq;
   cl_channel_sums<T, A>(
       N, HW, C,
@@ -297,9 +301,10 @@ void backward_nchw(const T* dy, const T* x, T* dx, const A* mean, const A* rstd,
   const int64_t P = N * C;
   const int64_t nblk = ceil_div(HW, kBlock);
   const bool stream = stream_outputs<T>(P * HW);
+  const std::vector<A> shifts = plane_shifts<T, A>(x, P, HW);
   auto coef = [&](int64_t p) {
     const int64_t c = p % C;
-    return PlaneCoef<A>{static_cast<A>(x[p * HW]), mean[p], rstd[p], w ? w[c] : A(1), b ? b[c] : A(0)};
+    return PlaneCoef<A>{shifts[p], mean[p], rstd[p], w ? w[c] : A(1), b ? b[c] : A(0)};
   };
   auto finish = [&](int64_t p, double sdz, double sdzx) {
     sum_dz[p] = static_cast<A>(sdz);

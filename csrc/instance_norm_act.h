@@ -8,7 +8,7 @@
 namespace effgan {
 
 // y = act(instance_norm(x) * weight + bias) + residual; mean/rstd: (N, C) saved statistics
-// (mean relative to each plane's first element, 1/std), float32 (float64 for float64 x).
+// (mean relative to the mean of each plane's first values, 1/std), float32 (float64 for float64 x).
 void instance_norm_act_fwd(const at::Tensor& x, const std::optional<at::Tensor>& weight,
                            const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& residual,
                            const at::Tensor& y, const at::Tensor& mean, const at::Tensor& rstd, double eps,

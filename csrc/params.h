@@ -177,6 +177,56 @@ inline void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& f) 
 
 enum class Layout { kNCHW, kChannelsLast };
 
+// The shift of a plane's shifted sums (sum(v - shift), sum((v - shift)^2)): the mean of its first
+// kShiftSample values. The variance is sumsq / n - mean^2 about the shift, which cancels when the
+// shift lies far from the plane's mean compared with its spread: about log10((mean - shift)^2 / var)
+// digits go. A plane's first value can be any number of standard deviations away (an outlier, or
+// the corner of a zero-padded conv's output on a flat image: errors of 0.4 were seen); the mean of
+// its first m values is at most sqrt(n / m) standard deviations away (m (mean_m - mean)^2 <= n var),
+// so at most log10(n / m) digits go: 1.2 for a 64x64 plane, 2.4 for 256x256.
+constexpr int64_t kShiftSample = 256;
+
+// The mean of value(i) over a plane's first min(HW, kShiftSample) values, in double, in order.
+template <typename A, typename F>
+EFFGAN_INLINE A sample_mean(int64_t HW, const F& value) {
+  const int64_t m = std::min(HW, kShiftSample);
+  double s = 0;
+  for (int64_t i = 0; i < m; ++i) s += static_cast<double>(value(i));
+  return static_cast<A>(s / static_cast<double>(m));
+}
+
+// sample_mean of each of P contiguous planes of x.
+template <typename T, typename A>
+std::vector<A> plane_shifts(const T* x, int64_t P, int64_t HW) {
+  std::vector<A> shift(P);
+  parallel_for(0, P, 64, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const T* xp = x + p * HW;
+      shift[p] = sample_mean<A>(HW, [&](int64_t i) { return static_cast<A>(xp[i]); });
+    }
+  });
+  return shift;
+}
+
+// channels_last: the sample means of every (n, c), shift[n * C + c], from value(n, px, c) of the
+// first min(HW, kShiftSample) pixels, read pixel by pixel (contiguous channels), summed in order.
+template <typename A, typename F>
+std::vector<A> cl_sample_means(int64_t N, int64_t C, int64_t HW, const F& value) {
+  const int64_t m = std::min(HW, kShiftSample);
+  std::vector<A> shift(N * C);
+  parallel_for(0, N, 1, [&](int64_t n0, int64_t n1) {
+    std::vector<double> s(C);
+    for (int64_t n = n0; n < n1; ++n) {
+      std::fill(s.begin(), s.end(), 0.0);
+      for (int64_t px = 0; px < m; ++px) {
+        for (int64_t c = 0; c < C; ++c) s[c] += static_cast<double>(value(n, px, c));
+      }
+      for (int64_t c = 0; c < C; ++c) shift[n * C + c] = static_cast<A>(s[c] / static_cast<double>(m));
+    }
+  });
+  return shift;
+}
+
 // NCHW planes are split among threads (at block boundaries) only when there are too few planes
 // to go round; otherwise a thread owns whole planes and rereads each from cache.
 inline bool split_planes(int64_t planes, int64_t blocks_per_plane) {

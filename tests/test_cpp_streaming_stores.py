@@ -86,8 +86,10 @@ def test_instance_norm_act_streams(shape, channels_last, dtype, poison_outputs):
     C = shape[1]
     x = _image(shape, dtype, channels_last, gen, scale=2.0, offset=1.5)
     tensors = [x, rand((C,), gen=gen), rand((C,), gen=gen), _image(shape, dtype, channels_last, gen)]
+    # silu, not relu: at relu's kink a pre-activation within float rounding of 0 goes either way in the
+    # kernel and the reference (one at 1.1e-7 did here), which moves its whole plane's gradient sums
     _check(instance_norm_act, instance_norm_act_ref, tensors, [_image(shape, dtype, False, gen)], dtype,
-           "instance_norm_act", act="relu")
+           "instance_norm_act", act="silu")
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -25,7 +25,7 @@ def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def _instance_norm_act_forward(x, weight, bias, residual, eps: float, act: int, slope: float):
-    """y and the saved statistics (mean relative to each plane's first element, 1/std), each (N, C)."""
+    """y and the saved statistics (mean relative to the mean of each plane's first values, 1/std), each (N, C)."""
     N, C = x.shape[:2]
     y = _alloc.empty_like(x)
     mean = _alloc.empty((N, C), device=x.device, dtype=_acc_dtype(x.dtype))
