@@ -193,16 +193,14 @@ def evaluate_checkpoint(run_or_file: str | os.PathLike,
         conditional = config.model == "cgan"
         sampler = latent_sampler(run.generators["G"], config.latent_dim, device=device, seed=options.seed,
                                  conditional=conditional)
-        # stylegan's per-layer noise comes from the global RNG: seeded here, the same seed gives the same numbers
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(options.seed)
-            if conditional:
-                metrics = evaluate_labelled_generator(sampler, test, device=device, max_items=options.max_items,
-                                                      extractor=extractor, classifier=classifier,
-                                                      num_classes=run.num_classes, c2st_steps=options.c2st_steps,
-                                                      **kid_args)
-            else:
-                metrics = evaluate_generator(sampler, test, device=device, max_items=options.max_items,
-                                             extractor=extractor, c2st_steps=options.c2st_steps, **kid_args)
+        # (the sampler seeds what the generator draws from the global RNG, stylegan's layer noise)
+        if conditional:
+            metrics = evaluate_labelled_generator(sampler, test, device=device, max_items=options.max_items,
+                                                  extractor=extractor, classifier=classifier,
+                                                  num_classes=run.num_classes, c2st_steps=options.c2st_steps,
+                                                  **kid_args)
+        else:
+            metrics = evaluate_generator(sampler, test, device=device, max_items=options.max_items,
+                                         extractor=extractor, c2st_steps=options.c2st_steps, **kid_args)
     return {"checkpoint": run.checkpoint_path, "run_dir": run.run_dir, "model": config.model, "step": run.step,
             "extractor": extractor.name, "options": asdict(options), "metrics": metrics}
