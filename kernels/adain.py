@@ -29,6 +29,7 @@ from effgan import _alloc
 
 from ._activation import act_backward, apply_act
 from ._launch import cdiv, constexpr_slope, plane_split, resident_plane, torch_acc_dtype, triton_acc_dtype
+from ._shift import SHIFT_SAMPLE, resident_shift, sample_mean, sample_tile
 
 
 @triton.jit
@@ -72,7 +73,7 @@ def _fwd_partial_stats_kernel(
     NOISE,  # (N, H*W) noise image (any strides) or dummy
     NW,  # (C,) noise weight or dummy
     B,  # (C,) bias or dummy
-    SHIFT,  # (N*C,) h at the plane's first position, the shift of the sums below
+    SHIFT,  # (N*C,) the mean of the plane's first values of h, the shift of the sums below
     PSUM,  # (N*C, S) partial sums of (h - shift), accumulation dtype
     PSQ,  # (N*C, S) partial sums of (h - shift)^2
     C, HW, CHUNK, S,
@@ -88,13 +89,18 @@ def _fwd_partial_stats_kernel(
     noise_row = n * noise_stride_n
     nw, b = _channel_params(NW, B, c, cmask, HAS_NOISE, HAS_BIAS, BLOCK_C, ACC)
 
-    # Shifting by h at position 0 keeps the sum of squares accurate when |mean(h)| >> std(h). Every
-    # program of the plane computes the same value with the same code; program 0 publishes it so
-    # the later passes use exactly this constant.
-    zero = tl.zeros((1,), tl.int64)
-    z0 = _load_noise(NOISE, noise_row + zero, zero < 1, HAS_NOISE, ACC)
-    u0 = _pre_act(X, offs[:, None] + zero[None, :], cmask[:, None], z0, nw, b, HAS_NOISE, HAS_BIAS, ACC)
-    shift = tl.sum(apply_act(u0, ACT, SLOPE), axis=1)  # (BLOCK_C,): a sum over one element
+    # Shifted sums keep the sum of squares accurate when |mean(h)| >> std(h); the shift is the mean
+    # of the plane's first values of h (kernels/_shift.py). Every program of the plane computes the
+    # same value with the same code; program 0 publishes it so the later passes use exactly this one.
+    sample = tl.zeros((BLOCK_C, BLOCK_HW), ACC)
+    for off0 in range(0, SHIFT_SAMPLE, BLOCK_HW):
+        hw0, in_sample = sample_tile(off0, HW, BLOCK_HW)
+        pos0 = hw0.to(tl.int64)
+        m0 = cmask[:, None] & in_sample[None, :]
+        z0 = _load_noise(NOISE, noise_row + pos0 * noise_stride_hw, in_sample, HAS_NOISE, ACC)
+        u0 = _pre_act(X, offs[:, None] + pos0[None, :] * stride_hw, m0, z0, nw, b, HAS_NOISE, HAS_BIAS, ACC)
+        sample += tl.where(m0, apply_act(u0, ACT, SLOPE), 0.0)
+    shift = sample_mean(sample, HW)
     rows = n * C + c
     if s == 0:
         tl.store(SHIFT + rows, shift, mask=cmask)
@@ -306,8 +312,7 @@ def _resident_fwd_kernel(
                                                noise_stride_n, noise_stride_hw, HAS_NOISE, HAS_BIAS, BLOCK_C,
                                                BLOCK_HW, ACC)
     h = apply_act(u, ACT, SLOPE)
-    first = tl.arange(0, BLOCK_HW)[None, :] == 0
-    shift = tl.sum(tl.where(first, h, 0.0), axis=1)  # h at the plane's first position, as pass 1 takes it
+    shift = resident_shift(h, m, BLOCK_HW, HW)  # as pass 1 takes it
     d = tl.where(m, h - shift[:, None], 0.0)
     mean_d = tl.sum(d, axis=1) / HW
     centred = tl.where(m, d - mean_d[:, None], 0.0)  # exact two-pass variance from registers

@@ -7,7 +7,7 @@ and a chunk of the Ho*Wo output positions; a plane split over S programs goes th
 partial-sum buffers reduced in a fixed order (deterministic, no atomics).
 
 Forward (reads x twice, writes y once):
-  pass 1  z tiles -> per-plane shifted sums of z and z^2 (shift: z at output (0, 0)).
+  pass 1  z tiles -> per-plane shifted sums of z and z^2 (shift: the mean of the first z, _shift.py).
   pass 2  z tiles -> normalise, affine, act -> y; per-program partial sums of y, reduced on the
           host side by one deterministic sum into the squeeze y.mean((2, 3)).
 Backward (dz = gradient before the norm, g = (dy + dsqueeze / (Ho*Wo)) * act'):
@@ -31,6 +31,7 @@ from effgan.ops._checks import memory_format_of
 from ._activation import act_backward, apply_act
 from ._affine import affine_params
 from ._launch import cdiv, constexpr_slope, next_pow2, plane_split, torch_acc_dtype, triton_acc_dtype
+from ._shift import SHIFT_SAMPLE, sample_mean, sample_tile
 
 
 @triton.jit
@@ -88,13 +89,18 @@ def _stats_kernel(
     XP = X + xoffs[:, None]
     WP = WT + c * (K * K)
     rows = n * C + c
-    # Shifting by the plane's first conv output keeps the sum of squares accurate when |mean| >> std.
-    hw0 = tl.zeros((2,), tl.int32)
-    m0 = cmask[:, None] & (hw0[None, :] < HWo)
-    # Names distinct from the loop's: the compiler treats a name assigned before and inside the
-    # loop as loop-carried, and these tiles have a different shape from the loop's.
-    _ho_first, _wo_first, hi_first, wi_first = _out_pos(hw0, Wo, STRIDE, PAD)
-    shift = tl.max(_conv_tile(XP, WP, cmask, m0, hi_first, wi_first, H, W, sxh, sxw, K, ACC), axis=1)
+    # Shifted sums keep the sum of squares accurate when |mean| >> std; the shift is the mean of the
+    # plane's first conv outputs (kernels/_shift.py), the same in every program of the plane.
+    # Names distinct from the main loop's: the compiler treats a name assigned before and inside a
+    # loop as loop-carried.
+    sample = tl.zeros((BLOCK_C, BLOCK_HW), ACC)
+    for off0 in range(0, SHIFT_SAMPLE, BLOCK_HW):
+        hw_first, in_sample = sample_tile(off0, HWo, BLOCK_HW)
+        m_first = cmask[:, None] & in_sample[None, :]
+        _ho_first, _wo_first, hi_first, wi_first = _out_pos(hw_first, Wo, STRIDE, PAD)
+        sample += tl.where(m_first, _conv_tile(XP, WP, cmask, m_first, hi_first, wi_first, H, W, sxh, sxw, K, ACC),
+                           0.0)
+    shift = sample_mean(sample, HWo)
     if s == 0:
         tl.store(STATS + rows, shift, mask=cmask)
     acc_s = tl.zeros((BLOCK_C, BLOCK_HW), ACC)

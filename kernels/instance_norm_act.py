@@ -28,6 +28,7 @@ from effgan import _alloc
 from ._activation import act_backward, apply_act
 from ._affine import affine_params
 from ._launch import cdiv, constexpr_slope, plane_split, resident_plane, torch_acc_dtype, triton_acc_dtype
+from ._shift import plane_shift, resident_shift
 
 
 @triton.jit
@@ -44,8 +45,8 @@ def _partial_stats_kernel(
     s = tl.program_id(2)
     cmask = c < C
     plane = X + n * stride_n + c.to(tl.int64) * stride_c  # (BLOCK_C,) plane starts
-    # Shifting by each plane's first element keeps sum-of-squares accurate when |mean| >> std.
-    shift = tl.load(plane, mask=cmask, other=0.0).to(ACC)
+    # Shifted sums keep the sum of squares accurate when |mean| >> std (kernels/_shift.py).
+    shift = plane_shift(plane, cmask, HW, stride_hw, BLOCK_C, BLOCK_HW, ACC)
     acc_s = tl.zeros((BLOCK_C, BLOCK_HW), ACC)
     acc_q = tl.zeros((BLOCK_C, BLOCK_HW), ACC)
     start = s * CHUNK
@@ -69,7 +70,7 @@ def _norm_act_fwd_kernel(
     W,  # (C,) affine weight or dummy
     B,  # (C,) affine bias or dummy
     PSUM, PSQ,  # (N*C, S) partial sums from _partial_stats_kernel
-    MEAN, RSTD,  # (N*C,) saved statistics: mean relative to the plane's first element, 1/std
+    MEAN, RSTD,  # (N*C,) saved statistics: mean relative to the plane's shift, 1/std
     C, HW, CHUNK, S, eps,
     stride_n, stride_c, stride_hw,
     HAS_W: tl.constexpr, HAS_B: tl.constexpr, HAS_RES: tl.constexpr, ACT: tl.constexpr, SLOPE: tl.constexpr,
@@ -80,7 +81,7 @@ def _norm_act_fwd_kernel(
     s = tl.program_id(2)
     cmask = c < C
     offs = n * stride_n + c.to(tl.int64) * stride_c
-    shift = tl.load(X + offs, mask=cmask, other=0.0).to(ACC)
+    shift = plane_shift(X + offs, cmask, HW, stride_hw, BLOCK_C, BLOCK_HW, ACC)
 
     rows = n * C + c
     sidx = tl.arange(0, BLOCK_S)
@@ -89,7 +90,7 @@ def _norm_act_fwd_kernel(
     mean_d = tl.sum(tl.load(PSUM + pidx, mask=pm, other=0.0), axis=1) / HW
     var = tl.maximum(tl.sum(tl.load(PSQ + pidx, mask=pm, other=0.0), axis=1) / HW - mean_d * mean_d, 0.0)
     rstd = 1.0 / tl.sqrt(var + eps)
-    # The saved "mean" is relative to the plane's first element: shift + mean_d would round to the
+    # The saved "mean" is relative to the plane's shift: shift + mean_d would round to the
     # accumulation dtype's ulp at |mean|, which is large against a small std.
     if s == 0:
         tl.store(MEAN + rows, mean_d, mask=cmask)
@@ -132,7 +133,7 @@ def _partial_grad_sums_kernel(
     cmask = c < C
     offs = n * stride_n + c.to(tl.int64) * stride_c
     rows = n * C + c
-    shift = tl.load(X + offs, mask=cmask, other=0.0).to(ACC)
+    shift = plane_shift(X + offs, cmask, HW, stride_hw, BLOCK_C, BLOCK_HW, ACC)
     mean_d = tl.load(MEAN + rows, mask=cmask, other=0.0)
     rstd = tl.load(RSTD + rows, mask=cmask, other=0.0)
     w, b = affine_params(W, B, c, cmask, HAS_W, HAS_B, BLOCK_C, ACC)
@@ -173,7 +174,7 @@ def _input_grad_kernel(
     cmask = c < C
     offs = n * stride_n + c.to(tl.int64) * stride_c
     rows = n * C + c
-    shift = tl.load(X + offs, mask=cmask, other=0.0).to(ACC)
+    shift = plane_shift(X + offs, cmask, HW, stride_hw, BLOCK_C, BLOCK_HW, ACC)
     mean_d = tl.load(MEAN + rows, mask=cmask, other=0.0)
     rstd = tl.load(RSTD + rows, mask=cmask, other=0.0)
     w, b = affine_params(W, B, c, cmask, HAS_W, HAS_B, BLOCK_C, ACC)
@@ -221,9 +222,9 @@ def _resident_fwd_kernel(
     m = cmask[:, None] & (hw[None, :] < HW)
     idx = offs[:, None] + hw[None, :].to(tl.int64) * stride_hw
     x = tl.load(X + idx, mask=m, other=0.0).to(ACC)
-    # The same statistics as the two-kernel path (mean relative to the plane's first element), but
-    # the variance from the centred values held here: exact two-pass, no cancellation.
-    shift = tl.sum(tl.where(hw[None, :] == 0, x, 0.0), axis=1)
+    # The same statistics as the two-kernel path (mean relative to the plane's shift), but the
+    # variance from the centred values held here: exact two-pass, no cancellation.
+    shift = resident_shift(x, m, BLOCK_HW, HW)
     d = tl.where(m, x - shift[:, None], 0.0)
     mean_d = tl.sum(d, axis=1) / HW
     centred = tl.where(m, d - mean_d[:, None], 0.0)
@@ -262,7 +263,7 @@ def _resident_bwd_kernel(
     idx = offs[:, None] + hw[None, :].to(tl.int64) * stride_hw
     x = tl.load(X + idx, mask=m, other=0.0).to(ACC)
     dz = tl.load(DY + idx, mask=m, other=0.0).to(ACC)
-    shift = tl.sum(tl.where(hw[None, :] == 0, x, 0.0), axis=1)
+    shift = resident_shift(x, m, BLOCK_HW, HW)
     mean_d = tl.load(MEAN + rows, mask=cmask, other=0.0)
     rstd = tl.load(RSTD + rows, mask=cmask, other=0.0)
     w, b = affine_params(W, B, c, cmask, HAS_W, HAS_B, BLOCK_C, ACC)
@@ -285,8 +286,8 @@ def _dummy(x: torch.Tensor) -> torch.Tensor:
 def forward(x, weight, bias, residual, eps: float, act: int, slope: float):
     """y and the saved statistics for contiguous or channels_last ``x`` (operands validated).
 
-    The statistics are (mean - x[n, c, 0, 0], 1 / std) per plane: backend-internal values that only
-    this module's backward consumes.
+    The statistics are (mean - shift, 1 / std) per plane (the shift: kernels/_shift.py), backend-internal
+    values that only this module's backward consumes.
     """
     N, C, H, W = x.shape
     HW = H * W

@@ -1,10 +1,18 @@
-"""The C++ kernels' plane statistics keep their precision when a plane's first value is an outlier.
+"""The kernels' plane statistics keep their precision when a plane's first value is an outlier.
 
-The kernels sum v - shift and (v - shift)^2 and take the variance as sumsq / n - mean^2: about a
-shift far from the plane's mean (in standard deviations) that cancels. The shift was the plane's
-first value; with a 1000-sigma value there the normalised output was off by 0.3-0.5. It is now the
-mean of the plane's first values (csrc/params.h: sample_mean).
+The C++ kernels and the Triton kernels that split a plane over programs sum v - shift and
+(v - shift)^2 and take the variance as sumsq / n - mean^2: about a shift far from the plane's mean
+(in standard deviations) that cancels. The shift was the plane's first value; with a 1000-sigma value
+there the normalised output was off by 0.3-0.5. It is now the mean of the plane's first values
+(csrc/params.h: sample_mean; kernels/_shift.py). The Triton resident path (whole planes in registers)
+takes the exact two-pass variance and is checked here in the same convention.
+
+On the CPU the Triton launchers run one program per plane; "triton-split" forces the GPU's geometry
+(several programs per plane, tiles smaller than the shift's sample) and "triton-resident" the
+resident path.
 """
+import importlib
+
 import pytest
 import torch
 
@@ -16,8 +24,35 @@ from effgan.ops.instance_norm_act import instance_norm_act
 TOL = 1e-3  # the float32 kernels against float64; the old shift was off by 0.3-0.5 here
 
 
-def needs_cpp(op):
-    return pytest.mark.skipif("cpp" not in available_impls("cpu", op), reason=f"cpp unavailable for {op}")
+def backends(op, resident=True):
+    """(impl, path) cases for ``op``: the C++ backend and the Triton launch paths, each skipped where absent."""
+    paths = [("cpp", None), ("triton", None), ("triton", "split")] + ([("triton", "resident")] if resident else [])
+    return [pytest.param(impl, path, id=impl + (f"-{path}" if path else ""),
+                         marks=[] if impl in available_impls("cpu", op) else
+                         [pytest.mark.skip(reason=f"{impl} unavailable for {op}")])
+            for impl, path in paths]
+
+
+def force_path(monkeypatch, op, path):
+    """Make the Triton launchers of ``op`` take ``path`` ("split" or "resident") on the CPU."""
+    if path is None:
+        return
+    from effgan.kernels._launch import PlaneSplit, next_pow2, resident_geometry
+
+    kernels = importlib.import_module(f"effgan.kernels.{op}")
+    if path == "resident":
+        monkeypatch.setattr(kernels, "resident_plane", lambda x, N, C, HW: resident_geometry(x, N, C, HW))
+        return
+
+    def split(x, N, C, HW, **_):
+        block_hw = 64  # a quarter of the shift's sample: its loop takes several tiles
+        chunk = max(block_hw, -(-HW // (4 * block_hw)) * block_hw)
+        s = -(-HW // chunk)
+        return PlaneSplit(4 if x.stride(1) == 1 and C > 1 else 1, block_hw, s, chunk, next_pow2(s), 2)
+
+    if hasattr(kernels, "resident_plane"):
+        monkeypatch.setattr(kernels, "resident_plane", lambda x, N, C, HW: None)
+    monkeypatch.setattr(kernels, "plane_split", split)
 
 
 def outlier_input(shape, channels_last, corner=1000.0):
@@ -34,31 +69,37 @@ def forward_backward(fn, x, dy):
     return y.detach().double(), x.grad.double()
 
 
-def assert_close_to_float64(fn, x):
+def assert_close_to_float64(fn, x, impl):
     dy = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
-    got_y, got_dx = forward_backward(lambda t: fn(t, "cpp"), x, dy)
+    got_y, got_dx = forward_backward(lambda t: fn(t, impl), x, dy)
     want_y, want_dx = forward_backward(lambda t: fn(t, "ref"), x.double(), dy.double())
     assert (got_y - want_y).abs().max().item() < TOL
     assert (got_dx - want_dx).abs().max().item() < TOL
 
 
-@needs_cpp("instance_norm_act")
+@pytest.mark.parametrize("impl,path", backends("instance_norm_act"))
 @pytest.mark.parametrize("channels_last", [False, True])
-@pytest.mark.parametrize("shape", [(1, 3, 64, 64), (1, 2, 256, 256)])  # whole planes per thread; split planes
-def test_instance_norm_act(shape, channels_last):
+@pytest.mark.parametrize("shape", [(1, 3, 64, 64), (1, 2, 256, 256)])  # C++: whole planes per thread; split
+def test_instance_norm_act(shape, channels_last, impl, path, monkeypatch):
+    if path == "resident" and shape[-1] > 64:
+        pytest.skip("a 256x256 plane is over the resident path's register tile")
+    force_path(monkeypatch, "instance_norm_act", path)
     x = outlier_input(shape, channels_last)
     w = torch.rand(shape[1], generator=torch.Generator().manual_seed(2)) + 0.5
 
     def fn(t, impl):
         return instance_norm_act(t, w.to(t.dtype), None, act="relu", impl=impl)
 
-    assert_close_to_float64(fn, x)
+    assert_close_to_float64(fn, x, impl)
 
 
-@needs_cpp("adain")
+@pytest.mark.parametrize("impl,path", backends("adain"))
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("shape", [(1, 3, 64, 64), (1, 2, 256, 256)])
-def test_adain(shape, channels_last):
+def test_adain(shape, channels_last, impl, path, monkeypatch):
+    if path == "resident" and shape[-1] > 64:
+        pytest.skip("a 256x256 plane is over the resident path's register tile")
+    force_path(monkeypatch, "adain", path)
     x = outlier_input(shape, channels_last)
     g = torch.Generator().manual_seed(3)
     scale, bias = torch.rand(shape[:2], generator=g) + 0.5, torch.randn(shape[:2], generator=g)
@@ -66,12 +107,13 @@ def test_adain(shape, channels_last):
     def fn(t, impl):
         return adain(t, scale.to(t.dtype), bias.to(t.dtype), act="leaky_relu", impl=impl)
 
-    assert_close_to_float64(fn, x)
+    assert_close_to_float64(fn, x, impl)
 
 
-@needs_cpp("dwconv_norm_act")
+@pytest.mark.parametrize("impl,path", backends("dwconv_norm_act", resident=False))
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_dwconv_norm_act(channels_last):
+def test_dwconv_norm_act(channels_last, impl, path, monkeypatch):
+    force_path(monkeypatch, "dwconv_norm_act", path)
     x = outlier_input((1, 3, 64, 64), channels_last)
     w = torch.zeros(3, 1, 3, 3)
     w[:, :, 1, 1] = 1.0
@@ -80,4 +122,4 @@ def test_dwconv_norm_act(channels_last):
     def fn(t, impl):
         return dwconv_norm_act(t, w.to(t.dtype), act="identity", impl=impl)[0]
 
-    assert_close_to_float64(fn, x)
+    assert_close_to_float64(fn, x, impl)
