@@ -5,11 +5,18 @@
 
 A change to a CPU kernel is often worth 5-30 %, and this shared machine's speed drifts by as much
 between two benchmark runs, so runs before and after a change cannot separate them. Here the
-current build (``--new``, default: the one effgan loads) and an earlier one (``--old``: build it
-from the earlier commit with ``EFFGAN_EXT_DIR=<dir> python -m effgan.build_ext`` and point at
-``<dir>/<key>/effgan_cpp.so``) run the op benchmark's cases (``effgan.bench.op_cases``) in turns,
-call by call, with eager PyTorch between them; it prints medians and each build's ratio to eager.
+current build (``--new``, default: the one effgan loads) and an earlier one (``--old``) run the op
+benchmark's cases (``effgan.bench.op_cases``) in turns, call by call, with eager PyTorch between
+them; it prints medians and each build's ratio to eager.
 Both builds must take the same arguments (the Python launchers are today's).
+
+The earlier build: check the earlier commit out beside this one (``git worktree add /tmp/old REV``)
+and build its sources by path, since ``python -m effgan.build_ext`` builds the sources of the
+installed package wherever it runs:
+
+    EFFGAN_EXT_DIR=/tmp/ext_old python -c "from effgan import _cpp_build; _cpp_build.build(src='/tmp/old/csrc')"
+
+then pass ``--old /tmp/ext_old/<key>/effgan_cpp.so``.
 """
 from __future__ import annotations
 

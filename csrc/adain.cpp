@@ -145,18 +145,25 @@ void forward_nchw(const T* x, const T* z, const Operands& o, const A* nw, const 
   const int64_t P = o.N * o.C, HW = o.HW;
   const int64_t nblk = ceil_div(HW, kBlock);
   const bool stream = stream_outputs<T>(P * HW);
+  // The shift of plane p: sample_mean of h. Whole planes per thread take it as they start the
+  // plane; split planes need every shift before their blocks.
+  auto plane_shift_h = [&](int64_t p) {
+    const int64_t c = p % o.C;
+    const A nwc = nw ? nw[c] : A(0), bc = b ? b[c] : A(0);
+    const T* xp = x + p * HW;
+    const T* zp = z + (p / o.C) * o.z_stride_n;
+    return sample_mean<T, A>(HW, [&](auto v, int64_t i) {
+      using V = decltype(v);
+      return activated<ACT>(load<V>(xp + i), load<V>(zp + i), nwc, bc, slope);
+    });
+  };
+  const bool split = split_planes(P, nblk);
   std::vector<A> shifts(P);
-  parallel_for(0, P, 64, [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t c = p % o.C;
-      const A nwc = nw ? nw[c] : A(0), bc = b ? b[c] : A(0);
-      const T* xp = x + p * HW;
-      const T* zp = z + (p / o.C) * o.z_stride_n;
-      shifts[p] = sample_mean<A>(HW, [&](int64_t i) {
-        return activated<ACT>(static_cast<A>(xp[i]), static_cast<A>(zp[i]), nwc, bc, slope);
-      });
-    }
-  });
+  if (split) {
+    parallel_for(0, P, 64, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) shifts[p] = plane_shift_h(p);
+    });
+  }
   auto coef = [&](int64_t p) {
     const int64_t c = p % o.C;
     return AdaCoef<A>{nw ? nw[c] : A(0), b ? b[c] : A(0), shifts[p], A(0), A(0), A(0), A(0)};
@@ -170,13 +177,14 @@ void forward_nchw(const T* x, const T* z, const Operands& o, const A* nw, const 
     k.k = k.rstd * scale[p];
     k.sb = sbias[p];
   };
-  if (!split_planes(P, nblk)) {
+  if (!split) {
     parallel_for(0, P, 1, [&](int64_t p0, int64_t p1) {
       // A costly activation's h is kept for the output pass (a plane per thread, read back from L2)
       // rather than evaluated twice; the same values either way.
       std::vector<A> h_buf(kCostlyAct<ACT> ? HW : 0);
       A* h_keep = kCostlyAct<ACT> ? h_buf.data() : nullptr;
       for (int64_t p = p0; p < p1; ++p) {
+        shifts[p] = plane_shift_h(p);
         AdaCoef<A> k = coef(p);
         const T* xp = x + p * HW;
         const T* zp = z + (p / o.C) * o.z_stride_n;
@@ -327,10 +335,11 @@ void forward_cl(const T* x, const T* z, const Operands& o, const A* nw, const A*
       a.b[p] = b ? b[c] : A(0);
     }
   }
-  a.shift = cl_sample_means<A>(N, C, HW, [&](int64_t n, int64_t px, int64_t c) {
+  a.shift = cl_sample_means<T, A>(N, C, HW, [&](auto v, int64_t n, int64_t px, int64_t c) {
+    using V = decltype(v);
     const int64_t p = n * C + c;
-    return activated<ACT>(static_cast<A>(x[(n * HW + px) * C + c]), static_cast<A>(z[n * o.z_stride_n + px]), a.nw[p],
-                          a.b[p], slope);
+    return activated<ACT>(load<V>(x + (n * HW + px) * C + c), static_cast<A>(z[n * o.z_stride_n + px]),
+                          load<V>(a.nw.data() + p), load<V>(a.b.data() + p), slope);
   });
   std::vector<double> sum, sumsq;
   cl_channel_sums<T, A>(

@@ -120,7 +120,7 @@ void forward_planes(const T* x, const A* wt, const A* nw, const A* nb, T* y, T* 
         const int64_t p = p0 + k, c = c0 + k;
         const A* xp = cl ? xpad[k].buf.data() : xpad[k].fill(x + p * HW);
         conv_plane<S>(xp, xpad[k].stride, wt + c * KK, z.data(), g.K, g.Ho, g.Wo);
-        const A shift = sample_mean<A>(HWo, [&](int64_t i) { return z[i]; });  // params.h says why
+        const A shift = plane_shift<A, A>(z.data(), HWo);  // params.h: sample_mean says why
         double sum, sumsq;
         blocked_shifted_sums(z.data(), HWo, shift, sum, sumsq);
         const double m = sum / static_cast<double>(HWo);

@@ -96,16 +96,19 @@ void forward_nchw(const T* x, const T* res, T* y, A* mean, A* rstd, const A* w, 
   const int64_t P = N * C;
   const int64_t nblk = ceil_div(HW, kBlock);
   const bool stream = stream_outputs<T>(P * HW);
-  const std::vector<A> shifts = plane_shifts<T, A>(x, P, HW);
+  const bool split = split_planes(P, nblk);
+  // Whole planes per thread take their shift as they start the plane (its first lines then stay
+  // in cache for the sums); split planes need every shift before their blocks.
+  std::vector<A> shifts = split ? plane_shifts<T, A>(x, P, HW) : std::vector<A>(P);
   auto coef = [&](int64_t p) {
     const int64_t c = p % C;
     return PlaneCoef<A>{shifts[p], mean[p], rstd[p], w ? w[c] : A(1), b ? b[c] : A(0)};
   };
-  if (!split_planes(P, nblk)) {
+  if (!split) {
     parallel_for(0, P, 1, [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
         const T* xp = x + p * HW;
-        const A shift = shifts[p];
+        const A shift = shifts[p] = plane_shift<T, A>(xp, HW);
         double sum = 0, sumsq = 0;
         for (int64_t blk = 0; blk < nblk; ++blk) {
           const int64_t lo = blk * kBlock;
@@ -149,8 +152,8 @@ void forward_nchw(const T* x, const T* res, T* y, A* mean, A* rstd, const A* w, 
 // The shifts of a channels_last x's (n, c) planes, shift[n * C + c].
 template <typename T, typename A>
 std::vector<A> cl_shifts(const T* x, int64_t N, int64_t C, int64_t HW) {
-  return cl_sample_means<A>(N, C, HW, [&](int64_t n, int64_t px, int64_t c) {
-    return static_cast<A>(x[(n * HW + px) * C + c]);
+  return cl_sample_means<T, A>(N, C, HW, [&](auto v, int64_t n, int64_t px, int64_t c) {
+    return load<decltype(v)>(x + (n * HW + px) * C + c);
   });
 }
 
@@ -301,7 +304,8 @@ void backward_nchw(const T* dy, const T* x, T* dx, const A* mean, const A* rstd,
   const int64_t P = N * C;
   const int64_t nblk = ceil_div(HW, kBlock);
   const bool stream = stream_outputs<T>(P * HW);
-  const std::vector<A> shifts = plane_shifts<T, A>(x, P, HW);
+  const bool split = split_planes(P, nblk);
+  std::vector<A> shifts = split ? plane_shifts<T, A>(x, P, HW) : std::vector<A>(P);  // as forward_nchw
   auto coef = [&](int64_t p) {
     const int64_t c = p % C;
     return PlaneCoef<A>{shifts[p], mean[p], rstd[p], w ? w[c] : A(1), b ? b[c] : A(0)};
@@ -314,15 +318,16 @@ void backward_nchw(const T* dy, const T* x, T* dx, const A* mean, const A* rstd,
     mdz = static_cast<A>(static_cast<double>(sum_dz[p]) / HW);
     mdzx = static_cast<A>(static_cast<double>(sum_dzx[p]) / HW);
   };
-  if (!split_planes(P, nblk)) {
+  if (!split) {
     parallel_for(0, P, 1, [&](int64_t p0, int64_t p1) {
       // A costly activation's dz is kept for the dx pass (a plane per thread, read back from L2)
       // rather than evaluated twice; the same values either way.
       std::vector<A> dz_buf(kCostlyAct<ACT> ? HW : 0);
       A* dz_keep = kCostlyAct<ACT> ? dz_buf.data() : nullptr;
       for (int64_t p = p0; p < p1; ++p) {
-        const PlaneCoef<A> k = coef(p);
         const int64_t base = p * HW;
+        shifts[p] = plane_shift<T, A>(x + base, HW);
+        const PlaneCoef<A> k = coef(p);
         double sdz = 0, sdzx = 0;
         for (int64_t blk = 0; blk < nblk; ++blk) {
           const int64_t lo = blk * kBlock;
