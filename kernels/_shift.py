@@ -3,13 +3,18 @@
 The per-plane kernels that split a plane over programs sum v - shift and (v - shift)^2 and take the
 variance as sumsq / n - mean^2, which cancels when the shift lies many standard deviations from the
 plane's mean. A plane's first value can (an outlier, a padded conv's corner, a border pixel), so the
-shift is the mean of the first SHIFT_SAMPLE values instead: at most about sqrt(n / SHIFT_SAMPLE)
-standard deviations from the mean for a plane of n values without structure, so at most
-log10(n / SHIFT_SAMPLE) digits go to the cancellation. (The resident kernels hold the whole plane
-and take the exact two-pass variance; they keep the first value as their shift.)
+shift is the mean of the first m = SHIFT_SAMPLE values instead, which is at most sqrt(n / m)
+standard deviations from the mean of a plane of n values, whatever they are (their squared
+deviations from the mean sum to n var, those of the first m to at least m (shift - mean)^2), so at
+most log10(n / m) digits go to the cancellation. (The resident kernels hold the whole plane, take
+the exact two-pass variance and keep the first value as their shift.) The C++ backend does the same
+(csrc/params.h: sample_mean).
 
-Every program of a plane computes the shift with the same code from the same values, so the sums
-of all of a plane's programs share one constant; the C++ backend does the same (csrc/params.h).
+Every program of a plane computes the shift with the same code from the same values, so the partial
+sums of a plane's programs share one constant. adain and dwconv_norm_act publish it from their first
+pass for the later ones; instance_norm_act's split kernels each compute it again. Should two of those
+kernels round it differently (a tl.sum's order follows the kernel's register layout), xhat moves by
+an ulp of the shift times 1/std: the size of the rounding of the mean in torch's own instance norm.
 """
 import triton
 import triton.language as tl
@@ -40,10 +45,3 @@ def plane_shift(planes, cmask, HW, stride_hw, BLOCK_C: tl.constexpr, BLOCK_HW: t
         total += tl.load(planes[:, None] + hw[None, :].to(tl.int64) * stride_hw, mask=m, other=0.0).to(ACC)
     return sample_mean(total, HW)
 
-
-@triton.jit
-def resident_shift(v, m, BLOCK_HW: tl.constexpr, HW):
-    """The same shift from a (BLOCK_C, BLOCK_HW) tile ``v`` that holds whole planes (valid where ``m``),
-    so both launch paths save statistics in one convention."""
-    in_sample = (tl.arange(0, BLOCK_HW) < SHIFT_SAMPLE)[None, :]
-    return sample_mean(tl.where(m & in_sample, v, 0.0), HW)

@@ -29,7 +29,7 @@ from effgan import _alloc
 
 from ._activation import act_backward, apply_act
 from ._launch import cdiv, constexpr_slope, plane_split, resident_plane, torch_acc_dtype, triton_acc_dtype
-from ._shift import SHIFT_SAMPLE, resident_shift, sample_mean, sample_tile
+from ._shift import SHIFT_SAMPLE, sample_mean, sample_tile
 
 
 @triton.jit
@@ -312,7 +312,10 @@ def _resident_fwd_kernel(
                                                noise_stride_n, noise_stride_hw, HAS_NOISE, HAS_BIAS, BLOCK_C,
                                                BLOCK_HW, ACC)
     h = apply_act(u, ACT, SLOPE)
-    shift = resident_shift(h, m, BLOCK_HW, HW)  # as pass 1 takes it
+    # The exact two-pass variance below needs no particular shift: h at the plane's first position
+    # (a sum with one nonzero term, exact in any order).
+    first = tl.arange(0, BLOCK_HW)[None, :] == 0
+    shift = tl.sum(tl.where(first, h, 0.0), axis=1)
     d = tl.where(m, h - shift[:, None], 0.0)
     mean_d = tl.sum(d, axis=1) / HW
     centred = tl.where(m, d - mean_d[:, None], 0.0)  # exact two-pass variance from registers

@@ -28,7 +28,7 @@ from effgan import _alloc
 from ._activation import act_backward, apply_act
 from ._affine import affine_params
 from ._launch import cdiv, constexpr_slope, plane_split, resident_plane, torch_acc_dtype, triton_acc_dtype
-from ._shift import plane_shift, resident_shift
+from ._shift import plane_shift
 
 
 @triton.jit
@@ -207,7 +207,7 @@ def _input_grad_kernel(
 @triton.jit
 def _resident_fwd_kernel(
     X, Y, RES, W, B,  # as _norm_act_fwd_kernel
-    MEAN, RSTD,  # (N*C,) saved statistics, in the convention of the two-kernel path
+    MEAN, RSTD,  # (N*C,) saved statistics: mean relative to the plane's first value, 1/std
     C, HW, eps,
     stride_n, stride_c, stride_hw,
     HAS_W: tl.constexpr, HAS_B: tl.constexpr, HAS_RES: tl.constexpr, ACT: tl.constexpr, SLOPE: tl.constexpr,
@@ -222,9 +222,9 @@ def _resident_fwd_kernel(
     m = cmask[:, None] & (hw[None, :] < HW)
     idx = offs[:, None] + hw[None, :].to(tl.int64) * stride_hw
     x = tl.load(X + idx, mask=m, other=0.0).to(ACC)
-    # The same statistics as the two-kernel path (mean relative to the plane's shift), but the
-    # variance from the centred values held here: exact two-pass, no cancellation.
-    shift = resident_shift(x, m, BLOCK_HW, HW)
+    # The variance from the centred values held here: exact two-pass, no cancellation, so the shift
+    # is simply the plane's first value (a sum with one nonzero term: the same in every kernel).
+    shift = tl.sum(tl.where(hw[None, :] == 0, x, 0.0), axis=1)
     d = tl.where(m, x - shift[:, None], 0.0)
     mean_d = tl.sum(d, axis=1) / HW
     centred = tl.where(m, d - mean_d[:, None], 0.0)
@@ -263,7 +263,7 @@ def _resident_bwd_kernel(
     idx = offs[:, None] + hw[None, :].to(tl.int64) * stride_hw
     x = tl.load(X + idx, mask=m, other=0.0).to(ACC)
     dz = tl.load(DY + idx, mask=m, other=0.0).to(ACC)
-    shift = resident_shift(x, m, BLOCK_HW, HW)
+    shift = tl.sum(tl.where(hw[None, :] == 0, x, 0.0), axis=1)
     mean_d = tl.load(MEAN + rows, mask=cmask, other=0.0)
     rstd = tl.load(RSTD + rows, mask=cmask, other=0.0)
     w, b = affine_params(W, B, c, cmask, HAS_W, HAS_B, BLOCK_C, ACC)
@@ -286,8 +286,9 @@ def _dummy(x: torch.Tensor) -> torch.Tensor:
 def forward(x, weight, bias, residual, eps: float, act: int, slope: float):
     """y and the saved statistics for contiguous or channels_last ``x`` (operands validated).
 
-    The statistics are (mean - shift, 1 / std) per plane (the shift: kernels/_shift.py), backend-internal
-    values that only this module's backward consumes.
+    The statistics are (mean - shift, 1 / std) per plane, the shift being the plane's first value on
+    the resident path and the mean of its first values otherwise (kernels/_shift.py): backend-internal
+    values that only this module's backward, taking the same path, consumes.
     """
     N, C, H, W = x.shape
     HW = H * W
