@@ -8,6 +8,8 @@ import torch
 import triton
 import triton.language as tl
 
+from ._shift import SHIFT_SAMPLE
+
 # Upper bound on programs per plane: the second pass reduces the S partial sums of a plane in
 # one vector load, and beyond this the partial buffers only add traffic.
 MAX_SPLITS = 64
@@ -41,6 +43,12 @@ class PlaneSplit:
     CHUNK: int  # positions per program, a multiple of BLOCK_HW
     BLOCK_S: int  # next power of two >= S
     num_warps: int
+
+    @property
+    def SAMPLE_HW(self) -> int:
+        """Positions per step over the shift's sample (kernels/_shift.py): a tile no larger than the
+        loop's, and no wider than the sample (a wider one would compute values only to mask them)."""
+        return min(self.BLOCK_HW, SHIFT_SAMPLE.value)
 
 
 @functools.cache

@@ -23,24 +23,25 @@ SHIFT_SAMPLE = tl.constexpr(256)
 
 
 @triton.jit
-def sample_tile(off, HW, BLOCK_HW: tl.constexpr):
-    """Positions off .. off + BLOCK_HW of the sample and which of them are in it."""
-    hw = off + tl.arange(0, BLOCK_HW)
+def sample_tile(off, HW, SAMPLE_HW: tl.constexpr):
+    """Positions off .. off + SAMPLE_HW of the sample (SAMPLE_HW: ``PlaneSplit.SAMPLE_HW``) and which
+    of them are in it."""
+    hw = off + tl.arange(0, SAMPLE_HW)
     return hw, (hw < HW) & (hw < SHIFT_SAMPLE)
 
 
 @triton.jit
 def sample_mean(total, HW):
-    """The sample's mean from the (BLOCK_C, BLOCK_HW) sum of its tiles."""
+    """The sample's mean from the (BLOCK_C, SAMPLE_HW) sum of its tiles."""
     return tl.sum(total, axis=1) / tl.minimum(HW, SHIFT_SAMPLE)
 
 
 @triton.jit
-def plane_shift(planes, cmask, HW, stride_hw, BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, ACC: tl.constexpr):
+def plane_shift(planes, cmask, HW, stride_hw, BLOCK_C: tl.constexpr, SAMPLE_HW: tl.constexpr, ACC: tl.constexpr):
     """The (BLOCK_C,) shifts of the planes starting at ``planes``: the mean of their first values."""
-    total = tl.zeros((BLOCK_C, BLOCK_HW), ACC)
-    for off in range(0, SHIFT_SAMPLE, BLOCK_HW):
-        hw, in_sample = sample_tile(off, HW, BLOCK_HW)
+    total = tl.zeros((BLOCK_C, SAMPLE_HW), ACC)
+    for off in range(0, SHIFT_SAMPLE, SAMPLE_HW):
+        hw, in_sample = sample_tile(off, HW, SAMPLE_HW)
         m = cmask[:, None] & in_sample[None, :]
         total += tl.load(planes[:, None] + hw[None, :].to(tl.int64) * stride_hw, mask=m, other=0.0).to(ACC)
     return sample_mean(total, HW)

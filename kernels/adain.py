@@ -79,7 +79,7 @@ def _fwd_partial_stats_kernel(
     C, HW, CHUNK, S,
     stride_n, stride_c, stride_hw, noise_stride_n, noise_stride_hw,
     HAS_NOISE: tl.constexpr, HAS_BIAS: tl.constexpr, ACT: tl.constexpr, SLOPE: tl.constexpr,
-    BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, ACC: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, SAMPLE_HW: tl.constexpr, ACC: tl.constexpr,
 ):
     n = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
@@ -92,9 +92,9 @@ def _fwd_partial_stats_kernel(
     # Shifted sums keep the sum of squares accurate when |mean(h)| >> std(h); the shift is the mean
     # of the plane's first values of h (kernels/_shift.py). Every program of the plane computes the
     # same value with the same code; program 0 publishes it so the later passes use exactly this one.
-    sample = tl.zeros((BLOCK_C, BLOCK_HW), ACC)
-    for off0 in range(0, SHIFT_SAMPLE, BLOCK_HW):
-        hw0, in_sample = sample_tile(off0, HW, BLOCK_HW)
+    sample = tl.zeros((BLOCK_C, SAMPLE_HW), ACC)
+    for off0 in range(0, SHIFT_SAMPLE, SAMPLE_HW):
+        hw0, in_sample = sample_tile(off0, HW, SAMPLE_HW)
         pos0 = hw0.to(tl.int64)
         m0 = cmask[:, None] & in_sample[None, :]
         z0 = _load_noise(NOISE, noise_row + pos0 * noise_stride_hw, in_sample, HAS_NOISE, ACC)
@@ -414,7 +414,7 @@ def forward(x, style_scale, style_bias, noise, noise_weight, bias, eps: float, a
                  BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, ACC=triton_acc_dtype(x.dtype),
                  num_warps=split.num_warps)
     _fwd_partial_stats_kernel[grid](
-        x, z, nw, b, shift, psum, psq, C, HW, split.CHUNK, split.S, *strides, **flags,
+        x, z, nw, b, shift, psum, psq, C, HW, split.CHUNK, split.S, *strides, SAMPLE_HW=split.SAMPLE_HW, **flags,
     )
     _fwd_norm_style_kernel[grid](
         x, y, z, nw, b, style_scale, style_bias, shift, psum, psq, mean, rstd,

@@ -79,7 +79,7 @@ def _stats_kernel(
     C, H, W, Wo, HWo, CHUNK, S, NC,
     sxn, sxc, sxh, sxw,
     K: tl.constexpr, STRIDE: tl.constexpr, PAD: tl.constexpr,
-    BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, ACC: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, SAMPLE_HW: tl.constexpr, ACC: tl.constexpr,
 ):
     n = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
@@ -93,9 +93,9 @@ def _stats_kernel(
     # plane's first conv outputs (kernels/_shift.py), the same in every program of the plane.
     # Names distinct from the main loop's: the compiler treats a name assigned before and inside a
     # loop as loop-carried.
-    sample = tl.zeros((BLOCK_C, BLOCK_HW), ACC)
-    for off0 in range(0, SHIFT_SAMPLE, BLOCK_HW):
-        hw_first, in_sample = sample_tile(off0, HWo, BLOCK_HW)
+    sample = tl.zeros((BLOCK_C, SAMPLE_HW), ACC)
+    for off0 in range(0, SHIFT_SAMPLE, SAMPLE_HW):
+        hw_first, in_sample = sample_tile(off0, HWo, SAMPLE_HW)
         m_first = cmask[:, None] & in_sample[None, :]
         _ho_first, _wo_first, hi_first, wi_first = _out_pos(hw_first, Wo, STRIDE, PAD)
         sample += tl.where(m_first, _conv_tile(XP, WP, cmask, m_first, hi_first, wi_first, H, W, sxh, sxw, K, ACC),
@@ -388,7 +388,7 @@ def forward(x, weight, norm_weight, norm_bias, stride: int, pad: int, eps: float
     geo = dict(K=K, STRIDE=stride, PAD=pad, BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW,
                ACC=triton_acc_dtype(x.dtype), num_warps=split.num_warps)
     _stats_kernel[grid](x, weight, psum, psq, stats, C, H, W, Wo, HWo, split.CHUNK, split.S, N * C,
-                        *_strides(x), **geo)
+                        *_strides(x), SAMPLE_HW=split.SAMPLE_HW, **geo)
     _fwd_kernel[grid](
         x, weight,
         norm_weight if norm_weight is not None else _dummy(x),

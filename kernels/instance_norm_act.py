@@ -38,7 +38,7 @@ def _partial_stats_kernel(
     PSQ,  # (N*C, S) partial sums of (x - shift)^2
     C, HW, CHUNK, S,
     stride_n, stride_c, stride_hw,
-    BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, ACC: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, SAMPLE_HW: tl.constexpr, ACC: tl.constexpr,
 ):
     n = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
@@ -46,7 +46,7 @@ def _partial_stats_kernel(
     cmask = c < C
     plane = X + n * stride_n + c.to(tl.int64) * stride_c  # (BLOCK_C,) plane starts
     # Shifted sums keep the sum of squares accurate when |mean| >> std (kernels/_shift.py).
-    shift = plane_shift(plane, cmask, HW, stride_hw, BLOCK_C, BLOCK_HW, ACC)
+    shift = plane_shift(plane, cmask, HW, stride_hw, BLOCK_C, SAMPLE_HW, ACC)
     acc_s = tl.zeros((BLOCK_C, BLOCK_HW), ACC)
     acc_q = tl.zeros((BLOCK_C, BLOCK_HW), ACC)
     start = s * CHUNK
@@ -74,14 +74,14 @@ def _norm_act_fwd_kernel(
     C, HW, CHUNK, S, eps,
     stride_n, stride_c, stride_hw,
     HAS_W: tl.constexpr, HAS_B: tl.constexpr, HAS_RES: tl.constexpr, ACT: tl.constexpr, SLOPE: tl.constexpr,
-    BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, BLOCK_S: tl.constexpr, ACC: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, SAMPLE_HW: tl.constexpr, BLOCK_S: tl.constexpr, ACC: tl.constexpr,
 ):
     n = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     s = tl.program_id(2)
     cmask = c < C
     offs = n * stride_n + c.to(tl.int64) * stride_c
-    shift = plane_shift(X + offs, cmask, HW, stride_hw, BLOCK_C, BLOCK_HW, ACC)
+    shift = plane_shift(X + offs, cmask, HW, stride_hw, BLOCK_C, SAMPLE_HW, ACC)
 
     rows = n * C + c
     sidx = tl.arange(0, BLOCK_S)
@@ -125,7 +125,7 @@ def _partial_grad_sums_kernel(
     C, HW, CHUNK, S,
     stride_n, stride_c, stride_hw,
     HAS_W: tl.constexpr, HAS_B: tl.constexpr, ACT: tl.constexpr, SLOPE: tl.constexpr,
-    BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, ACC: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, SAMPLE_HW: tl.constexpr, ACC: tl.constexpr,
 ):
     n = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
@@ -133,7 +133,7 @@ def _partial_grad_sums_kernel(
     cmask = c < C
     offs = n * stride_n + c.to(tl.int64) * stride_c
     rows = n * C + c
-    shift = plane_shift(X + offs, cmask, HW, stride_hw, BLOCK_C, BLOCK_HW, ACC)
+    shift = plane_shift(X + offs, cmask, HW, stride_hw, BLOCK_C, SAMPLE_HW, ACC)
     mean_d = tl.load(MEAN + rows, mask=cmask, other=0.0)
     rstd = tl.load(RSTD + rows, mask=cmask, other=0.0)
     w, b = affine_params(W, B, c, cmask, HAS_W, HAS_B, BLOCK_C, ACC)
@@ -166,7 +166,7 @@ def _input_grad_kernel(
     C, HW, CHUNK, S,
     stride_n, stride_c, stride_hw,
     HAS_W: tl.constexpr, HAS_B: tl.constexpr, ACT: tl.constexpr, SLOPE: tl.constexpr,
-    BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, BLOCK_S: tl.constexpr, ACC: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, SAMPLE_HW: tl.constexpr, BLOCK_S: tl.constexpr, ACC: tl.constexpr,
 ):
     n = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
@@ -174,7 +174,7 @@ def _input_grad_kernel(
     cmask = c < C
     offs = n * stride_n + c.to(tl.int64) * stride_c
     rows = n * C + c
-    shift = plane_shift(X + offs, cmask, HW, stride_hw, BLOCK_C, BLOCK_HW, ACC)
+    shift = plane_shift(X + offs, cmask, HW, stride_hw, BLOCK_C, SAMPLE_HW, ACC)
     mean_d = tl.load(MEAN + rows, mask=cmask, other=0.0)
     rstd = tl.load(RSTD + rows, mask=cmask, other=0.0)
     w, b = affine_params(W, B, c, cmask, HAS_W, HAS_B, BLOCK_C, ACC)
@@ -319,7 +319,7 @@ def forward(x, weight, bias, residual, eps: float, act: int, slope: float):
     grid = (N, cdiv(C, split.BLOCK_C), split.S)
     _partial_stats_kernel[grid](
         x, psum, psq, C, HW, split.CHUNK, split.S, *strides,
-        BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, ACC=ACC, num_warps=split.num_warps,
+        BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, SAMPLE_HW=split.SAMPLE_HW, ACC=ACC, num_warps=split.num_warps,
     )
     _norm_act_fwd_kernel[grid](
         x, y,
@@ -329,7 +329,7 @@ def forward(x, weight, bias, residual, eps: float, act: int, slope: float):
         psum, psq, mean, rstd,
         C, HW, split.CHUNK, split.S, eps, *strides,
         HAS_W=weight is not None, HAS_B=bias is not None, HAS_RES=residual is not None, ACT=act, SLOPE=slope,
-        BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, BLOCK_S=split.BLOCK_S, ACC=ACC,
+        BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, SAMPLE_HW=split.SAMPLE_HW, BLOCK_S=split.BLOCK_S, ACC=ACC,
         num_warps=split.num_warps,
     )
     return y, mean, rstd
@@ -364,12 +364,12 @@ def backward(dy, x, weight, bias, mean, rstd, act: int, slope: float):
     grid = (N, cdiv(C, split.BLOCK_C), split.S)
     _partial_grad_sums_kernel[grid](
         x, dy, w, b, mean, rstd, pdz, pdzx, C, HW, split.CHUNK, split.S, *strides, **flags,
-        BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, ACC=ACC, num_warps=split.num_warps,
+        BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, SAMPLE_HW=split.SAMPLE_HW, ACC=ACC, num_warps=split.num_warps,
     )
     _input_grad_kernel[grid](
         x, dy, dx, w, b, mean, rstd, pdz, pdzx, sum_dz, sum_dzx,
         C, HW, split.CHUNK, split.S, *strides, **flags,
-        BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, BLOCK_S=split.BLOCK_S, ACC=ACC,
+        BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, SAMPLE_HW=split.SAMPLE_HW, BLOCK_S=split.BLOCK_S, ACC=ACC,
         num_warps=split.num_warps,
     )
     return dx, sum_dz, sum_dzx

@@ -5,7 +5,7 @@ The C++ kernels and the Triton kernels that split a plane over programs sum v - 
 (in standard deviations) that cancels. The shift was the plane's first value; with a 1000-sigma value
 there the normalised output was off by 0.3-0.5. It is now the mean of the plane's first values
 (csrc/params.h: sample_mean; kernels/_shift.py). The Triton resident path (whole planes in registers)
-takes the exact two-pass variance and is checked here in the same convention.
+takes the exact two-pass variance and is checked here too.
 
 On the CPU the Triton launchers run one program per plane; "triton-split" forces the GPU's geometry
 (several programs per plane, tiles smaller than the shift's sample) and "triton-resident" the

@@ -114,7 +114,8 @@ def instance_norm_act(K, launch):
         # forward()
         launch(m._partial_stats_kernel,
                x, psum, psq, C, HW, split.CHUNK, split.S, *strides,
-               BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, ACC=ACC, num_warps=split.num_warps)
+               BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, SAMPLE_HW=split.SAMPLE_HW, ACC=ACC,
+               num_warps=split.num_warps)
         launch(m._norm_act_fwd_kernel,
                x, y,
                residual if residual is not None else dummy(x),
@@ -123,8 +124,8 @@ def instance_norm_act(K, launch):
                psum, psq, mean, rstd,
                C, HW, split.CHUNK, split.S, 1e-5, *strides,
                HAS_W=weight is not None, HAS_B=bias is not None, HAS_RES=residual is not None, ACT=act,
-               SLOPE=slope, BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, BLOCK_S=split.BLOCK_S, ACC=ACC,
-               num_warps=split.num_warps)
+               SLOPE=slope, BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, SAMPLE_HW=split.SAMPLE_HW,
+               BLOCK_S=split.BLOCK_S, ACC=ACC, num_warps=split.num_warps)
         # backward()
         dy = like(x)
         dx = like(x)
@@ -137,12 +138,13 @@ def instance_norm_act(K, launch):
         flags = dict(HAS_W=weight is not None, HAS_B=bias is not None, ACT=act, SLOPE=slope)
         launch(m._partial_grad_sums_kernel,
                x, dy, w, b, mean, rstd, pdz, pdzx, C, HW, split.CHUNK, split.S, *strides, **flags,
-               BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, ACC=ACC, num_warps=split.num_warps)
+               BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, SAMPLE_HW=split.SAMPLE_HW, ACC=ACC,
+               num_warps=split.num_warps)
         launch(m._input_grad_kernel,
                x, dy, dx, w, b, mean, rstd, pdz, pdzx, sum_dz, sum_dzx,
                C, HW, split.CHUNK, split.S, *strides, **flags,
-               BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, BLOCK_S=split.BLOCK_S, ACC=ACC,
-               num_warps=split.num_warps)
+               BLOCK_C=split.BLOCK_C, BLOCK_HW=split.BLOCK_HW, SAMPLE_HW=split.SAMPLE_HW, BLOCK_S=split.BLOCK_S,
+               ACC=ACC, num_warps=split.num_warps)
 
 
 def resident_case(K, dt, shape, layout, act):
@@ -253,7 +255,8 @@ def adain(K, launch):
                      num_warps=split.num_warps)
         # forward()
         launch(m._fwd_partial_stats_kernel,
-               x, z, nw, b, shift, psum, psq, C, HW, split.CHUNK, split.S, *strides, **flags)
+               x, z, nw, b, shift, psum, psq, C, HW, split.CHUNK, split.S, *strides, SAMPLE_HW=split.SAMPLE_HW,
+               **flags)
         launch(m._fwd_norm_style_kernel,
                x, y, z, nw, b, style_scale, style_bias, shift, psum, psq, mean, rstd,
                C, HW, split.CHUNK, split.S, 1e-8, *strides, BLOCK_S=split.BLOCK_S, **flags)
@@ -303,7 +306,7 @@ def dwconv_norm_act(K, launch):
                    ACC=K._launch.triton_acc_dtype(dt), num_warps=split.num_warps)
         # forward()
         launch(m._stats_kernel, x, weight, psum, psq, stats, C, H, W, Wo, HWo, split.CHUNK, split.S, N * C,
-               *x.stride(), **geo)
+               *x.stride(), SAMPLE_HW=split.SAMPLE_HW, **geo)
         launch(m._fwd_kernel,
                x, weight,
                norm_weight if norm_weight is not None else dummy(x),
