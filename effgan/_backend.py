@@ -111,9 +111,21 @@ def _backend_error(op: str, backend: str, device: torch.device) -> str | None:
     raise AssertionError(backend)
 
 
+def _assume_constant_result(fn):
+    """``torch.compiler.assume_constant_result`` without importing ``torch._dynamo``.
+
+    torch's decorator imports the compiler stack (~1.2 s) to set one attribute; applied at import
+    time it would make ``import effgan`` pay that in every process that never compiles. The
+    attribute is what dynamo reads when it meets the function; tests/test_eager_path.py checks
+    that torch's decorator still sets exactly this.
+    """
+    fn._dynamo_marked_constant = True
+    return fn
+
+
 # Under torch.compile the answer is baked into the graph: it depends only on the arguments, the
 # environment and what can load, none of which a compiled region may change.
-@torch.compiler.assume_constant_result
+@_assume_constant_result
 def resolve_impl(impl: str, device: torch.device, op: str) -> str:
     """Map the user's ``impl`` to the backend that will run ``op`` on ``device``.
 

@@ -6,11 +6,14 @@ double backward must still be refused, and the fast path must really be the one 
 """
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from effgan import ops
+from effgan import _backend, ops
 from tests.op_harness import fast_backends, rand
 
 
@@ -115,3 +118,23 @@ def test_double_backward_still_refused_on_the_fast_path(impl, device):
     (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match="does not support double backward"):
         gx.sum().backward()
+
+
+def test_import_and_an_eager_call_leave_the_compiler_unloaded():
+    """torch._dynamo costs ~1.2 s to import: a process that never compiles must not pay it."""
+    script = ("import sys, torch, effgan\n"
+              "from effgan.ops import instance_norm_act\n"
+              "x = torch.randn(1, 3, 5, 5, requires_grad=True)\n"
+              "instance_norm_act(x, act='relu').sum().backward()\n"
+              "print('dynamo imported:', 'torch._dynamo' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "dynamo imported: False" in out.stdout, out.stdout
+
+
+def test_constant_result_mark_is_torchs():
+    """effgan marks resolve_impl for dynamo without importing it; the mark must be torch's own."""
+    torch.compiler.assume_constant_result(marked_by_torch := lambda: None)
+    _backend._assume_constant_result(marked_by_effgan := lambda: None)
+    assert vars(marked_by_torch), "torch's decorator no longer marks the function: see _backend"
+    assert vars(marked_by_effgan) == vars(marked_by_torch)
