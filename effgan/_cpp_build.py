@@ -2,7 +2,8 @@
 
 The extension is compiled on first use with ``torch.utils.cpp_extension.load`` (ninja) into a
 cache directory keyed by everything that changes the binary: the sources, the torch and Python
-versions, the compiler and the flags. A later process with the same key loads the cached build.
+versions, the compiler and the flags. A later process with the same key loads the cached build
+straight from its file (``load_built``), without the builder, the compiler or write access.
 
 The build targets the machine it runs on: on x86-64 CPUs where torch reports AVX2 (or AVX-512)
 it adds ``-mavx2 -mfma -mf16c``, elsewhere no ISA flag (the SSE2 baseline on x86-64). AVX-512
@@ -37,6 +38,7 @@ import contextlib
 import functools
 import hashlib
 import importlib.resources
+import importlib.util
 import os
 import platform
 import subprocess
@@ -244,9 +246,31 @@ def check_error_path(module) -> None:
     os.replace(tmp, stamp)
 
 
+def load_built(src: Path | None = None, name: str = EXT_NAME):
+    """The finished build of this key, loaded straight from its file; None where there is none.
+
+    Finished means its error path was checked (the stamp is written after the build and the check
+    both succeeded, by an atomic rename), and the key covers everything the binary depends on, so
+    the builder's own up-to-date check has nothing to add. Skipping it needs no compiler, no ninja,
+    no lock and no write access: a cache built into an image and mounted read-only loads this way
+    (taking the lock would fail there), and a process saves the builder's check (~60 ms: ninja
+    run in a child process).
+    """
+    path = build_dir(src, name) / f"{name}{'.pyd' if sys.platform == 'win32' else '.so'}"
+    if not (path.parent / ERROR_PATH_STAMP).is_file() or not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @functools.cache
 def load_extension():
-    """The compiled extension module, built on first use (its error path checked), cached per process."""
-    module = build()
-    check_error_path(module)
+    """The compiled extension module, cached per process: a finished build if this key has one,
+    else built now (its error path checked)."""
+    module = load_built()
+    if module is None:
+        module = build()
+        check_error_path(module)
     return module

@@ -121,6 +121,47 @@ def test_concurrent_builds_both_succeed(tmp_path):
     assert list(Path(key_dir).glob("effgan_tiny*.so"))
 
 
+def test_a_finished_build_loads_from_its_file(tmp_path, monkeypatch):
+    """load_built takes a build only once its error path was checked (the stamp), and then needs
+    neither the builder nor the lock: a cache mounted read-only still loads."""
+    monkeypatch.setenv("EFFGAN_EXT_DIR", str(tmp_path / "cache"))
+    src = _tiny_sources(tmp_path)
+    assert _cpp_build.load_built(src, "effgan_tiny_built") is None, "nothing built yet"
+    built = _cpp_build.build(src=src, name="effgan_tiny_built")
+    assert _cpp_build.load_built(src, "effgan_tiny_built") is None, "an unchecked build must not be used"
+    (Path(built.__file__).parent / _cpp_build.ERROR_PATH_STAMP).write_text("checked\n")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only cache")
+
+    monkeypatch.setattr(_cpp_build, "_exclusive", refuse)
+    monkeypatch.setattr(_cpp_build, "_build_and_load", refuse)
+    module = _cpp_build.load_built(src, "effgan_tiny_built")
+    assert module is not None and module.answer() == 42
+    assert Path(module.__file__) == Path(built.__file__)
+
+
+@needs_extension
+def test_the_real_extension_loads_without_builder_or_lock():
+    """A fresh process given the prebuilt cache runs the cpp ops with building and locking refused."""
+    script = textwrap.dedent(
+        """
+        import torch
+        from effgan import _cpp_build
+        def refuse(*args, **kwargs):
+            raise PermissionError("read-only cache")
+        _cpp_build._exclusive = refuse
+        _cpp_build._build_and_load = refuse
+        from effgan.ops import instance_norm_act, instance_norm_act_ref
+        x = torch.randn(2, 3, 6, 7)
+        torch.testing.assert_close(instance_norm_act(x, act="relu", impl="cpp"), instance_norm_act_ref(x, act="relu"))
+        print("ok")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], env=_env(), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stdout + out.stderr
+
+
 CRASHING_PROBE_SOURCE = textwrap.dedent(
     """
     #include <csignal>
