@@ -21,6 +21,7 @@ setup(
     include_package_data=True,
     install_requires=[
         "torch>=2.4",
+        "ninja",  # torch's C++ extension builder runs it (effgan/_cpp_build.py)
         "numpy",
         "scipy",
         "pyyaml",

@@ -41,6 +41,7 @@ import importlib.resources
 import importlib.util
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -155,6 +156,34 @@ def _log_tail(text: str) -> str:
     return text
 
 
+@contextlib.contextmanager
+def _ninja_on_path():
+    """Make the ``ninja`` package's binary findable for the build, where PATH does not have one.
+
+    torch's builder runs ``ninja`` by name. effgan requires the ``ninja`` package, whose binary
+    sits in the environment's scripts directory: on PATH in an activated virtual environment, not
+    when its python is run by path. PATH is extended for the build only and then restored (a build
+    happens once per key, under the lock).
+    """
+    try:
+        import ninja
+        bin_dir = ninja.BIN_DIR
+    except Exception:  # not installed (or an unexpected layout): torch's error will say ninja is missing
+        bin_dir = None
+    if bin_dir is None or shutil.which("ninja") is not None:
+        yield
+        return
+    old = os.environ.get("PATH")
+    os.environ["PATH"] = bin_dir if not old else bin_dir + os.pathsep + old
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PATH", None)
+        else:
+            os.environ["PATH"] = old
+
+
 def _build_and_load(target: Path, src: Path, name: str):
     from torch.utils import cpp_extension
 
@@ -163,15 +192,16 @@ def _build_and_load(target: Path, src: Path, name: str):
     # can only come from a build that was killed, so it is safe (and necessary) to remove it.
     with contextlib.suppress(FileNotFoundError):
         (target / "lock").unlink()
-    return cpp_extension.load(
-        name=name,
-        sources=[str(p) for p in source_files(src) if p.suffix == ".cpp"],
-        extra_cflags=list(compile_flags()),
-        extra_ldflags=list(LDFLAGS),
-        extra_include_paths=[str(src)],
-        build_directory=str(target),
-        verbose=verbose_build(),
-    )
+    with _ninja_on_path():
+        return cpp_extension.load(
+            name=name,
+            sources=[str(p) for p in source_files(src) if p.suffix == ".cpp"],
+            extra_cflags=list(compile_flags()),
+            extra_ldflags=list(LDFLAGS),
+            extra_include_paths=[str(src)],
+            build_directory=str(target),
+            verbose=verbose_build(),
+        )
 
 
 def build(*, quiet: bool = True, src: Path | None = None, name: str = EXT_NAME):

@@ -162,6 +162,35 @@ def test_the_real_extension_loads_without_builder_or_lock():
     assert out.returncode == 0 and "ok" in out.stdout, out.stdout + out.stderr
 
 
+def test_builds_with_only_the_ninja_package(tmp_path):
+    """PATH without any ninja (a virtual environment's python run by path, no system ninja): the
+    build finds the binary of the ninja package effgan requires, and leaves PATH as it was."""
+    import ninja  # an install requirement (setup.py)
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for directory in dict.fromkeys(os.environ.get("PATH", "").split(os.pathsep)):
+        if not directory or not os.path.isdir(directory) or os.path.realpath(directory) == os.path.realpath(ninja.BIN_DIR):
+            continue
+        for entry in os.scandir(directory):
+            if entry.name != "ninja" and not (bin_dir / entry.name).exists():
+                (bin_dir / entry.name).symlink_to(entry.path)
+    assert shutil.which("ninja", path=str(bin_dir)) is None
+    src = _tiny_sources(tmp_path)
+    script = textwrap.dedent(
+        f"""
+        import os
+        from effgan import _cpp_build
+        m = _cpp_build.build(src={str(src)!r}, name="effgan_tiny_ninja")
+        assert os.environ["PATH"] == {str(bin_dir)!r}, os.environ["PATH"]
+        print("answer", m.answer())
+        """
+    )
+    env = _env(EFFGAN_EXT_DIR=str(tmp_path / "cache"), PATH=str(bin_dir))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "answer 42" in out.stdout, out.stdout + out.stderr
+
+
 CRASHING_PROBE_SOURCE = textwrap.dedent(
     """
     #include <csignal>
