@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -198,6 +199,40 @@ def test_sample_cli(tmp_path, capsys):
     cyc = train(tiny_config("cyclegan", tmp_path, run_name="cyc", max_steps=1))
     assert sample.main(["--checkpoint", cyc.run_dir]) == 2
     assert "effgan.translate" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("model", ["dcgan", "cgan", "stylegan"])
+def test_sample_images_depend_on_seed_and_index_only(tmp_path, model):
+    """Image i is the same whatever -n and --batch-size: a 50,000-image FID set can be written in
+    batches, or extended, without its first images changing. --no-grid writes only the images."""
+    run = train(tiny_config(model, tmp_path, run_name=model, max_steps=1))
+    common = ["--checkpoint", run.run_dir, "--device", "cpu", "--no-grid", "--seed", "5"]
+    assert sample.main(common + ["-n", "5", "--batch-size", "2", "--individual", str(tmp_path / "a")]) == 0
+    assert sample.main(common + ["-n", "3", "--batch-size", "3", "--individual", str(tmp_path / "b")]) == 0
+    a, b = sorted(os.listdir(tmp_path / "a")), sorted(os.listdir(tmp_path / "b"))
+    assert a == [f"{i:05d}.png" for i in range(5)] and b == a[:3]
+    for name in b:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    pixels = [np.asarray(Image.open(tmp_path / "a" / name)) for name in a]
+    assert all(not np.array_equal(pixels[0], other) for other in pixels[1:]), "every image its own latent"
+    assert not os.path.exists(os.path.join(run.run_dir, "samples", "sample-1-n5.png")), "--no-grid wrote a grid"
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_sample_refuses_what_it_cannot_do(tmp_path, capsys):
+    run = train(tiny_config("dcgan", tmp_path, run_name="dc", max_steps=1))
+    base = ["--checkpoint", run.run_dir, "--device", "cpu"]
+    assert sample.main(base + ["--batch-size", "0"]) == 2
+    assert "--batch-size must be >= 1" in capsys.readouterr().err
+    assert sample.main(base + ["--no-grid"]) == 2
+    assert "--no-grid needs --individual" in capsys.readouterr().err
+    assert sample.main(base + ["--no-grid", "--individual", str(tmp_path / "i"), "--nrow", "3"]) == 2
+    assert "drop --output and --nrow" in capsys.readouterr().err
+    # a grid far beyond this machine's memory fails after one batch, with advice, not a traceback
+    assert sample.main(base + ["-n", str(10**12)]) == 1
+    err = capsys.readouterr().err
+    assert "out of memory with -n 1000000000000" in err and "GiB" in err and "--no-grid" in err, err
 
 
 def test_cuda_graphs_hint_only_where_it_applies():
