@@ -1,6 +1,7 @@
 """Shared machinery for the fused-op tests: backends, devices, tolerances, the low-precision rule."""
 from __future__ import annotations
 
+import importlib
 import zlib
 
 import pytest
@@ -80,3 +81,32 @@ def seeded(*parts) -> torch.Generator:
     so a seed taken from it gave each run different data: a failure could not be reproduced.
     """
     return torch.Generator().manual_seed(zlib.crc32(repr(parts).encode()))
+
+
+def force_triton_path(monkeypatch, op: str, path: str, *, block_hw: int = 16, programs: int | None = None,
+                      block_c: int | None = None) -> None:
+    """Make the Triton launchers of ``effgan.kernels.<op>`` take ``path`` on the CPU.
+
+    On the CPU they run one program per plane, so the paths a GPU takes are forced here.
+    "resident": whole planes in registers. "split": each plane cut over several programs, in tiles
+    of ``block_hw`` positions: one tile a program, or ``programs`` programs a plane; ``block_c``
+    channels a program (default 4 in channels_last, else 1).
+    """
+    from effgan.kernels._launch import PlaneSplit, next_pow2, resident_geometry
+
+    kernels = importlib.import_module(f"effgan.kernels.{op}")
+    if path == "resident":
+        monkeypatch.setattr(kernels, "resident_plane", lambda x, N, C, HW: resident_geometry(x, N, C, HW))
+        return
+    if path != "split":
+        raise ValueError(f"path must be 'resident' or 'split', got {path!r}")
+
+    def split(x, N, C, HW, **_):
+        chunk = block_hw if programs is None else max(block_hw, -(-HW // (programs * block_hw)) * block_hw)
+        s = -(-HW // chunk)
+        channels = block_c if block_c is not None else (4 if x.stride(1) == 1 and C > 1 else 1)
+        return PlaneSplit(channels, block_hw, s, chunk, next_pow2(s), 2)
+
+    if hasattr(kernels, "resident_plane"):
+        monkeypatch.setattr(kernels, "resident_plane", lambda x, N, C, HW: None)
+    monkeypatch.setattr(kernels, "plane_split", split)

@@ -1,11 +1,11 @@
 """dwconv_norm_act: every backend against the reference (outputs, squeeze, every gradient)."""
 import pytest
 import torch
-import triton
 from torch import nn
 
 from effgan.ops import dwconv_norm_act, dwconv_norm_act_ref
-from op_harness import LOW_PRECISION, assert_close, assert_low_precision_ok, fast_backends, rand, seeded
+from op_harness import (LOW_PRECISION, assert_close, assert_low_precision_ok, fast_backends, force_triton_path, rand,
+                        seeded)
 
 OP = "dwconv_norm_act"
 
@@ -102,24 +102,11 @@ def test_gradient_from_one_output_only(impl, device, which):
             assert_close(a, e, torch.float64, f"d{label}")
 
 
-def _forced_split(block_c, block_hw):
-    """A PlaneSplit that cuts every plane into several programs (as on a GPU) and groups channels."""
-    from effgan.kernels._launch import PlaneSplit
-
-    def split(x, N, C, HW):
-        s = triton.cdiv(HW, block_hw)
-        return PlaneSplit(block_c, block_hw, s, block_hw, triton.next_power_of_2(s), 2)
-
-    return split
-
-
 @pytest.mark.parametrize("impl,device", [p for p in fast_backends(OP) if p.id == "triton-cpu"])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_multi_program_planes_deterministic(impl, device, channels_last, monkeypatch, poison_outputs):
     """Planes split over several programs (the GPU geometry) match the reference bit-for-bit twice."""
-    import effgan.kernels.dwconv_norm_act as kernels
-
-    monkeypatch.setattr(kernels, "plane_split", _forced_split(4 if channels_last else 2, 16))
+    force_triton_path(monkeypatch, OP, "split", block_c=4 if channels_last else 2)
     gen = torch.Generator().manual_seed(5)
     shape, k, stride = (1, 3, 7, 9), 3, 1
     tensors = _inputs(shape, k, torch.float32, device, channels_last, True, True, gen)

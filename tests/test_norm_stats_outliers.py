@@ -11,8 +11,6 @@ On the CPU the Triton launchers run one program per plane; "triton-split" forces
 (several programs per plane, tiles smaller than the shift's sample) and "triton-resident" the
 resident path.
 """
-import importlib
-
 import pytest
 import torch
 
@@ -20,6 +18,7 @@ from effgan._backend import available_impls
 from effgan.ops.adain import adain
 from effgan.ops.dwconv_norm_act import dwconv_norm_act
 from effgan.ops.instance_norm_act import instance_norm_act
+from op_harness import force_triton_path
 
 TOL = 1e-3  # the float32 kernels against float64; the old shift was off by 0.3-0.5 here
 
@@ -33,26 +32,12 @@ def backends(op, resident=True):
             for impl, path in paths]
 
 
-def force_path(monkeypatch, op, path):
-    """Make the Triton launchers of ``op`` take ``path`` ("split" or "resident") on the CPU."""
-    if path is None:
-        return
-    from effgan.kernels._launch import PlaneSplit, next_pow2, resident_geometry
-
-    kernels = importlib.import_module(f"effgan.kernels.{op}")
-    if path == "resident":
-        monkeypatch.setattr(kernels, "resident_plane", lambda x, N, C, HW: resident_geometry(x, N, C, HW))
-        return
-
-    def split(x, N, C, HW, **_):
-        block_hw = 64  # a quarter of the shift's sample: its loop takes several tiles
-        chunk = max(block_hw, -(-HW // (4 * block_hw)) * block_hw)
-        s = -(-HW // chunk)
-        return PlaneSplit(4 if x.stride(1) == 1 and C > 1 else 1, block_hw, s, chunk, next_pow2(s), 2)
-
-    if hasattr(kernels, "resident_plane"):
-        monkeypatch.setattr(kernels, "resident_plane", lambda x, N, C, HW: None)
-    monkeypatch.setattr(kernels, "plane_split", split)
+def force_path(monkeypatch, op, path, shape):
+    # At 64x64, 64-position tiles: a quarter of the shift's sample, so its loop takes several
+    # tiles. Larger planes take 256 (one sample tile): the interpreter's time goes by tile count.
+    if path is not None:
+        block_hw = 64 if shape[-2] * shape[-1] <= 64 * 64 else 256
+        force_triton_path(monkeypatch, op, path, block_hw=block_hw, programs=4)
 
 
 def outlier_input(shape, channels_last, corner=1000.0):
@@ -83,7 +68,7 @@ def assert_close_to_float64(fn, x, impl):
 def test_instance_norm_act(shape, channels_last, impl, path, monkeypatch):
     if path == "resident" and shape[-1] > 64:
         pytest.skip("a 256x256 plane is over the resident path's register tile")
-    force_path(monkeypatch, "instance_norm_act", path)
+    force_path(monkeypatch, "instance_norm_act", path, shape)
     x = outlier_input(shape, channels_last)
     w = torch.rand(shape[1], generator=torch.Generator().manual_seed(2)) + 0.5
 
@@ -99,7 +84,7 @@ def test_instance_norm_act(shape, channels_last, impl, path, monkeypatch):
 def test_adain(shape, channels_last, impl, path, monkeypatch):
     if path == "resident" and shape[-1] > 64:
         pytest.skip("a 256x256 plane is over the resident path's register tile")
-    force_path(monkeypatch, "adain", path)
+    force_path(monkeypatch, "adain", path, shape)
     x = outlier_input(shape, channels_last)
     g = torch.Generator().manual_seed(3)
     scale, bias = torch.rand(shape[:2], generator=g) + 0.5, torch.randn(shape[:2], generator=g)
@@ -113,8 +98,9 @@ def test_adain(shape, channels_last, impl, path, monkeypatch):
 @pytest.mark.parametrize("impl,path", backends("dwconv_norm_act", resident=False))
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_dwconv_norm_act(channels_last, impl, path, monkeypatch):
-    force_path(monkeypatch, "dwconv_norm_act", path)
-    x = outlier_input((1, 3, 64, 64), channels_last)
+    shape = (1, 3, 64, 64)
+    force_path(monkeypatch, "dwconv_norm_act", path, shape)
+    x = outlier_input(shape, channels_last)
     w = torch.zeros(3, 1, 3, 3)
     w[:, :, 1, 1] = 1.0
     w += 0.01 * torch.randn(3, 1, 3, 3, generator=torch.Generator().manual_seed(4))

@@ -1,10 +1,10 @@
 """se_scale: every backend against the reference x * sigmoid(gate)[:, :, None, None]."""
 import pytest
 import torch
-import triton
 
 from effgan.ops import se_scale, se_scale_ref
-from op_harness import LOW_PRECISION, assert_close, assert_low_precision_ok, fast_backends, rand, seeded
+from op_harness import (LOW_PRECISION, assert_close, assert_low_precision_ok, fast_backends, force_triton_path, rand,
+                        seeded)
 
 OP = "se_scale"
 SHAPES = [(2, 3, 5, 7), (1, 1, 1, 1), (2, 5, 9, 8)]
@@ -68,14 +68,7 @@ def test_gradcheck_float64(impl, device):
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_multi_program_planes_deterministic(impl, device, channels_last, monkeypatch, poison_outputs):
     """Planes split over several programs (the GPU geometry): same result as the reference, twice."""
-    import effgan.kernels.se_scale as kernels
-    from effgan.kernels._launch import PlaneSplit
-
-    def split(x, N, C, HW, programs_per_sm=4):
-        s = triton.cdiv(HW, 16)
-        return PlaneSplit(4 if channels_last else 2, 16, s, 16, triton.next_power_of_2(s), 2)
-
-    monkeypatch.setattr(kernels, "plane_split", split)
+    force_triton_path(monkeypatch, OP, "split", block_c=4 if channels_last else 2)
     gen = torch.Generator().manual_seed(5)
     shape = (2, 3, 11, 9)
     tensors = _inputs(shape, torch.float32, device, channels_last, gen)
