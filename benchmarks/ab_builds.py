@@ -51,6 +51,7 @@ def main(argv=None) -> int:
     p.add_argument("--ops", default="instance_norm_act,adain,dwconv_norm_act,se_scale,cyclegan_loss")
     p.add_argument("--modes", default="fwd,fwd+bwd")
     p.add_argument("--shapes", default=";".join("x".join(map(str, s)) for s in CPU_SHAPES))
+    p.add_argument("--channels-last", action="store_true", help="channels_last inputs (default: NCHW)")
     p.add_argument("--runs", type=int, default=40)
     args = p.parse_args(argv)
 
@@ -89,7 +90,7 @@ def _compare(args, builds: dict, current: dict, device: torch.device) -> None:
     for op in args.ops.split(","):
         _backend.resolve_impl("cpp", device, op)  # checked once, against the build effgan loaded
         for shape in shapes:
-            case = getattr(op_cases, f"_{op}_case")(shape, "cpp")
+            (case,) = op_cases.cases([op], [shape], "cpp", channels_last=args.channels_last)
             for mode in args.modes.split(","):
                 runs = {p: _prepare(_provider_fn(case, p, device, None), case, device, torch.float32, mode, 2)
                         for p in ("effgan", "eager")}

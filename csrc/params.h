@@ -246,11 +246,15 @@ inline bool split_planes(int64_t planes, int64_t blocks_per_plane) {
 }
 
 // channels_last: chunks of whole pixels of about kBlock values, the unit of work and of
-// reduction order (per-channel partial sums per chunk, combined in chunk order).
+// reduction order (per-channel partial sums per chunk, combined in chunk order). At least
+// kChunkMinPixels pixels: each chunk also costs O(C) (its partial sums: zeroed, written out as
+// doubles, added up on one thread), which at kBlock / C pixels a chunk would, for C of 512 and
+// more, rival the chunk's own work and make the partials as large as the tensor.
+constexpr int64_t kChunkMinPixels = 32;
 struct PixelChunks {
   int64_t pix;  // pixels per chunk
   int64_t n;    // chunks per sample
-  PixelChunks(int64_t HW, int64_t C) : pix(std::max<int64_t>(1, kBlock / C)), n(ceil_div(HW, pix)) {}
+  PixelChunks(int64_t HW, int64_t C) : pix(std::max<int64_t>(kChunkMinPixels, kBlock / C)), n(ceil_div(HW, pix)) {}
   int64_t begin(int64_t k) const { return k * pix; }
   int64_t end(int64_t k, int64_t HW) const { return std::min(HW, (k + 1) * pix); }
 };

@@ -359,11 +359,14 @@ def test_bad_backward_and_adain_calls_raise():
 
 
 @needs_extension
-@pytest.mark.parametrize("shape, channels_last", [((1, 2, 130, 97), False), ((2, 5, 67, 65), True), ((3, 4, 9, 9), False)])
+@pytest.mark.parametrize("shape, channels_last", [((1, 2, 130, 97), False), ((2, 5, 67, 65), True), ((3, 4, 9, 9), False),
+                                                  ((2, 300, 9, 7), True)])
 def test_results_do_not_depend_on_the_thread_count(shape, channels_last):
     """Reductions are cut at fixed blocks and combined in order: 1 thread and 2 threads agree bitwise.
 
-    (1, 2, 130, 97) has too few planes for the thread count, so its planes are split among threads.
+    (1, 2, 130, 97) has too few planes for the thread count, so its planes are split among threads;
+    (2, 300, 9, 7) channels_last has more channels than fit kBlock values into a chunk of the minimum
+    pixels (csrc/params.h: kChunkMinPixels), so its chunks take more.
     """
     from effgan.ops import instance_norm_act
 
@@ -413,3 +416,34 @@ def test_sources_are_cxx17():
     failed = {name: proc.communicate()[1][-3000:] for name, proc in checks.items()}
     failed = {name: err for name, err in failed.items() if checks[name].returncode != 0}
     assert not failed, failed
+
+
+@needs_extension
+@pytest.mark.parametrize("op", ["instance_norm_act", "adain", "se_scale"])
+def test_channels_last_with_many_channels(op):
+    """channels_last pixel chunks take at least kChunkMinPixels pixels (csrc/params.h); at C=300 and
+    C=2100 that is more than kBlock values, with the last chunk of a sample partial: all gradients
+    against the float64 reference."""
+    from effgan import ops
+
+    for shape in ((2, 300, 9, 7), (1, 2100, 5, 9)):
+        gen = torch.Generator().manual_seed(1)
+        N, C = shape[:2]
+        x = (torch.randn(shape, generator=gen, dtype=torch.float64) * 2 + 1).contiguous(memory_format=torch.channels_last)
+        extra = {"instance_norm_act": [torch.randn(C, generator=gen, dtype=torch.float64) for _ in range(2)],
+                 "adain": [torch.randn(N, C, generator=gen, dtype=torch.float64) for _ in range(2)],
+                 "se_scale": [torch.randn(N, C, generator=gen, dtype=torch.float64)]}[op]
+        dy = torch.randn(shape, generator=gen, dtype=torch.float64)
+        fn, ref = getattr(ops, op), getattr(ops, f"{op}_ref")
+
+        def run(f, dtype, **kw):
+            inputs = [t.to(dtype).requires_grad_() for t in (x, *extra)]
+            y = f(*inputs, **kw)
+            y.backward(dy.to(dtype))
+            return [y.detach()] + [t.grad for t in inputs]
+
+        got = run(fn, torch.float32, impl="cpp")
+        want = run(ref, torch.float64)
+        assert got[0].is_contiguous(memory_format=torch.channels_last)
+        for name, a, e in zip(("y", "dx", "d1", "d2"), got, want):
+            torch.testing.assert_close(a.double(), e, atol=1e-4, rtol=1e-4, msg=lambda m, n=name: f"{op} {shape} {n}: {m}")
