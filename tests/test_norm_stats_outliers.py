@@ -8,8 +8,8 @@ there the normalised output was off by 0.3-0.5. It is now the mean of the plane'
 takes the exact two-pass variance and is checked here too.
 
 On the CPU the Triton launchers run one program per plane; "triton-split" forces the GPU's geometry
-(several programs per plane, tiles smaller than the shift's sample) and "triton-resident" the
-resident path.
+(several programs per plane; at 64x64 tiles smaller than the shift's sample) and "triton-resident"
+the resident path.
 """
 import pytest
 import torch
