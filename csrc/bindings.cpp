@@ -14,6 +14,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   // Outputs of at least this many bytes are written with streaming stores (params.h); the tests
   // size their inputs from it so that both store paths stay covered.
   m.attr("STREAM_MIN_BYTES") = effgan::kStreamMinBytes;
+  m.attr("SE_SCALE_FORWARD_STREAM_MIN_BYTES") = effgan::kSeScaleForwardStreamMinBytes;
   // Raises ValueError("error path probe: <n> <x>") the way every argument check raises (numbers
   // formatted into the message, a c10 exception translated to Python); effgan/_cpp_build.py calls
   // it in a child process after each build.

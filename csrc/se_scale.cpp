@@ -24,7 +24,7 @@ std::vector<A> sigmoids(const at::Tensor& gate) {
 
 template <typename T, typename A>
 void forward_impl(const T* x, T* y, const A* sig, int64_t N, int64_t C, int64_t HW, Layout layout) {
-  const bool stream = stream_outputs<T>(N * C * HW);
+  const bool stream = stream_outputs<T>(N * C * HW, kSeScaleForwardStreamMinBytes);
   if (layout == Layout::kNCHW) {
     parallel_for(0, N * C * ceil_div(HW, kBlock), 1, [&](int64_t t0, int64_t t1) {
       const int64_t nblk = ceil_div(HW, kBlock);

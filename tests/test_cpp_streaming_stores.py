@@ -28,16 +28,17 @@ pytestmark = pytest.mark.skipif("cpp" not in available_impls("cpu", "instance_no
 LAYOUTS = [((2, 64, 96, 88), False), ((2, 64, 91, 93), False), ((2, 64, 96, 88), True), ((2, 61, 96, 90), True)]
 
 
-def _stream_min_bytes() -> int:
-    return _backend.cpp_extension().STREAM_MIN_BYTES
+def _stream_min_bytes(name: str = "STREAM_MIN_BYTES") -> int:
+    return getattr(_backend.cpp_extension(), name)
 
 
-def _sized(shape, dtype):
-    """shape with H doubled for 2-byte dtypes, so the tensor stays over the threshold."""
+def _sized(shape, dtype, batches=1, threshold="STREAM_MIN_BYTES"):
+    """shape with H doubled for 2-byte dtypes and N times ``batches``, over the extension's
+    ``threshold`` (se_scale's forward streams from more than the others)."""
     N, C, H, W = shape
     size = dtype.itemsize
-    shape = (N, C, H * (4 // size), W)
-    assert N * C * shape[2] * W * size >= _stream_min_bytes()
+    shape = (N * batches, C, H * (4 // size), W)
+    assert shape[0] * C * shape[2] * W * size >= _stream_min_bytes(threshold)
     return shape
 
 
@@ -107,7 +108,7 @@ def test_adain_streams(shape, channels_last, dtype, poison_outputs):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("shape,channels_last", LAYOUTS)
 def test_se_scale_streams(shape, channels_last, dtype, poison_outputs):
-    shape = _sized(shape, dtype)
+    shape = _sized(shape, dtype, batches=2, threshold="SE_SCALE_FORWARD_STREAM_MIN_BYTES")
     gen = seeded("se_scale", shape, channels_last, dtype)
     tensors = [_image(shape, dtype, channels_last, gen), rand(shape[:2], dtype=dtype, gen=gen)]
     _check(se_scale, se_scale_ref, tensors, [_image(shape, dtype, False, gen)], dtype, "se_scale")
