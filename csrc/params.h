@@ -100,10 +100,10 @@ EFFGAN_INLINE void lane_sums(int64_t len, const F& f, double (&sums)[K]) {
 // Outputs of at least this many bytes are written with streaming stores (simd.h: store_out) by
 // instance_norm_act, adain and se_scale (its forward from more: se_scale.h), where the op benchmark
 // measured them faster (forward + backward 2-23 % less time; the CycleGAN loss's gradients and
-// dwconv_norm_act's outputs measured no gain and keep plain stores). A smaller output may still be in cache when the next layer
-// reads it, and there a plain store wins: in a loop that keeps its inputs and a 4 MiB output
-// cached, instance_norm_act's forward took 0.28 ms with plain stores and 0.43 ms streaming.
-// benchmarks/NOTES.md has the figures.
+// dwconv_norm_act's outputs measured no gain and keep plain stores). A smaller output may still be
+// in cache when the next layer reads it, and there a plain store wins: in a loop that keeps its
+// inputs and a 4 MiB output cached, instance_norm_act's forward took 0.28 ms with plain stores and
+// 0.43 ms streaming. benchmarks/NOTES.md has the figures.
 constexpr int64_t kStreamMinBytes = int64_t(4) << 20;
 
 // Whether a kernel writing `count` values of T in all streams them (min_bytes: a kernel's own
