@@ -21,8 +21,6 @@ then pass ``--old /tmp/ext_old/<key>/effgan_cpp.so``.
 from __future__ import annotations
 
 import argparse
-import importlib.machinery
-import importlib.util
 
 import torch
 
@@ -37,11 +35,7 @@ from effgan.bench.timing import time_interleaved
 def load_build(path: str, package: str):
     """The extension at ``path`` as ``<package>.effgan_cpp``: a module separate from the one effgan
     loaded (Python keeps one module per name, and the init symbol fixes the last component)."""
-    name = f"{package}.{_cpp_build.EXT_NAME}"
-    loader = importlib.machinery.ExtensionFileLoader(name, path)
-    module = importlib.util.module_from_spec(importlib.util.spec_from_file_location(name, path, loader=loader))
-    loader.exec_module(module)
-    return module
+    return _cpp_build.module_from_file(path, f"{package}.{_cpp_build.EXT_NAME}")
 
 
 def main(argv=None) -> int:

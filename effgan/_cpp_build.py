@@ -289,6 +289,12 @@ def load_built(src: Path | None = None, name: str = EXT_NAME):
     path = build_dir(src, name) / f"{name}{'.pyd' if sys.platform == 'win32' else '.so'}"
     if not (path.parent / ERROR_PATH_STAMP).is_file() or not path.is_file():
         return None
+    return module_from_file(path, name)
+
+
+def module_from_file(path: str | Path, name: str):
+    """The extension module in the file at ``path``, imported as ``name`` (its last component must
+    be the name the module was built with: the init symbol is looked up by it)."""
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
