@@ -53,7 +53,8 @@ def _latents(loaded, start: int, stop: int, stream: torch.Generator, device):
     for _ in range(start, stop):
         zs.append(torch.randn(1, config.latent_dim, generator=stream))
         if config.model == "stylegan":
-            noises.append([torch.randn(1, 1, side, side, generator=stream) for side in module.sides for _ in range(2)])
+            noises.append([torch.randn(1, 1, side, side, generator=stream)
+                           for side in module.sides for _ in range(2)])
     z = torch.cat(zs).to(device)
     noise = [torch.cat(layer).to(device) for layer in zip(*noises)] if noises else None
     return z, noise
@@ -69,7 +70,10 @@ def generate(loaded, n: int, *, label: int | None, truncation: float, seed: int,
         z, noise = _latents(loaded, start, stop, stream, device)
         with torch.no_grad():
             if config.model == "cgan":
-                labels = torch.arange(start, stop) % data.num_classes if label is None else torch.full((stop - start,), label)
+                if label is None:
+                    labels = torch.arange(start, stop) % data.num_classes
+                else:
+                    labels = torch.full((stop - start,), label)
                 images = loaded.module(z, labels.to(device))
             elif config.model == "stylegan":
                 images = loaded.module(z, truncation_psi=truncation, noise=noise)

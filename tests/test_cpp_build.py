@@ -170,7 +170,8 @@ def test_builds_with_only_the_ninja_package(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for directory in dict.fromkeys(os.environ.get("PATH", "").split(os.pathsep)):
-        if not directory or not os.path.isdir(directory) or os.path.realpath(directory) == os.path.realpath(ninja.BIN_DIR):
+        if (not directory or not os.path.isdir(directory)
+                or os.path.realpath(directory) == os.path.realpath(ninja.BIN_DIR)):
             continue
         for entry in os.scandir(directory):
             if entry.name != "ninja" and not (bin_dir / entry.name).exists():
@@ -359,8 +360,8 @@ def test_bad_backward_and_adain_calls_raise():
 
 
 @needs_extension
-@pytest.mark.parametrize("shape, channels_last", [((1, 2, 130, 97), False), ((2, 5, 67, 65), True), ((3, 4, 9, 9), False),
-                                                  ((2, 300, 9, 7), True)])
+@pytest.mark.parametrize("shape, channels_last", [((1, 2, 130, 97), False), ((2, 5, 67, 65), True),
+                                                  ((3, 4, 9, 9), False), ((2, 300, 9, 7), True)])
 def test_results_do_not_depend_on_the_thread_count(shape, channels_last):
     """Reductions are cut at fixed blocks and combined in order: 1 thread and 2 threads agree bitwise.
 
@@ -429,7 +430,8 @@ def test_channels_last_with_many_channels(op):
     for shape in ((2, 300, 9, 7), (1, 2100, 5, 9)):
         gen = torch.Generator().manual_seed(1)
         N, C = shape[:2]
-        x = (torch.randn(shape, generator=gen, dtype=torch.float64) * 2 + 1).contiguous(memory_format=torch.channels_last)
+        x = torch.randn(shape, generator=gen, dtype=torch.float64) * 2 + 1
+        x = x.contiguous(memory_format=torch.channels_last)
         extra = {"instance_norm_act": [torch.randn(C, generator=gen, dtype=torch.float64) for _ in range(2)],
                  "adain": [torch.randn(N, C, generator=gen, dtype=torch.float64) for _ in range(2)],
                  "se_scale": [torch.randn(N, C, generator=gen, dtype=torch.float64)]}[op]
@@ -446,4 +448,5 @@ def test_channels_last_with_many_channels(op):
         want = run(ref, torch.float64)
         assert got[0].is_contiguous(memory_format=torch.channels_last)
         for name, a, e in zip(("y", "dx", "d1", "d2"), got, want):
-            torch.testing.assert_close(a.double(), e, atol=1e-4, rtol=1e-4, msg=lambda m, n=name: f"{op} {shape} {n}: {m}")
+            torch.testing.assert_close(a.double(), e, atol=1e-4, rtol=1e-4,
+                                       msg=lambda m, n=name: f"{op} {shape} {n}: {m}")
