@@ -120,3 +120,23 @@ def test_evaluation_items_spread_over_a_class_ordered_folder(tmp_path):
     assert len(dataset) == 6 and tuple(dataset.classes) == ("a", "b", "c")
     _, labels = collect_images(dataset, max_items=6, with_labels=True)
     assert sorted(labels.tolist()) == [0, 0, 1, 1, 2, 2]  # the first six would all be class 0
+
+
+def test_cyclegan_domains_of_unequal_size_keep_all_their_images(tmp_path):
+    """An unpaired dataset has max(len A, len B) items and repeats the smaller domain; keeping every
+    k-th item of it would keep only a few of that domain's images."""
+    from PIL import Image
+
+    from effgan.evaluate.checkpoint_eval import eval_dataset
+    from effgan.metrics.cyclegan_eval import collect_domain_items
+    from effgan.train.config import TrainConfig, resolve
+
+    for domain, count in (("trainA", 2), ("trainB", 2), ("testA", 6), ("testB", 36)):
+        (tmp_path / "data" / domain).mkdir(parents=True)
+        for i in range(count):
+            Image.new("RGB", (32, 32), (6 * i, 3 * i, 100)).save(tmp_path / "data" / domain / f"{i:02d}.png")
+    config = resolve(TrainConfig(model="cyclegan", dataset=str(tmp_path / "data"), image_size=32))
+    for items in (6, 12):
+        got = collect_domain_items(eval_dataset(config, "test", items), max_items=items)
+        assert got["A"].shape[0] == 6 and got["B"].shape[0] == items
+        assert len({tuple(image.flatten().tolist()) for image in got["A"]}) == 6

@@ -80,7 +80,11 @@ class EvaluationOptions:
 
 def eval_dataset(config: cfg.TrainConfig, split: str, items: int, name: str | None = None):
     """The un-augmented `split` of the run's dataset (or `name`), `items` long when generated, and at
-    most `items` items spread evenly over a larger folder dataset (see EvenlySpaced)."""
+    most `items` items spread evenly over a larger labelled folder dataset (see EvenlySpaced).
+
+    A CycleGAN folder is left whole: its items pair the two domains, max(len A, len B) of them with
+    the smaller domain repeated, so every k-th item could hold only a few of that domain's images;
+    collect_domain_items takes up to `items` distinct images of each domain from it instead."""
     from effgan.data import build_dataset, is_embedded
 
     name = name or config.dataset
@@ -89,7 +93,9 @@ def eval_dataset(config: cfg.TrainConfig, split: str, items: int, name: str | No
     kind = "auto" if split == "test" else "unpaired" if config.model == "cyclegan" else "labelled"
     dataset = build_dataset(name, split, kind=kind, length=length, image_size=config.image_size, seed=config.seed,
                             augment=False)
-    return EvenlySpaced(dataset, items) if len(dataset) > items else dataset
+    if config.model == "cyclegan" or len(dataset) <= items:
+        return dataset
+    return EvenlySpaced(dataset, items)
 
 
 class EvenlySpaced(torch.utils.data.Dataset):
