@@ -118,3 +118,25 @@ def test_eval_option_checks(tmp_path):
         train(tiny_config("dcgan", tmp_path, eval_every=2, eval_items=1))
     with pytest.raises(ValueError, match="eval_every must be >= 0"):
         train(tiny_config("dcgan", tmp_path, eval_every=-1))
+
+
+def test_evaluate_uses_the_feature_net_training_logged_with(tmp_path, monkeypatch):
+    """An unconditional run on labelled data (digits): `python -m effgan.evaluate` must size the
+    FeatureNet by the data's classes as training did (not by the largest label among the few
+    images it learns from), so it finds training's cached network and reports the same FID."""
+    import effgan.metrics.feature_net as feature_net
+    from effgan.evaluate import EvaluationOptions, evaluate_checkpoint
+
+    config = tiny_config("dcgan", tmp_path, run_name="dc", max_steps=2, eval_every=2, eval_items=4,
+                         eval_train_items=3, eval_train_steps=2)
+    result = train(config)
+    [record] = _checkpoint_records(result.run_dir)
+    [fid_key] = [k for k in record if k.startswith("fid/featnet-")]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("evaluate trained a feature net of its own")
+
+    monkeypatch.setattr(feature_net, "train_feature_net", no_training)
+    report = evaluate_checkpoint(result.run_dir, EvaluationOptions(c2st_steps=0))
+    assert f"fid/{report['extractor']}" == fid_key
+    assert report["metrics"][fid_key] == pytest.approx(record[fid_key], rel=1e-4)

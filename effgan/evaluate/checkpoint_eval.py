@@ -187,10 +187,12 @@ def evaluate_checkpoint(run_or_file: str | os.PathLike,
     kid_args = dict(kid_subsets=options.kid_subsets, kid_subset_size=options.kid_subset_size, seed=options.seed)
 
     real_images, real_labels = reference_images(config, train, options.feature_train_items)
+    # Sized by the data's classes, as during training (build_eval_hook), also for an unconditional
+    # run on labelled data: the same FeatureNet then comes from the run's cache.
     extractor, classifier = metric_networks(
         config, real_images, real_labels, fid_weights=options.fid_weights, cache_dir=cache_dir,
         feature_steps=options.feature_steps, classifier_steps=options.classifier_steps, seed=options.seed,
-        device=device, num_classes=run.num_classes)
+        device=device, num_classes=data_info(train, config.model).num_classes)
 
     if config.model == "cyclegan":
         metrics = evaluate_cyclegan(run.generators["G_A"], run.generators["G_B"], test, device=device,
