@@ -140,3 +140,27 @@ def test_evaluate_uses_the_feature_net_training_logged_with(tmp_path, monkeypatc
     report = evaluate_checkpoint(result.run_dir, EvaluationOptions(c2st_steps=0))
     assert f"fid/{report['extractor']}" == fid_key
     assert report["metrics"][fid_key] == pytest.approx(record[fid_key], rel=1e-4)
+
+
+def test_evaluate_scores_a_plain_folder_run_against_its_training_images(tmp_path):
+    """A plain image folder has no test split: training's evaluation compares with the training
+    images (with a warning), and `python -m effgan.evaluate` must do the same, not refuse the run."""
+    import numpy as np
+    from PIL import Image
+
+    from effgan.evaluate import EvaluationOptions, evaluate_checkpoint
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(folder / f"{i:02d}.png")
+    config = tiny_config("dcgan", tmp_path, run_name="folder", dataset=str(folder), max_steps=2, eval_every=2,
+                         eval_items=6, eval_train_items=6, eval_train_steps=2)
+    with pytest.warns(UserWarning, match="compare with the training images"):
+        result = train(config)
+    [record] = _checkpoint_records(result.run_dir)
+    [fid_key] = [k for k in record if k.startswith("fid/featnet-")]
+    with pytest.warns(UserWarning, match="compare with the training images"):
+        report = evaluate_checkpoint(result.run_dir, EvaluationOptions(c2st_steps=0))
+    assert report["metrics"][fid_key] == pytest.approx(record[fid_key], rel=1e-4)

@@ -10,7 +10,7 @@ from .cans_pairs import CansPairs
 from .datasets import LabelledDataset, UnpairedDataset
 from .digits import Digits, render_digit
 from .epoch import SharedEpoch
-from .factory import EMBEDDED, KINDS, DatasetKind, build_dataset, is_embedded
+from .factory import EMBEDDED, KINDS, DatasetKind, MissingSplitError, build_dataset, is_embedded
 from .folders import cyclegan_domains, image_folder, is_cyclegan_root
 from .grid import make_image_grid, save_image_grid
 from .image_io import DataWarning, ImageFiles, list_image_files
@@ -22,7 +22,8 @@ from .transforms import Transform, jitter_load_size
 
 __all__ = [
     "CachedImages", "CanScene", "CansDomain", "CansPairs", "DataWarning", "DatasetKind", "Digits", "EMBEDDED",
-    "ImageFiles", "ImageSource", "KINDS", "LabelledDataset", "LabelledSource", "MnistIdx", "SharedEpoch",
+    "ImageFiles", "ImageSource", "KINDS", "LabelledDataset", "LabelledSource", "MissingSplitError", "MnistIdx",
+    "SharedEpoch",
     "Transform", "UnpairedDataset", "build_dataset", "cyclegan_domains", "derive_seed", "find_mnist_files",
     "image_folder", "is_cyclegan_root", "is_embedded", "jitter_load_size", "list_image_files", "make_image_grid",
     "make_loader", "numpy_rng", "read_idx", "render_digit", "render_scene", "sample_scene", "save_image_grid",

@@ -17,7 +17,7 @@ from .cans import CansDomain
 from .cans_pairs import CansPairs
 from .datasets import LabelledDataset, UnpairedDataset
 from .digits import Digits
-from .folders import cyclegan_domains, image_folder, is_cyclegan_root
+from .folders import MissingSplitError, cyclegan_domains, image_folder, is_cyclegan_root
 from .mnist_idx import MnistIdx, has_mnist_files
 from .seeding import check_seed
 from .sources import LabelledDigits
@@ -129,6 +129,6 @@ def build_dataset(name_or_path: str | Path, split: str = "train", *, image_size:
     else:
         if split != "train":
             # A plain image folder has no test part; say so rather than silently reusing the training images.
-            raise ValueError(f"split {split!r}: a plain image folder only has a 'train' split")
+            raise MissingSplitError(f"split {split!r}: a plain image folder only has a 'train' split")
         source = image_folder(name_or_path, channels=3, min_size=size)
     return LabelledDataset(source, transform=transform, seed=seed)

@@ -16,6 +16,11 @@ def is_cyclegan_root(root: str | Path) -> bool:
     return any((root / f"{split}A").is_dir() and (root / f"{split}B").is_dir() for split in SPLITS)
 
 
+class MissingSplitError(ValueError):
+    """The dataset has no such split: a plain image folder has only 'train', a CycleGAN folder may
+    lack testA/ and testB/."""
+
+
 def cyclegan_domains(root: str | Path, split: str, *, channels: int = 3,
                      min_size: int = 0) -> tuple[ImageFiles, ImageFiles]:
     """The two domain sources ``root/<split>A`` and ``root/<split>B`` of a CycleGAN dataset."""
@@ -26,7 +31,7 @@ def cyclegan_domains(root: str | Path, split: str, *, channels: int = 3,
     for domain in "AB":
         folder = root / f"{split}{domain}"
         if not folder.is_dir():
-            raise ValueError(f"root {str(root)!r} has no {split}{domain}/ folder (CycleGAN layout expected)")
+            raise MissingSplitError(f"root {str(root)!r} has no {split}{domain}/ folder (CycleGAN layout expected)")
         files = list_image_files(folder)
         if not files:
             raise ValueError(f"{str(folder)!r} holds no image files")

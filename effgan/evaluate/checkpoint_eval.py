@@ -8,6 +8,7 @@ run's training data and cached in <run>/feature_nets/.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -98,6 +99,20 @@ def eval_dataset(config: cfg.TrainConfig, split: str, items: int, name: str | No
     return EvenlySpaced(dataset, items)
 
 
+def held_out_dataset(config: cfg.TrainConfig, items: int, name: str | None = None):
+    """The test split the metrics compare against. A dataset without one (a plain image folder)
+    gives its training images instead, with a warning; a CycleGAN run needs its test domains."""
+    from effgan.data import MissingSplitError
+
+    try:
+        return eval_dataset(config, "test", items, name)
+    except MissingSplitError as error:
+        if config.model == "cyclegan":
+            raise
+        warnings.warn(f"evaluation: {error}; FID/KID compare with the training images instead", stacklevel=2)
+        return eval_dataset(config, "train", items, name)
+
+
 class EvenlySpaced(torch.utils.data.Dataset):
     """`count` items of `dataset` at evenly spaced indices, its other attributes (classes) passed on.
 
@@ -145,7 +160,7 @@ def metric_networks(config: cfg.TrainConfig, real_images: torch.Tensor, real_lab
 
 def _datasets(config: cfg.TrainConfig, options: EvaluationOptions):
     try:
-        test = eval_dataset(config, "test", options.max_items, options.data)
+        test = held_out_dataset(config, options.max_items, options.data)
         train = eval_dataset(config, "train", options.feature_train_items, options.data)
     except ValueError as error:
         if options.data is None:

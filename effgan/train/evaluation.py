@@ -99,16 +99,13 @@ def _warn_if_best_mode_looks_inverted(config: TrainConfig) -> None:
 
 
 def _held_out_set(config: TrainConfig):
-    """The test split; a folder without one (a plain image folder) is scored against its training images."""
-    from effgan.evaluate.checkpoint_eval import eval_dataset
+    from effgan.data import MissingSplitError
+    from effgan.evaluate.checkpoint_eval import held_out_dataset
 
     try:
-        return eval_dataset(config, "test", config.eval_items)
-    except ValueError as error:
-        if config.model == "cyclegan":
-            raise ValueError(f"eval_every: the evaluation needs the dataset's test split: {error}") from None
-        warnings.warn(f"evaluation: {error}; FID/KID compare with the training images instead", stacklevel=2)
-        return eval_dataset(config, "train", config.eval_items)
+        return held_out_dataset(config, config.eval_items)
+    except MissingSplitError as error:  # a CycleGAN run's
+        raise ValueError(f"eval_every: the evaluation needs the dataset's test split: {error}") from None
 
 
 def build_eval_hook(config: TrainConfig, data: DataInfo, run_dir: str, device: torch.device):
