@@ -82,6 +82,28 @@ def test_a_labelled_feature_net_has_an_output_per_class_of_the_run():
     assert build_extractor(real_images=images, real_labels=labels, steps=1).config.num_outputs == 4
 
 
+def test_one_class_data_trains_the_feature_net_on_rotations():
+    """A plain image folder is one class; a one-way classifier's loss is 0 whatever its weights, so
+    the FID/KID network would stay at its random initialisation."""
+    from effgan.metrics.feature_net import FeatureNet, train_feature_net
+    from effgan.metrics.training import build_seeded
+
+    torch.manual_seed(0)
+    images = torch.rand(32, 3, 16, 16) * 2 - 1
+    one_class = torch.zeros(32, dtype=torch.long)
+    for num_classes in (1, None):
+        net = build_extractor(real_images=images, real_labels=one_class, num_classes=num_classes, steps=5)
+        assert net.config.mode == "rotation"
+        initial = build_seeded(lambda: FeatureNet(net.config), net.config.seed).state_dict()
+        moved = max((value - initial[key]).abs().max().item() for key, value in net.state_dict().items()
+                    if value.is_floating_point() and "running" not in key)
+        assert moved > 1e-3
+    with pytest.raises(ValueError, match="labels of 1 class cannot train a classifier"):
+        train_feature_net(images, one_class, steps=1)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\), got 0..3"):
+        train_feature_net(images, torch.arange(32) % 4, num_classes=3, steps=1)
+
+
 def test_training_and_evaluate_use_the_same_kid_settings():
     import inspect
 

@@ -23,7 +23,8 @@ def build_extractor(*, fid_weights: str | os.PathLike | None = None, real_images
     """The FID InceptionV3 from `fid_weights`, or a FeatureNet trained on `real_images` (and labels if any).
 
     num_classes: the labels' class count (the model's, not the largest label seen: a labelled
-    FeatureNet is also the classifier score's network, which must have an output per class).
+    FeatureNet is also the classifier score's network, which must have an output per class). With
+    fewer than two classes the labels are not used: the FeatureNet learns rotations instead.
 
     The returned module has a `name` (it tags every FID/KID number) and maps images in
     [-1, 1] to (N, D) features.
@@ -33,8 +34,12 @@ def build_extractor(*, fid_weights: str | os.PathLike | None = None, real_images
     if real_images is None:
         raise ValueError("real_images is required to train a feature net when no fid_weights are given")
     kwargs = dict(steps=steps, seed=seed, width=width, device=device)
-    if real_labels is not None and num_classes is not None:
-        kwargs["num_classes"] = num_classes
+    if real_labels is not None:
+        classes = num_classes if num_classes is not None else int(torch.as_tensor(real_labels).max()) + 1
+        if classes < 2:
+            real_labels = None  # one class (a plain image folder) teaches a classifier nothing: rotations
+        elif num_classes is not None:
+            kwargs["num_classes"] = num_classes
     if cache_dir is None:
         return train_feature_net(real_images, real_labels, **kwargs)
     return load_or_train_feature_net(cache_dir, real_images, real_labels, **kwargs)

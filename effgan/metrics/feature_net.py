@@ -107,6 +107,12 @@ def train_feature_net(images: torch.Tensor, labels: torch.Tensor | None = None, 
             raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(targets.shape)}")
         mode, augment = "classifier", None
         num_outputs = int(targets.max()) + 1 if num_classes is None else num_classes
+        if num_outputs < 2:
+            # cross-entropy over a single logit is 0 whatever the weights: nothing would be learned
+            raise ValueError(f"labels of {num_outputs} class cannot train a classifier; pass labels=None "
+                             f"to train on rotations instead")
+        if int(targets.min()) < 0 or int(targets.max()) >= num_outputs:
+            raise ValueError(f"labels must lie in [0, {num_outputs}), got {int(targets.min())}..{int(targets.max())}")
     config = FeatureNetConfig(mode=mode, in_channels=images.shape[1], num_outputs=num_outputs, width=width,
                               steps=steps, seed=seed, data_digest=data_digest(images, labels))
     net = build_seeded(lambda: FeatureNet(config), seed)
