@@ -80,6 +80,13 @@ def test_train_cli_reports_bad_paths_devices_and_resumes_cleanly(tmp_path, capsy
     broken = tmp_path / "broken.yaml"
     broken.write_text("batch_size: [1,\n")
     fails(["dcgan", "--config", str(broken)], 2, "cannot be parsed")
+    one_class = tmp_path / "one_class"
+    one_class.mkdir()
+    for i in range(4):
+        Image.new("RGB", (32, 32), (60 * i, 20, 20)).save(one_class / f"{i}.png")
+    fails(["cgan", "--dataset", str(one_class), "--out-dir", str(tmp_path), "--max-steps", "1", "--batch-size", "2",
+           "--no-progress"], 2,
+          "model 'cgan' needs a labelled dataset of at least 2 classes", "got 1")
     fails(["--resume", run.run_dir, "--lr", "0.05", "--max-steps", "4"], 2, "lr 0.0002 -> 0.05",
           "cannot change on resume")
     fails(["--resume", run.run_dir, "--ngf", "8", "--max-steps", "4"], 2, "does not fit the run", "--ngf")

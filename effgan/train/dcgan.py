@@ -68,8 +68,10 @@ class DCGANFamily(Family):
                  builder: ModelBuilder = registry_builder) -> None:
         super().__init__(config, runtime, data)
         self.conditional = config.model == "cgan"
-        if self.conditional and not data.num_classes:
-            raise ValueError("model 'cgan' needs a labelled dataset (with classes)")
+        if self.conditional and (data.num_classes or 0) < 2:
+            # a plain image folder is one class: conditioning on it is a dcgan with extra parameters
+            raise ValueError(f"model 'cgan' needs a labelled dataset of at least 2 classes (class subfolders), "
+                             f"got {data.num_classes or 0}; use --model dcgan for unlabelled images")
         self.num_classes = data.num_classes if self.conditional else None
         self.opts = config.gan
         g_name, d_name, g_kwargs, d_kwargs = gan_model_names(config, data, self.num_classes)
