@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from effgan.metrics.c2st import classifier_two_sample_test
-from effgan.metrics.classifier_score import generate_balanced, score_generated
+from effgan.metrics.classifier_score import balanced_counts, generate_balanced, score_generated
 from effgan.models.modes import evaluating
 from effgan.metrics.features import distribution_metrics, extract_features
 from effgan.metrics.image_sources import collect_images
@@ -40,16 +40,16 @@ def evaluate_labelled_generator(generator: Callable[[int, torch.Tensor], torch.T
                                 kid_subset_size: int = 1000, c2st_steps: int = 0, seed: int = 0) -> dict[str, float]:
     """Metrics of a class-conditional generator against a real labelled (test) set, as plain floats.
 
-    Generates the same number of images as real ones are read, balanced over classes.
+    Generates as many images as real ones are read, balanced over classes (at least one of each
+    class, so more when fewer real images than classes are read).
     Keys: classifier_acc/* (with a classifier), fid|kid_mean|kid_std/<extractor> (with an
     extractor), c2st_accuracy (with c2st_steps > 0).
     """
     real, labels = collect_images(loader_or_dataset, max_items=max_items, with_labels=True)
     num_classes = int(labels.max()) + 1 if num_classes is None else num_classes
-    per_class = max(1, real.shape[0] // num_classes)
     modules = [m for m in (generator,) if isinstance(m, nn.Module)]
     with evaluating(*modules):
-        fake, fake_labels = generate_balanced(generator, num_classes, per_class)
+        fake, fake_labels = generate_balanced(generator, num_classes, balanced_counts(real.shape[0], num_classes))
     results: dict[str, float] = {}
     if classifier is not None:
         with evaluating(classifier):
