@@ -125,6 +125,38 @@ def test_generator_returning_real_images_scores_like_the_real_test_set(score_cla
     assert np.mean(per_class_values) == pytest.approx(result["classifier_acc/generated"])
 
 
+def test_labelled_evaluation_generates_as_many_images_as_it_reads():
+    from effgan.metrics import evaluate_labelled_generator
+
+    asked = []
+
+    def generator(n, labels):
+        asked.append(labels.clone())
+        return torch.zeros(n, 1, SIZE, SIZE)
+
+    images, labels = toy_labelled(25, seed=2)
+    evaluate_labelled_generator(generator, list(zip(images, labels.tolist())), max_items=25, num_classes=10)
+    counts = torch.bincount(torch.cat(asked), minlength=10).tolist()
+    assert counts == [3, 3, 3, 3, 3, 2, 2, 2, 2, 2]  # 25, not 10 * (25 // 10)
+    asked.clear()
+    evaluate_labelled_generator(generator, list(zip(images[:4], labels[:4].tolist())), max_items=4, num_classes=10)
+    assert torch.bincount(torch.cat(asked), minlength=10).tolist() == [1] * 10  # every class at least once
+
+
+def test_wrongly_shaped_labels_are_refused_not_broadcast(score_classifier, toy_test):
+    from effgan.metrics import collect_images
+    from effgan.metrics.classifier_score import score_generated
+
+    images, labels = toy_test
+    with pytest.raises(ValueError, match=r"real_test_labels must have shape \(80,\), got \(80, 1\)"):
+        score_generated(score_classifier, images, labels, num_classes=NUM_CLASSES, real_test_images=images,
+                        real_test_labels=labels[:, None])
+    with pytest.raises(ValueError, match=r"labels must have shape \(80,\), got \(80, 1\)"):
+        score_generated(score_classifier, images, labels[:, None], num_classes=NUM_CLASSES)
+    with pytest.raises(ValueError, match="source holds no images"):
+        collect_images(torch.empty(0, 1, SIZE, SIZE))
+
+
 def test_label_ignoring_generator_scores_chance_exactly(score_classifier):
     noise = torch.rand(5, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(9)) * 2 - 1
 

@@ -75,7 +75,7 @@ def collect_images(source, *, max_items: int | None = None, image_key: str | Non
     else:
         raise TypeError(f"source of type {type(source).__name__} holds no images")
 
-    if not images:
+    if not images or sum(image.shape[0] for image in images) == 0:
         raise ValueError("source holds no images")
     stacked = torch.cat(images)
     if stacked.dim() != 4:

@@ -93,5 +93,7 @@ def accuracy(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, d
     """Fraction of images whose argmax logit equals the target."""
     if images.shape[0] == 0:
         raise ValueError("images is empty")
+    if tuple(targets.shape) != (images.shape[0],):  # an (N, 1) target would broadcast against (N,)
+        raise ValueError(f"targets must have shape ({images.shape[0]},), got {tuple(targets.shape)}")
     predictions = predict_logits(model, images, device=device).argmax(dim=1)
     return float((predictions == targets.cpu()).double().mean())
