@@ -41,7 +41,7 @@ def test_a_resume_with_nothing_to_train_writes_nothing(tmp_path, capsys, max_ste
 
 
 @pytest.mark.parametrize("change", [dict(batch_size=2), dict(train_length=12), dict(best_metric="loss_D"),
-                                    dict(best_mode="max")])
+                                    dict(best_mode="max"), dict(seed=7), dict(image_size=64)])
 def test_a_resume_refuses_options_its_state_depends_on(tmp_path, change):
     first = train(tiny_config("dcgan", tmp_path, run_name="fixed", max_steps=3))
     before = _tree(first.run_dir)

@@ -425,8 +425,12 @@ RESUME_FIXED = {
     "lr": "the optimizers", "beta1": "the optimizers", "beta2": "the optimizers",
     "lr_policy": "the lr schedule", "lr_step_epochs": "the lr schedule", "epochs": "the lr schedule",
     "epochs_decay": "the lr schedule",
-    # the saved position in the epoch counts the run's batches
+    # the saved position in the epoch counts the run's batches; the seed draws the generated data
+    # and each epoch's order
     "batch_size": "the position in the epoch", "train_length": "the position in the epoch",
+    "seed": "the data and its order",
+    # the image pool's saved fakes (and any size-dependent layer) have the run's size
+    "image_size": "the image pool and models",
     # best.pt's record is compared by them
     "best_metric": "best.pt's record", "best_mode": "best.pt's record",
 }
