@@ -116,3 +116,37 @@ def test_a_run_name_with_resume_is_refused(tmp_path):
         train(tiny_config("dcgan", tmp_path, run_name="other", max_steps=2, epochs=2, resume=first.run_dir))
     assert not (tmp_path / "other").exists()
     train(tiny_config("dcgan", tmp_path, run_name="r", max_steps=2, epochs=2, resume=first.run_dir))
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_cli_resumes_a_moved_run_and_a_config_files_resume(tmp_path, capsys):
+    """The name a run started with is not an option of its resume (a renamed or copied folder
+    resumes); `resume:` in a --config file resumes as --resume does; an --out-dir other than the
+    run's parent would be ignored, so it is refused."""
+    import shutil
+
+    from effgan.train import checkpoint as ckpt
+    from effgan.train.__main__ import main
+
+    flags = ["dcgan", "--out-dir", str(tmp_path), "--ngf", "4", "--ndf", "4", "--image-size", "32", "--latent-dim",
+             "8", "--arch", "classic", "--train-length", "16", "--batch-size", "4", "--epochs", "2",
+             "--epochs-decay", "0", "--impl", "ref", "--cpu-threads", "1", "--no-progress", "--no-tensorboard",
+             "--checkpoint-every", "0", "--num-samples", "2"]
+    assert main([*flags, "--run-name", "first", "--max-steps", "2"]) == 0
+    shutil.move(tmp_path / "first", tmp_path / "moved")
+    capsys.readouterr()
+    assert main(["--resume", str(tmp_path / "moved"), "--max-steps", "3", "--no-progress"]) == 0
+    assert ckpt.read_step(tmp_path / "moved" / "checkpoints" / ckpt.LATEST) == 3
+
+    options = tmp_path / "resume.yaml"
+    options.write_text(f"resume: {tmp_path / 'moved'}\nmax_steps: 4\nprogress: false\n")
+    assert main(["--config", str(options)]) == 0, capsys.readouterr().err
+    assert ckpt.read_step(tmp_path / "moved" / "checkpoints" / ckpt.LATEST) == 4
+
+    capsys.readouterr()
+    assert main(["--resume", str(tmp_path / "moved"), "--max-steps", "5", "--out-dir", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "out_dir" in err and "the run continues in its own folder" in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
+    assert main(["--resume", str(tmp_path / "moved"), "--max-steps", "5", "--no-progress",
+                 "--out-dir", str(tmp_path)]) == 0  # the run's own parent: nothing ignored

@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any, Sequence
 
 from effgan.train import config as cfg
+from effgan.train.run_folder import check_resume_out_dir
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
@@ -81,18 +82,23 @@ def parse_config(argv: Sequence[str] | None = None) -> cfg.TrainConfig:
         args = ["--model", args[0]] + args[1:]
     namespace = vars(build_parser().parse_args(args))
     config_file = namespace.pop("config_file", None)
+    file_data = cfg.load_file(config_file) if config_file is not None else {}
 
     config = cfg.TrainConfig()
-    resume = namespace.get("resume")
+    resume = namespace.get("resume", file_data.get("resume"))  # a flag or the file may name it
     saved = cfg.from_dict(checkpoint.read_config(resume)) if resume is not None else None  # one load
     if saved is not None:
-        config = saved  # from_dict below copies it: saved stays as read
-    if config_file is not None:
-        config = cfg.from_dict(cfg.load_file(config_file), base=config)
+        # The run continues in its own folder, wherever that is now: the name it was started with
+        # is no option of this command (a renamed or copied run folder resumes).
+        config = dataclasses.replace(saved, run_name=None)  # from_dict below copies it
+    config = cfg.from_dict(file_data, base=config)
     config = cfg.from_dict(namespace, base=config)
     if saved is not None:
         # also checked by the trainer (for train() callers); here before any data or model is built
         cfg.check_resume_unchanged(saved, config)
+        given_out_dir = namespace.get("out_dir", file_data.get("out_dir", file_data.get("out-dir")))
+        if given_out_dir is not None:
+            check_resume_out_dir(given_out_dir, checkpoint.run_dir_of(checkpoint.find(resume)))
     return config
 
 

@@ -84,6 +84,14 @@ def check_resume_run_name(config: cfg.TrainConfig, run_dir: str) -> None:
                          f"{run_dir}; drop --run-name, or start a new run without --resume")
 
 
+def check_resume_out_dir(out_dir: str, run_dir: str) -> None:
+    """--out-dir with --resume: the run continues in its own folder, so another parent folder would
+    be silently ignored."""
+    if os.path.realpath(out_dir) != os.path.realpath(os.path.dirname(os.path.abspath(run_dir))):
+        raise ValueError(f"out_dir {out_dir!r} with --resume: the run continues in its own folder {run_dir}; "
+                         f"drop --out-dir, or start a new run without --resume")
+
+
 def latest_ahead_of(ckpt_dir: str, resumed: str, step: int) -> tuple[str, int] | None:
     """The run's latest.pt and its step, when a resume from another file (best.pt, a copy) at ``step``
     starts behind it: the resumed run's first checkpoint would otherwise replace those later steps."""
