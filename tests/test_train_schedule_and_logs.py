@@ -53,6 +53,18 @@ def test_lr_change_reaches_the_family(tmp_path, monkeypatch):
     assert seen == []  # nothing changed, nothing re-captured
 
 
+def test_each_log_record_carries_the_epoch_and_lr_its_steps_trained_with(tmp_path):
+    """A record at an epoch's last step describes that epoch: not the next one, whose decayed lr
+    (0 after the last) no step of the record used."""
+    run = train(tiny_config("dcgan", tmp_path, run_name="logs", max_steps=12, epochs=1, epochs_decay=2, lr=3e-4,
+                            log_every=2))
+    records = _train_records(run.run_dir)
+    assert [r["step"] for r in records] == [2, 4, 6, 8, 10, 12]
+    assert [r["epoch"] for r in records] == [0, 0, 1, 1, 2, 2]
+    for record, lr in zip(records, (3e-4, 3e-4, 2e-4, 2e-4, 1e-4, 1e-4)):
+        assert record["lr_G"] == pytest.approx(lr) and record["lr_D"] == pytest.approx(lr), record
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_graphs_follow_the_lr_schedule(tmp_path):
     """With graphs replayed, the decayed epochs must train as eager ones do (the lr is not frozen)."""

@@ -513,10 +513,10 @@ class Trainer:
                         self.batch_in_epoch += 1
                         bar.update(1)
                         self._accumulate(losses)
+                        if self.step % config.log_every == 0:
+                            self._log(bar)  # with the epoch and lr these steps trained with
                         if self.batch_in_epoch == self.steps_per_epoch:
                             self._end_epoch()  # before any checkpoint, which then starts the next epoch
-                        if self.step % config.log_every == 0:
-                            self._log(bar)
                         if self._checkpoint_step():
                             self._checkpoint(final=self.step >= self.total_steps)
                         if any_rank_true(stop.requested, self.info, self.device) or self.step >= self.total_steps:
