@@ -203,6 +203,7 @@ class Trainer:
             self._last_checkpoint_step, self._last_good_checkpoint = self.step, path
             if info.is_main:
                 self._newer_latest = latest_ahead_of(self.ckpt_dir, path, self.step)
+                self._resumed_step = self.step
         # a resume with nothing left to train writes nothing at all: no log, config or sample grid
         self._nothing_to_train = config.resume is not None and self.step >= self.total_steps
         self.logger = RunLogger(self.run_dir, enabled=info.is_main and not self._nothing_to_train,
@@ -322,7 +323,7 @@ class Trainer:
         if self._newer_latest is not None:  # once, before the first checkpoint of a rewound run
             kept = keep_aside(*self._newer_latest)
             self._print(f"latest.pt held step {self._newer_latest[1]}, ahead of this run resumed at step "
-                        f"{self.step}: kept as {kept}")
+                        f"{self._resumed_step}: kept as {kept}")
             self._newer_latest = None
         ckpt.save_atomic(payload, path)
         self._last_good_checkpoint = path
