@@ -1,4 +1,6 @@
 """instance_norm_act: every backend against the reference and against torch's own modules."""
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -207,6 +209,11 @@ def test_module_mirrors_torch_instance_norm():
     assert "act=leaky_relu, negative_slope=0.2" in repr(InstanceNormAct(3, act="leaky_relu", negative_slope=0.2))
     x = torch.randn(5, 6, 7)  # unbatched input, as nn.InstanceNorm2d accepts
     torch.testing.assert_close(fused(x), plain(x))
+    residual = torch.randn(5, 6, 7)
+    torch.testing.assert_close(fused(x, residual), plain(x, residual))
+    for wrong in ((1, 5, 6, 7), (5, 6)):  # named as the caller passed them, not as batched inside
+        with pytest.raises(ValueError, match=re.escape(f"residual must have x's shape (5, 6, 7), got {wrong}")):
+            fused(x, torch.randn(wrong))
     # Running statistics: the fused layer falls back to the composite and tracks them like torch.
     tracked = FusedInstanceNorm2d(5, track_running_stats=True, impl="ref")
     torch_tracked = nn.InstanceNorm2d(5, track_running_stats=True)

@@ -113,8 +113,11 @@ class FusedInstanceNorm2d(_InstanceNormActBase):
             x, residual = x.to(common), residual.to(common)
         unbatched = x.dim() == 3
         if unbatched:
+            if isinstance(residual, torch.Tensor):
+                if residual.shape != x.shape:  # checked here: the op would name the batched shapes
+                    raise ValueError(f"residual must have x's shape {tuple(x.shape)}, got {tuple(residual.shape)}")
+                residual = residual.unsqueeze(0)
             x = x.unsqueeze(0)
-            residual = residual.unsqueeze(0) if residual is not None else None
         y = instance_norm_act(x, self.weight, self.bias, residual, eps=self.eps, act=self.act,
                               negative_slope=self.negative_slope, impl=self.impl)
         return y.squeeze(0) if unbatched else y
