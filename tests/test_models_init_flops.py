@@ -43,6 +43,20 @@ def test_init_leaves_equalized_lr_layers_alone():
     assert layer.weight.std().item() == pytest.approx(100.0, rel=0.1)  # N(0, 1) / lr_mul
 
 
+def test_init_keeps_adains_style_scale_at_one():
+    """AdaIN's style layer is an nn.Linear whose bias is the norm's affine: zeroing it, as a plain
+    linear's, would scale every normalised plane by ~0 (a fresh AdaIN must be close to a plain norm)."""
+    from effgan.nn import AdaIN
+
+    torch.manual_seed(0)
+    layer = AdaIN(8, w_dim=16, impl="ref")
+    init_weights(nn.Sequential(layer))
+    assert torch.equal(layer.style.bias[:8], torch.ones(8)) and torch.count_nonzero(layer.style.bias[8:]) == 0
+    assert layer.style.weight.std().item() == pytest.approx(0.02, rel=0.2)  # the weight is initialised
+    scale, shift = layer.styles(torch.randn(4, 16))
+    assert (scale - 1).abs().max() < 0.5 and shift.abs().max() < 0.5
+
+
 def test_init_rejects_bad_arguments():
     with pytest.raises(ValueError, match="kind"):
         init_weights(net(), kind="uniform")

@@ -5,6 +5,8 @@ import math
 
 from torch import nn
 
+from effgan.nn.adain import AdaIN
+
 INIT_KINDS = ("normal", "xavier", "kaiming", "orthogonal")
 
 _WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
@@ -19,9 +21,11 @@ def init_weights(model: nn.Module, kind: str = "normal", gain: float = 0.02) -> 
     DCGAN default with gain 0.02), ``xavier`` (xavier_normal_ with ``gain``), ``kaiming``
     (kaiming_normal_, fan_in, for ReLU) or ``orthogonal`` (with ``gain``); their biases 0.
     Batch norm weights N(1, gain) and biases 0. Instance norm affine parameters keep their
-    (1, 0) defaults, as in the reference. Modules with ``equalized_lr = True`` (the StyleGAN
-    layers, whose N(0, 1) weights are rescaled at run time) are left alone.
+    (1, 0) defaults, as in the reference, and so do AdaIN's (its style layer's bias: scale 1,
+    shift 0). Modules with ``equalized_lr = True`` (the StyleGAN layers, whose N(0, 1) weights are
+    rescaled at run time) are left alone.
     """
+
     if kind not in INIT_KINDS:
         raise ValueError(f"kind must be one of {INIT_KINDS}, got {kind!r}")
     if not isinstance(gain, (int, float)) or isinstance(gain, bool) or not math.isfinite(gain) \
@@ -37,6 +41,9 @@ def init_weights(model: nn.Module, kind: str = "normal", gain: float = 0.02) -> 
         elif isinstance(module, _BATCH_NORMS) and module.affine:
             nn.init.normal_(module.weight, 1.0, gain)
             nn.init.zeros_(module.bias)
+    for module in model.modules():
+        if isinstance(module, AdaIN):
+            module.reset_style_bias()  # its style Linear's bias was zeroed above: no scale at all
     return model
 
 

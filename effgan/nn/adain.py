@@ -88,12 +88,18 @@ class AdaIN(nn.Module):
                 self.style.weight.normal_(0.0, 1.0)
         else:
             self.style.reset_parameters()
+        self.reset_style_bias()
         with torch.no_grad():
-            self.style.bias[: self.num_features].fill_(1.0)
-            self.style.bias[self.num_features :].zero_()
             if self.noise_weight is not None:
                 self.noise_weight.zero_()
             self.bias.zero_()
+
+    def reset_style_bias(self) -> None:
+        """Style scale 1 and shift 0 for a zero latent: a fresh layer is close to a plain instance norm.
+        (effgan.models.init_weights calls it after initialising the style layer as a linear one.)"""
+        with torch.no_grad():
+            self.style.bias[: self.num_features].fill_(1.0)
+            self.style.bias[self.num_features :].zero_()
 
     def styles(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(style_scale, style_bias), each (N, C), for latents ``w`` (N, w_dim)."""
