@@ -135,7 +135,7 @@ def test_every_generator_config_is_one_the_trainer_accepts(tmp_path, budget):
     for generator in DEFAULT_GENERATORS:
         config = cfg.resolve(train_config(generator, PRESETS[budget], out_dir=str(tmp_path), seed=0,
                                           device=torch.device("cpu"), fused=True))
-        cfg.check_widths_apply(config)
+        cfg.check_options_apply(config)
         assert config.ndf == PRESETS[budget].ngf, generator
         if not generator.startswith("effnet-"):
             assert config.ngf == PRESETS[budget].ngf, generator

@@ -278,6 +278,15 @@ def test_train_cli_refuses_what_it_would_ignore_and_replays_named_runs(tmp_path,
     fails(["dcgan", "--ngf", "8", "--out-dir", str(tmp_path)], "ngf=8 would be ignored", "gan.arch='shallow'")
     fails(["cyclegan", "--generator", "effnet-b0", "--ngf", "8", "--out-dir", str(tmp_path)],
           "ngf=8 would be ignored", "compound scaling")
+    # options of no network the chosen model builds
+    fails(["cyclegan", "--latent-dim", "999", "--out-dir", str(tmp_path)], "latent_dim=999 would be ignored")
+    fails(["cyclegan", "--discriminator", "pixelgan", "--d-layers", "5", "--out-dir", str(tmp_path)],
+          "cyclegan.d_layers=5 would be ignored", "cyclegan.discriminator='pixelgan'")
+    fails(["dcgan", "--lambda-cycle", "5", "--out-dir", str(tmp_path)],
+          "cyclegan.lambda_cycle=5.0 would be ignored", "model 'dcgan' reads none of the cyclegan options")
+    fails(["cyclegan", "--r1-gamma", "3", "--mixing-prob", "0.5", "--out-dir", str(tmp_path)],
+          "stylegan.r1_gamma=3.0, stylegan.mixing_prob=0.5 would be ignored", "drop them")
+    fails(["stylegan", "--arch", "classic", "--out-dir", str(tmp_path)], "gan.arch='classic' would be ignored")
     # a named run's config.yaml replays as a new run (its own folder), not refused the original's
     run = train(tiny_config("dcgan", tmp_path, run_name="named", max_steps=1))
     capsys.readouterr()

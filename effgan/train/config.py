@@ -367,12 +367,18 @@ def _check_image_size_fits(config: TrainConfig) -> None:
                              f"cyclegan.generator={config.cyclegan.generator!r}, got {size}")
 
 
-def check_widths_apply(config: TrainConfig) -> None:
-    """Refuse a base width the chosen networks would ignore (the run would train the default ones).
+# The section of options each model family reads; the others' options it would ignore.
+SECTION_FAMILIES = {"cyclegan": ("cyclegan",), "gan": ("dcgan", "cgan"), "stylegan": ("stylegan",)}
 
-    For new runs only (not in validate): a checkpoint whose config holds such a width, from before
-    this check, must still load. The default equals what those networks have, so a resumed run
-    (whose saved config holds the resolved widths) passes anyway.
+
+def check_options_apply(config: TrainConfig) -> None:
+    """Refuse an option the chosen networks would ignore (the run would silently train without it):
+    a base width of a network with fixed or compound-scaled widths, cyclegan's latent_dim, the
+    PatchGAN's d_layers with another discriminator, another family's section options.
+
+    For new runs only (not in validate): a checkpoint whose config holds such a value, from before
+    this check, must still load. The defaults equal what those networks have, so a resumed run
+    (whose saved config holds the resolved values) passes anyway.
     """
     default = _FAMILY_DEFAULTS[config.model]["ngf"]
     fixed_gan = config.model in ("dcgan", "cgan") and config.gan.arch != "classic"
@@ -384,6 +390,22 @@ def check_widths_apply(config: TrainConfig) -> None:
         value = getattr(config, name)
         if ignored and value is not None and value != default:
             raise ValueError(f"{name}={value} would be ignored: {why}; drop it")
+    if config.model == "cyclegan" and config.latent_dim not in (None, 0):
+        raise ValueError(f"latent_dim={config.latent_dim} would be ignored: cyclegan translates images and "
+                         f"draws no latent; drop it")
+    opts = config.cyclegan
+    if config.model == "cyclegan" and opts.discriminator != "patchgan" and opts.d_layers != CycleGANOptions().d_layers:
+        raise ValueError(f"cyclegan.d_layers={opts.d_layers} would be ignored: it sets the PatchGAN's depth and "
+                         f"cyclegan.discriminator={opts.discriminator!r}; drop it")
+    for section, families in SECTION_FAMILIES.items():
+        if config.model in families:
+            continue
+        defaults, given = SECTIONS[section](), getattr(config, section)
+        changed = [f"{section}.{f.name}={getattr(given, f.name)!r}" for f in dataclasses.fields(defaults)
+                   if getattr(given, f.name) != getattr(defaults, f.name)]
+        if changed:
+            raise ValueError(f"{', '.join(changed)} would be ignored: model {config.model!r} reads none of the "
+                             f"{section} options; drop {'it' if len(changed) == 1 else 'them'}")
 
 
 def _cyclegan_generator_sides(generator: str) -> tuple[int, int]:

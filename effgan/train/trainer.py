@@ -132,7 +132,7 @@ def train(config: cfg.TrainConfig, *, dataset: Dataset | None = None, builder: M
     """
     config = cfg.resolve(config)
     if config.resume is None:
-        cfg.check_widths_apply(config)
+        cfg.check_options_apply(config)
     check_eval_options(config, has_metrics_fn=metrics_fn is not None)
     info = info_from_env()
     device = pick_device(config.device, info)
