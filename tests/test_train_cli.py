@@ -47,12 +47,21 @@ def test_python_m_effgan_train_end_to_end(tmp_path):
     assert torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["step"] == 4
 
 
-def test_train_cli_rejects_bad_options(tmp_path):
+def test_train_cli_rejects_bad_options(tmp_path, capsys):
     from effgan.train.__main__ import main
 
     assert main(["--model", "cyclegan", "--batch-size", "0", "--out-dir", str(tmp_path)]) == 2
     with pytest.raises(SystemExit):
         main(["--amp", "fp8"])
+    with pytest.raises(SystemExit):
+        main(["--init", "uniform"])
+    assert "--init: invalid choice: 'uniform'" in capsys.readouterr().err
+    # named by the option, not by the argument of the function that would have failed
+    for argv, message in ((["--init-gain", "nan"], "init_gain must be a positive finite number, got nan"),
+                          (["--dataset", str(tmp_path / "missing")], "is neither 'cans', 'digits' nor an existing")):
+        assert main([*argv, "--out-dir", str(tmp_path), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
 
 
 @pytest.mark.usefixtures("one_thread")

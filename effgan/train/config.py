@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from effgan.models.init import INIT_KINDS
+
 FAMILIES = ("cyclegan", "dcgan", "cgan", "stylegan")
 AMP_MODES = ("none", "bf16", "fp16")
 LR_POLICIES = ("linear", "step", "cosine", "constant")
@@ -33,6 +35,7 @@ CYCLEGAN_GENERATORS_FIXED = ("resnet6", "resnet9", "unet128", "unet256")
 DISCRIMINATORS = ("patchgan", "pixelgan")
 GAN_MODES = ("lsgan", "vanilla")
 GAN_ARCHS = ("classic", "shallow", "deep")
+INITS = (*INIT_KINDS, "none")  # "none": the model's own initialisation
 
 
 def _opt(default: Any, help: str, choices: tuple | None = None, aliases: tuple[str, ...] = (), **kw: Any) -> Any:
@@ -99,7 +102,8 @@ class TrainConfig:
     ngf: int | None = _opt(None, "Generator base width; default 16 (cyclegan), 32 (dcgan/cgan/stylegan).")
     ndf: int | None = _opt(None, "Discriminator base width; default as ngf.")
     latent_dim: int | None = _opt(None, "Latent size for dcgan/cgan/stylegan; default 100 (dcgan/cgan), 128 (stylegan).")
-    init: str = _opt("normal", "Weight init (effgan.models.init.init_weights kind); 'none' keeps the model's own.")
+    init: str = _opt("normal", "Weight init (effgan.models.init.init_weights kind); 'none' keeps the model's own.",
+                     INITS)
     init_gain: float = _opt(0.02, "Std/gain of the weight init.")
     diffaugment: str = _opt(
         "", "DiffAugment policy applied to every discriminator input (real and fake, D and G updates), "
@@ -236,6 +240,9 @@ def validate(config: TrainConfig) -> None:
     _check_choices(config, "")
     for section in SECTIONS:
         _check_choices(getattr(config, section), f"{section}.")
+    gain = config.init_gain
+    if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not math.isfinite(gain) or gain <= 0:
+        raise ValueError(f"init_gain must be a positive finite number, got {gain!r}")
     positive = ["image_size", "batch_size", "ngf", "ndf", "lr"]
     for name in positive:
         value = getattr(config, name)

@@ -97,6 +97,9 @@ def build_train_dataset(config: cfg.TrainConfig) -> Dataset:
                              seed=config.seed, augment=config.augment, length=length)
     except ValueError as error:
         if not str(error).startswith("kind "):
+            if str(error).startswith("name_or_path must be"):  # the factory's argument: name the option
+                raise ValueError(f"dataset {config.dataset!r} is neither 'cans', 'digits' nor an existing "
+                                 f"folder") from None
             if str(error).startswith("size must be"):  # a generated set's own sizes: name the option
                 raise ValueError(f"image_size {config.image_size} does not fit dataset {config.dataset!r}: "
                                  f"{error}") from None
