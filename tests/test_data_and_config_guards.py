@@ -150,3 +150,6 @@ def test_the_cli_resumes_a_moved_run_and_a_config_files_resume(tmp_path, capsys)
     assert not (tmp_path / "x").exists()
     assert main(["--resume", str(tmp_path / "moved"), "--max-steps", "5", "--no-progress",
                  "--out-dir", str(tmp_path)]) == 0  # the run's own parent: nothing ignored
+    assert main(["--resume", str(tmp_path / "moved"), "--model", "cyclegan", "--max-steps", "6"]) == 2
+    err = capsys.readouterr().err
+    assert "model 'cyclegan' with --resume: the checkpoint is a dcgan run" in err and "Traceback" not in err

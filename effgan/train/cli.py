@@ -94,6 +94,9 @@ def parse_config(argv: Sequence[str] | None = None) -> cfg.TrainConfig:
     config = cfg.from_dict(file_data, base=config)
     config = cfg.from_dict(namespace, base=config)
     if saved is not None:
+        if config.model != saved.model:  # before the checks below judge one family's values by another's
+            raise ValueError(f"model {config.model!r} with --resume: the checkpoint is a {saved.model} run; "
+                             f"drop --model, or start a new run without --resume")
         # also checked by the trainer (for train() callers); here before any data or model is built
         cfg.check_resume_unchanged(saved, config)
         given_out_dir = namespace.get("out_dir", file_data.get("out_dir", file_data.get("out-dir")))
