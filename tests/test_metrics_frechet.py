@@ -72,6 +72,20 @@ def test_rank_deficient_covariances_give_finite_distance():
     assert frechet_distance_from_features(a, a) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_a_collapsed_generator_gives_its_distance_without_warnings():
+    """Identical fake features: a zero covariance, so a zero product under the square root."""
+    import warnings
+
+    rng = np.random.default_rng(3)
+    real = rng.normal(size=(50, 4))
+    collapsed = np.full((40, 4), 0.25)  # exactly representable: its covariance is exactly 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value = frechet_distance_from_features(real, collapsed)
+    mu, sigma = real.mean(0), np.cov(real, rowvar=False)
+    assert value == pytest.approx(np.sum((mu - collapsed[0]) ** 2) + np.trace(sigma), rel=1e-9)
+
+
 def test_non_finite_sqrtm_retries_with_offset(monkeypatch):
     seen = []
     real_sqrtm = frechet._sqrtm

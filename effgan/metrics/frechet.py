@@ -45,6 +45,9 @@ def _sqrtm(matrix: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        # its error estimate divides by the matrix's norm: 0 / 0 for a zero product (a collapsed
+        # generator's features), which warns though the root (0) is exact
+        warnings.simplefilter("ignore", RuntimeWarning)
         try:
             root = linalg.sqrtm(matrix, disp=False)
         except TypeError:
