@@ -223,7 +223,7 @@ def test_module_parameters_init_and_noise():
     assert torch.equal(layer.noise_weight, torch.zeros(4)) and torch.equal(layer.bias, torch.zeros(4))
     assert repr(layer) == (
         "AdaIN(\n  4, w_dim=6, eps=1e-05, noise=True, act=leaky_relu, negative_slope=0.2, impl=ref\n"
-        "  (style): Linear(in_features=6, out_features=8, bias=True)\n)"
+        "  (style): StyleAffine(in_features=6, out_features=8, bias=True)\n)"
     )
     with torch.no_grad():
         layer.noise_weight.fill_(0.7)

@@ -95,3 +95,16 @@ def test_count_flops_resnet_closed_form_and_model_untouched():
 def test_count_flops_rejects_bad_input_shape():
     with pytest.raises(ValueError, match="input_shape"):
         count_flops(nn.Linear(2, 2), (2, 0))
+
+
+def test_the_docs_model_table_is_what_the_summary_computes():
+    """docs/MODELS.md's parameter and FLOP table, regenerated (meta device: shapes only)."""
+    import pathlib
+
+    from effgan.models.summary import summarize
+
+    docs = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "MODELS.md").read_text(encoding="utf-8")
+    lines = docs.split("| model | input | parameters | GFLOPs |\n|---|---|---:|---:|\n", 1)[1].split("\n\n", 1)[0]
+    documented = [line.strip("| ").split(" | ") for line in lines.splitlines()]
+    computed = [[name, shown, f"{params:,}", f"{flops / 1e9:.2f}"] for name, shown, params, flops in summarize()]
+    assert documented == computed

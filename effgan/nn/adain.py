@@ -32,6 +32,21 @@ def _check_positive_int(value: object, name: str) -> int:
     return value
 
 
+class StyleAffine(nn.Linear):
+    """AdaIN's style layer: a linear map from w to (scale, shift). With ``equalized_lr`` its
+    N(0, 1) weight is scaled by 1 / sqrt(in_features) at every call (init_weights then leaves it
+    alone). A module of its own, so that forward hooks (effgan.models.count_flops) see the call."""
+
+    def __init__(self, in_features: int, out_features: int, *, equalized_lr: bool, device=None, dtype=None):
+        super().__init__(in_features, out_features, device=device, dtype=dtype)
+        self.equalized_lr = equalized_lr
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        if self.equalized_lr:
+            return F.linear(w, self.weight * (1.0 / math.sqrt(self.in_features)), self.bias)
+        return super().forward(w)
+
+
 class AdaIN(nn.Module):
     """``instance_norm(act(x + noise * noise_weight + bias)) * scale(w) + shift(w)`` in one fused op.
 
@@ -68,9 +83,7 @@ class AdaIN(nn.Module):
             raise TypeError(f"equalized_lr must be a bool, got {type(equalized_lr).__name__}")
         self.equalized_lr = equalized_lr
         factory = dict(device=device, dtype=dtype)
-        self.style = nn.Linear(w_dim, 2 * num_features, **factory)
-        if equalized_lr:
-            self.style.equalized_lr = True  # init_weights skips it: its N(0, 1) weights are rescaled per call
+        self.style = StyleAffine(w_dim, 2 * num_features, equalized_lr=equalized_lr, **factory)
         if noise:
             self.noise_weight = nn.Parameter(torch.empty(num_features, **factory))
         else:
@@ -107,11 +120,7 @@ class AdaIN(nn.Module):
             raise TypeError(f"w must be a torch.Tensor, got {type(w).__name__}")
         if w.dim() != 2 or w.shape[1] != self.w_dim:
             raise ValueError(f"w must have shape (N, {self.w_dim}), got {tuple(w.shape)}")
-        if self.equalized_lr:
-            out = F.linear(w, self.style.weight * (1.0 / math.sqrt(self.w_dim)), self.style.bias)
-        else:
-            out = self.style(w)
-        scale, shift = out.chunk(2, dim=1)
+        scale, shift = self.style(w).chunk(2, dim=1)
         return scale, shift
 
     def forward(
