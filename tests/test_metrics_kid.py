@@ -1,4 +1,6 @@
 """KID: the unbiased estimator against a direct computation, its expectation, and seeding."""
+import importlib
+
 import numpy as np
 import pytest
 
@@ -29,6 +31,20 @@ def test_full_subset_equals_estimator_on_whole_sets():
     # Subsets are capped at the set size, so each is a permutation of the whole set.
     assert mean == pytest.approx(mmd2_unbiased(x, y), rel=1e-10)
     assert std == pytest.approx(0.0, abs=1e-12)
+
+
+def test_whole_set_subsets_are_computed_once(monkeypatch):
+    kid = importlib.import_module("effgan.metrics.kid")  # the package exports a function of that name
+
+    calls = []
+    monkeypatch.setattr(kid, "mmd2_unbiased", lambda a, b: calls.append(len(a)) or 0.5)
+    rng = np.random.default_rng(1)
+    assert kid.kernel_inception_distance(rng.normal(size=(12, 4)), rng.normal(size=(12, 4)), n_subsets=100,
+                                         subset_size=50) == (0.5, 0.0)
+    assert calls == [12]
+    calls.clear()
+    kid.kernel_inception_distance(rng.normal(size=(12, 4)), rng.normal(size=(20, 4)), n_subsets=5, subset_size=50)
+    assert calls == [12] * 5  # the larger set's subsets still differ
 
 
 def test_same_distribution_is_zero_in_expectation_and_different_is_positive():

@@ -47,7 +47,8 @@ def kernel_inception_distance(
     """(mean, std) of the unbiased MMD^2 over n_subsets random subsets of both feature sets.
 
     The subset size is capped at the smaller set's size (as the reference
-    implementations do), and subsets are drawn without replacement.
+    implementations do), and subsets are drawn without replacement. When that size takes both
+    whole sets, the subsets differ only in order: the estimate is computed once, with std 0.
     """
     x = np.asarray(features1, dtype=np.float64)
     y = np.asarray(features2, dtype=np.float64)
@@ -63,6 +64,10 @@ def kernel_inception_distance(
 
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    if size == x.shape[0] == y.shape[0]:
+        # every "subset" is a reordering of both whole sets, under which MMD^2 is invariant: one
+        # estimate stands for all of them (n_subsets copies of the same work otherwise)
+        return mmd2_unbiased(x, y), 0.0
     rng = np.random.default_rng(seed)
     estimates = np.empty(n_subsets)
     for i in range(n_subsets):
