@@ -57,6 +57,17 @@ def test_options_that_cannot_train_are_refused_by_name(overrides, message):
 
 
 @pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("value", [200, 60000])
+def test_sixteen_bit_pgm_is_scaled_by_its_range_not_its_content(tmp_path, value):
+    """PIL opens a 16-bit PGM as mode "I": a dark one (every value <= 255) is still 16-bit data."""
+    path = tmp_path / "deep.pgm"
+    path.write_bytes(b"P5\n4 3\n65535\n" + np.full((3, 4), value, ">u2").tobytes())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        image = ImageFiles([path], channels=1).image(0)
+    assert abs(float(image.mean()) - (round(value / 257) / 127.5 - 1)) < 1e-6
+
+
 def test_a_resumed_runs_config_yaml_replays_instead_of_resuming(tmp_path):
     first = train(tiny_config("dcgan", tmp_path, run_name="r", max_steps=1, epochs=2))
     train(tiny_config("dcgan", tmp_path, max_steps=2, epochs=2, resume=first.run_dir))

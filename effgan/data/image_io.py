@@ -57,6 +57,9 @@ def decode_image(path: Path, channels: int) -> tuple[np.ndarray, str | None]:
     """
     with Image.open(path) as img:
         img.load()  # force the full decode now: truncated files fail here, not later
+        # PIL opens a PGM/PPM of more than 8 bits as mode "I", already stretched to 0..65535 whatever
+        # its maxval: 16-bit data, however dark (read before exif_transpose, whose copy has no format)
+        sixteen_bit = img.mode.startswith("I;16") or (img.mode == "I" and img.format == "PPM")
         # a camera's JPEG is stored sideways with an EXIF orientation tag: show it as viewers do
         img = ImageOps.exif_transpose(img)
         mode = img.mode
@@ -65,7 +68,7 @@ def decode_image(path: Path, channels: int) -> tuple[np.ndarray, str | None]:
             # PIL's convert() to L/RGB clips these at 255 instead of rescaling, so any 16-bit image
             # above 255 would load as solid white: scale to 8 bits here (16-bit: by 257, the exact
             # map of 0..65535 onto 0..255; 32-bit int and float: see _to_uint8).
-            img = Image.fromarray(_to_uint8(np.asarray(img), mode))
+            img = Image.fromarray(_to_uint8(np.asarray(img), "I;16" if sixteen_bit else mode))
             note = f"{mode} image scaled to 8 bits"
         if mode == "P":
             img = img.convert("RGBA" if "transparency" in img.info else "RGB")
