@@ -117,3 +117,23 @@ def test_cache_dir_round_trip(tmp_path):
     assert item["B_index"] == reference["B_index"]
     reopened = build_dataset("cans", "train", image_size=64, length=3, seed=7, cache_dir=tmp_path)
     assert torch.equal(reopened[1]["A"], item["A"])
+
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "other length"])
+def test_a_damaged_cache_file_is_rendered_again(tmp_path, damage):
+    from effgan.data import CachedImages, Digits
+
+    source = Digits(split="train", size=28, length=4, seed=3)
+    first = CachedImages(source, tmp_path, "digits").image(2)
+    [path] = tmp_path.glob("*.npy")
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:
+        np.save(path, np.zeros((3, 1, 28, 28), np.float16))
+    with pytest.warns(UserWarning, match="is damaged; rendering it again"):
+        again = CachedImages(source, tmp_path, "digits")
+    assert torch.equal(again.image(2), first)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,18 @@ class CachedImages:
         self._array: np.ndarray | None = None
         if not self.path.is_file():
             self._write()
+        elif not self._readable():
+            # written by rename, so this is no concurrent writer's half file: a copy cut short, a
+            # full disk, a hand edit. The render is deterministic: write it again.
+            warnings.warn(f"cache {str(self.path)!r} is damaged; rendering it again", stacklevel=2)
+            self._write()
+
+    def _readable(self) -> bool:
+        try:
+            array = np.load(self.path, mmap_mode="r")
+        except (ValueError, EOFError, OSError):
+            return False
+        return array.dtype == np.float16 and array.ndim == 4 and len(array) == len(self.source)
 
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
