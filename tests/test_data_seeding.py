@@ -20,9 +20,28 @@ def test_derive_seed_is_stable_across_processes():
     assert derive_seed(1) != derive_seed("1")
 
 
+def test_integer_likes_seed_as_the_int_they_are():
+    """Subset(dataset, np.arange(n)) indexes with numpy integers: the same items as with ints."""
+    import numpy as np
+    import torch
+    from torch.utils.data import Subset
+
+    from effgan.data import build_dataset
+
+    assert derive_seed(3, np.int64(17)) == derive_seed(3, torch.tensor(17)) == derive_seed(3, 17)
+    digits = build_dataset("digits", "train", length=6, seed=2)
+    for subset_index, (image, label) in enumerate(Subset(digits, np.arange(1, 5))):
+        expected_image, expected_label = digits[subset_index + 1]
+        assert torch.equal(image, expected_image) and label == expected_label
+
+
 def test_derive_seed_and_epoch_reject_bad_input():
+    import numpy as np
+
     with pytest.raises(TypeError, match="int or str"):
         derive_seed(1.5)
+    with pytest.raises(TypeError, match="int or str"):
+        derive_seed(np.bool_(True))
     with pytest.raises(ValueError, match="epoch"):
         SharedEpoch().set(-1)
     with pytest.raises(TypeError, match="epoch"):

@@ -10,6 +10,7 @@ the number of workers or on the order in which items are requested.
 from __future__ import annotations
 
 import hashlib
+import operator
 
 import numpy as np
 import torch
@@ -23,12 +24,21 @@ def derive_seed(*parts: int | str) -> int:
     Uses blake2b rather than ``hash()`` because Python salts ``hash`` of strings
     per process, which would make worker processes disagree.
     """
-    for part in parts:
-        if isinstance(part, bool) or not isinstance(part, (int, str)):
-            raise TypeError(f"derive_seed parts must be int or str, got {type(part).__name__}: {part!r}")
+    # Integer-likes (numpy integers: Subset(dataset, np.arange(n)) indexes with them) become ints
+    # first: the text below names each part's type, so an int64 index would seed other draws.
+    parts = tuple(part if isinstance(part, str) else _as_int(part) for part in parts)
     text = "\x1f".join(f"{type(part).__name__}:{part}" for part in parts)
     digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "little") & _SEED_MASK
+
+
+def _as_int(part) -> int:
+    if not isinstance(part, (bool, np.bool_)):
+        try:
+            return operator.index(part)
+        except TypeError:
+            pass
+    raise TypeError(f"derive_seed parts must be int or str, got {type(part).__name__}: {part!r}")
 
 
 def numpy_rng(*parts: int | str) -> np.random.Generator:
