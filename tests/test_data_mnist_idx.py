@@ -38,6 +38,8 @@ def test_mnist_folder_round_trip(tmp_path, compress):
     assert torch.allclose((image[0] + 1) * 127.5, torch.from_numpy(images[7]).float(), atol=1e-4)
     ds = build_dataset(tmp_path, "train")
     assert ds[3][0].shape == (1, 28, 28) and ds[3][1] == 3
+    # 5 test images hold labels 0-4 only: the test split still has the dataset's 10 classes
+    assert MnistIdx(tmp_path, "test").classes == MnistIdx(tmp_path, "train").classes == tuple("0123456789")
 
 
 @pytest.mark.parametrize("dtype,code", [(np.int16, 0x0B), (np.int32, 0x0C), (np.float32, 0x0D), (np.float64, 0x0E)])
@@ -60,3 +62,7 @@ def test_read_idx_rejects_bad_files(tmp_path):
         read_idx(truncated)
     with pytest.raises(ValueError, match="t10k-images"):
         MnistIdx(tmp_path, "test")
+    cut = tmp_path / "c.gz"  # an interrupted download
+    cut.write_bytes(gzip.compress(_idx_bytes(np.zeros((3, 2), np.uint8), 0x08))[:-6])
+    with pytest.raises(ValueError, match="c.gz' is a damaged gzip file"):
+        read_idx(cut)

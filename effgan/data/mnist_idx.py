@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,10 @@ def read_idx(path: str | Path) -> np.ndarray:
     path = Path(path)
     raw = path.read_bytes()
     if raw[:2] == _GZIP_MAGIC:
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, OSError, zlib.error) as error:  # cut short (an interrupted download), bad CRC
+            raise ValueError(f"{str(path)!r} is a damaged gzip file ({type(error).__name__}: {error})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise ValueError(f"{str(path)!r} is not an IDX file (bad magic number)")
     type_code, ndim = raw[2], raw[3]
@@ -85,7 +89,19 @@ class MnistIdx:
             raise ValueError(f"{str(labels_path)!r}: expected {len(images)} labels, got shape {labels.shape}")
         self.images = images
         self.labels = labels.astype(np.int64)
-        self.classes = tuple(str(k) for k in range(int(self.labels.max()) + 1)) if len(labels) else ()
+        if len(labels) and int(self.labels.min()) < 0:
+            raise ValueError(f"{str(labels_path)!r}: labels must be >= 0, got {int(self.labels.min())}")
+        # Classes 0..the largest label of either split, so both splits of one dataset have the same
+        # classes (a test split need not hold every label; evaluation compares the class counts).
+        top = max([int(self.labels.max())] if len(labels) else [], default=-1)
+        other = "test" if split == "train" else "train"
+        try:
+            other_labels = read_idx(find_mnist_files(root, other)[1])
+        except ValueError:
+            other_labels = np.empty(0)
+        if other_labels.ndim == 1 and len(other_labels):
+            top = max(top, int(other_labels.max()))
+        self.classes = tuple(str(k) for k in range(top + 1))
 
     def __len__(self) -> int:
         return len(self.images)
