@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+from effgan.data.image_io import DECODE_ERRORS, IMAGE_EXTENSIONS, is_image_file
+
 # Strided convs down and transposed convs up: side lengths must survive two halvings (the ResNet
 # generators). Every generator's accepted sides are multiples of it, so they are searched on its grid.
 SIZE_MULTIPLE = 4
@@ -33,10 +34,10 @@ def list_inputs(path: str) -> list[Path]:
     if p.is_file():
         return [p]
     if p.is_dir():
-        files = sorted(f for f in p.iterdir()
-                       if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."))
+        # the files training reads as images (effgan.data), not hidden ones
+        files = sorted(f for f in p.iterdir() if is_image_file(f) and not f.name.startswith("."))
         if not files:
-            raise ValueError(f"--input folder {path!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise ValueError(f"--input folder {path!r} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
         return files
     raise ValueError(f"--input {path!r} is neither an image file nor a folder")
 
@@ -96,7 +97,7 @@ def image_sizes(inputs: list[Path]) -> list[tuple[int, int]]:
             with Image.open(path) as image:
                 image.load()  # the header alone does not catch a truncated file
                 sizes.append(image.size)
-        except (OSError, ValueError, SyntaxError) as error:  # PIL raises all three for broken files
+        except DECODE_ERRORS as error:  # what PIL raises for broken (or bomb-sized) files
             bad.append(f"{os.fspath(path)!r} ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
     if bad:
         shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")

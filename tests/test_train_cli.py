@@ -114,17 +114,34 @@ def test_train_cli_reports_bad_paths_devices_and_resumes_cleanly(tmp_path, capsy
     assert "effgan.sample: error:" in capsys.readouterr().err
 
 
+def _png_claiming(path, width: int, height: int) -> None:
+    """A small PNG whose header (IHDR, with its CRC) says width x height."""
+    import io
+    import struct
+    import zlib
+
+    buffer = io.BytesIO()
+    Image.new("L", (4, 4)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    ihdr = 8  # after the signature: length (4), b"IHDR" (4), width, height, ...
+    data[ihdr + 8 : ihdr + 16] = struct.pack(">II", width, height)
+    data[ihdr + 21 : ihdr + 25] = struct.pack(">I", zlib.crc32(bytes(data[ihdr + 4 : ihdr + 21])))
+    path.write_bytes(bytes(data))
+
+
 def test_translate_cli(tmp_path, capsys):
     run = train(tiny_config("cyclegan", tmp_path, run_name="cg", max_steps=1))
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     Image.new("RGB", (50, 30), (200, 10, 10)).save(inputs / "red.png")
     Image.new("L", (64, 64), 128).save(inputs / "gray.jpg")
+    Image.new("RGB", (40, 40), (10, 200, 10)).save(inputs / "green.ppm")  # formats training reads too
+    Image.new("L", (40, 40), 60).save(inputs / "dark.pgm")
     (inputs / "notes.txt").write_text("not an image")
     out = tmp_path / "out"
     assert translate.main(["--checkpoint", run.run_dir, "--input", str(inputs), "--output", str(out),
                            "--device", "cpu"]) == 0
-    assert sorted(os.listdir(out)) == ["gray.png", "red.png"]
+    assert sorted(os.listdir(out)) == ["dark.png", "gray.png", "green.png", "red.png"]
     with Image.open(out / "red.png") as image:
         assert image.size == (64, 64) and image.mode == "RGB"  # the training size and channels
     assert translate.main(["--checkpoint", run.run_dir, "--input", str(inputs / "red.png"), "--output", str(out),
@@ -142,6 +159,14 @@ def test_translate_cli(tmp_path, capsys):
     assert translate.main(["--checkpoint", str(tmp_path / "missing"), "--input", str(inputs),
                            "--output", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
+    bomb = tmp_path / "bomb"  # a header claiming more pixels than PIL agrees to decode
+    bomb.mkdir()
+    _png_claiming(bomb / "huge.png", 20000, 20000)
+    capsys.readouterr()
+    assert translate.main(["--checkpoint", run.run_dir, "--input", str(bomb), "--output", str(tmp_path / "o2"),
+                           "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "huge.png" in err and "cannot be read" in err and "Traceback" not in err, err
 
 
 def test_translate_runs_a_run_trained_with_a_backend_missing_here(tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp"})
 
 # Errors PIL raises for files that are not (complete, valid) images.
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError)
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError)
 
 
 class DataWarning(UserWarning):
@@ -163,7 +163,7 @@ class ImageFiles:
             path = self.paths[candidate]
             try:
                 array, note = decode_image(path, self.channels)
-            except _DECODE_ERRORS as error:
+            except DECODE_ERRORS as error:
                 self._unreadable.add(candidate)
                 warnings.warn(f"skipping unreadable image {str(path)!r}: {error}", DataWarning, stacklevel=3)
                 continue
