@@ -68,6 +68,21 @@ def test_sixteen_bit_pgm_is_scaled_by_its_range_not_its_content(tmp_path, value)
     assert abs(float(image.mean()) - (round(value / 257) / 127.5 - 1)) < 1e-6
 
 
+@pytest.mark.parametrize("mode, transparent, kept", [("L", 0, 90), ("RGB", (0, 0, 0), (90, 30, 200))])
+def test_a_single_transparent_colour_is_composited_over_white(tmp_path, mode, transparent, kept):
+    """PNG's tRNS on a grayscale or RGB image, as a palette image's transparency is."""
+    from effgan.data.image_io import decode_image
+
+    image = Image.new(mode, (4, 2), transparent)
+    image.putpixel((3, 1), kept)
+    image.save(tmp_path / "cut.png", transparency=transparent)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        array, note = decode_image(tmp_path / "cut.png", 3)
+    assert array[0, 0].tolist() == [255, 255, 255] and "composited over white" in note
+    assert array[1, 3].tolist() == ([kept] * 3 if mode == "L" else list(kept))
+
+
 def test_a_resumed_runs_config_yaml_replays_instead_of_resuming(tmp_path):
     first = train(tiny_config("dcgan", tmp_path, run_name="r", max_steps=1, epochs=2))
     train(tiny_config("dcgan", tmp_path, max_steps=2, epochs=2, resume=first.run_dir))

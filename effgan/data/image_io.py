@@ -73,6 +73,9 @@ def decode_image(path: Path, channels: int) -> tuple[np.ndarray, str | None]:
         if mode == "P":
             img = img.convert("RGBA" if "transparency" in img.info else "RGB")
             note = "palette image converted"
+        elif mode in ("L", "RGB") and "transparency" in img.info:
+            # one colour declared transparent (PNG's tRNS): its alpha, composited below as any alpha is
+            img = img.convert("RGBA")
         if img.mode in ("RGBA", "LA", "PA"):
             # Transparent pixels have arbitrary colour underneath; white is the usual backdrop
             # of cut-out photos, and keeps those pixels from turning into noise.
