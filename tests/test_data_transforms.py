@@ -43,6 +43,13 @@ def test_resize_upscales_small_images_and_keeps_range():
     assert out.shape == (1, 32, 32) and out.min() >= -1 and out.max() <= 1
     rotated = Transform(crop_size=16, max_rotation_deg=30)(_image(16), torch.Generator().manual_seed(1))
     assert rotated.shape == (3, 16, 16) and rotated.min() >= -1 and rotated.max() <= 1
+    # saturated pixels: the filters' weights round to a sum an ulp off 1, which must not leave the range
+    white = torch.ones(3, 300, 300)
+    assert Transform.resize(256)(white).max() <= 1.0
+    binary = torch.randint(0, 2, (3, 100, 73), generator=torch.Generator().manual_seed(0)).float() * 2 - 1
+    for transform in (Transform.resize(64), Transform.jitter(256), Transform(crop_size=64, max_rotation_deg=10.0)):
+        for seed in range(6):
+            assert transform(binary, torch.Generator().manual_seed(seed)).abs().max() <= 1.0
 
 
 def test_bad_arguments_raise():

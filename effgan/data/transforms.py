@@ -103,9 +103,10 @@ def _resize_square(image: torch.Tensor, size: int) -> torch.Tensor:
     if image.shape[-2:] == (size, size):
         return image
     # antialias matters when shrinking large photos; bilinear matches the reference's PIL BICUBIC closely enough
-    # while keeping values inside the input range (bicubic overshoots).
+    # while keeping values inside the input range (bicubic overshoots). Its weights' rounding still lands an
+    # ulp or two outside [-1, 1] at saturated pixels: clamped, so images stay in the range they promise.
     return F.interpolate(image[None], size=(size, size), mode="bilinear", align_corners=False,
-                         antialias=True)[0]
+                         antialias=True)[0].clamp_(-1.0, 1.0)
 
 
 def _rotate(image: torch.Tensor, angle_deg: float) -> torch.Tensor:
@@ -115,4 +116,4 @@ def _rotate(image: torch.Tensor, angle_deg: float) -> torch.Tensor:
     affine = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=image.dtype)[None]
     grid = F.affine_grid(affine, [1, *image.shape], align_corners=False)
     return F.grid_sample(image[None], grid, mode="bilinear", padding_mode="reflection",
-                         align_corners=False)[0]
+                         align_corners=False)[0].clamp_(-1.0, 1.0)  # as _resize_square: no ulp outside
