@@ -15,6 +15,10 @@ def test_budget_parsing():
     custom = parse_budget("40")
     assert custom.steps == 40 and custom.checkpoint_every == 10 and custom.name == "40-steps"
     assert parse_budget("7").checkpoint_every == 1
+    # odd step counts: a few checkpoints (each write is inside the timed interval), not one a step
+    assert parse_budget("1001").checkpoint_every == 143 and parse_budget("20001").checkpoint_every == 6667
+    with pytest.raises(ValueError, match="cannot be cut into 2-8 timed intervals"):
+        parse_budget("1009")  # a prime
     with pytest.raises(ValueError, match="budget"):
         parse_budget("huge")
     with pytest.raises(ValueError, match="multiple"):

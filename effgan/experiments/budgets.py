@@ -36,6 +36,10 @@ PRESETS = {
 }
 
 
+# How many checkpoints a budget given as a number of steps takes, in order of preference.
+INTERVAL_COUNTS = (4, 2, 3, 5, 6, 8, 7)
+
+
 def parse_budget(text: str) -> Budget:
     """A preset name (smoke, small, full) or a number of steps (with the small preset's other settings)."""
     if text in PRESETS:
@@ -46,5 +50,11 @@ def parse_budget(text: str) -> Budget:
         raise ValueError(f"budget must be one of {sorted(PRESETS)} or a number of steps, got {text!r}") from None
     if steps < 2:
         raise ValueError(f"budget steps must be >= 2, got {steps}")
-    checkpoint_every = max(1, steps // 4) if steps % 4 == 0 else max(1, steps // 2) if steps % 2 == 0 else 1
-    return dataclasses.replace(PRESETS["small"], name=f"{steps}-steps", steps=steps, checkpoint_every=checkpoint_every)
+    # A few checkpoints (the StepMeter's timing intervals, equal in length), never one a step: every
+    # checkpoint write falls inside the timed interval.
+    intervals = next((n for n in INTERVAL_COUNTS if steps % n == 0), None)
+    if intervals is None:
+        raise ValueError(f"budget steps {steps} cannot be cut into {min(INTERVAL_COUNTS)}-{max(INTERVAL_COUNTS)} "
+                         f"timed intervals of equal length; use a multiple of 2, 3, 5 or 7 (e.g. {steps + 1})")
+    return dataclasses.replace(PRESETS["small"], name=f"{steps}-steps", steps=steps,
+                               checkpoint_every=steps // intervals)
