@@ -51,7 +51,9 @@ def _prepare(fn, case: OpCase, device, dtype, mode: str, n_copies: int, *, retai
 
         return fwd, sets
     sets = [case.make_inputs(device, dtype, True) for _ in range(n_copies)]
-    grads = [torch.randn_like(o) for o in _outputs(fn(sets[0]))]
+    # the output gradients rotate with the inputs: a backward reads them from memory too
+    grads = [[torch.randn_like(o) for o in _outputs(fn(sets[0]))] for _ in range(n_copies)]
+    items = list(zip(sets, grads))
 
     def forward(d):
         for t in _leaves(d):
@@ -59,16 +61,17 @@ def _prepare(fn, case: OpCase, device, dtype, mode: str, n_copies: int, *, retai
         return _outputs(fn(d))
 
     if mode == "fwd+bwd":
-        return (lambda d: torch.autograd.backward(forward(d), grads)), sets
+        return (lambda item: torch.autograd.backward(forward(item[0]), item[1])), items
     if not retained:
-        return (lambda outs: torch.autograd.backward(outs, grads)), sets, forward
-    graphs = [(d, forward(d)) for d in sets]
+        return ((lambda outs_and_grads: torch.autograd.backward(*outs_and_grads)), items,
+                lambda item: (forward(item[0]), item[1]))
+    graphs = [(d, forward(d), g) for d, g in items]
 
     def bwd(item):
-        d, outs = item
+        d, outs, g = item
         for t in _leaves(d):
             t.grad = None
-        torch.autograd.backward(outs, grads, retain_graph=True)
+        torch.autograd.backward(outs, g, retain_graph=True)
 
     return bwd, graphs
 

@@ -1,8 +1,10 @@
 """Timing that means the same thing on every device: median of repeated runs after warm-up.
 
-On CUDA the clock is a pair of CUDA events per run and the inputs rotate through copies whose
-total size exceeds the L2 cache, so a kernel cannot read last run's data from cache. On the CPU
-the clock is perf_counter; caches there are small against the benchmark tensors.
+On CUDA the clock is a pair of CUDA events per run; on the CPU, perf_counter. On both the inputs
+(and the output gradients a backward reads) rotate through copies whose total size exceeds the
+last-level cache (a GPU's L2; a CPU's L3, which at 32 MiB holds a 4 MiB op's whole working set), so
+a run cannot read the previous run's data from cache: the op reads its inputs from memory, as it
+does in a network whose other layers have moved its inputs out.
 
 Python's cyclic garbage collector is paused during timed runs (as ``timeit`` does): a full
 collection of a process that has imported torch and inductor takes milliseconds and would land
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import glob
+import os
 import random
 import statistics
 import time
@@ -144,8 +148,36 @@ def peak_memory(fn: Callable[[], object], device: torch.device) -> int | None:
     return torch.cuda.max_memory_allocated(device) - base
 
 
-def rotation_copies(nbytes_per_input: int, device: torch.device, *, l2_bytes: int = 50 * 2**20) -> int:
-    """How many input copies to rotate through so their total exceeds the L2 cache (GPU only)."""
-    if device.type != "cuda" or nbytes_per_input <= 0:
+# Where the last-level cache size cannot be read: an H100's L2 (50 MiB); a server CPU's L3 (32 MiB).
+DEFAULT_LAST_LEVEL_CACHE = {"cuda": 50 * 2**20, "cpu": 32 * 2**20}
+
+
+def last_level_cache_bytes(device: torch.device) -> int:
+    """The device's largest cache: the GPU's L2, or the CPU's largest data cache (from sysfs)."""
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return int(getattr(props, "L2_cache_size", 0)) or DEFAULT_LAST_LEVEL_CACHE["cuda"]
+    sizes = []
+    for index in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*"):
+        try:
+            with open(os.path.join(index, "type")) as f:
+                if f.read().strip() == "Instruction":
+                    continue
+            with open(os.path.join(index, "size")) as f:
+                text = f.read().strip().upper()
+        except OSError:
+            continue
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+        try:
+            sizes.append(int(text.rstrip("KMG")) * scale)
+        except ValueError:
+            continue
+    return max(sizes, default=DEFAULT_LAST_LEVEL_CACHE["cpu"])
+
+
+def rotation_copies(nbytes_per_input: int, device: torch.device, *, cache_bytes: int | None = None) -> int:
+    """How many input copies to rotate through so their total is twice the last-level cache."""
+    if nbytes_per_input <= 0:
         return 1
-    return max(1, min(16, -(-2 * l2_bytes // nbytes_per_input)))
+    cache = last_level_cache_bytes(device) if cache_bytes is None else cache_bytes
+    return max(1, min(16, -(-2 * cache // nbytes_per_input)))
