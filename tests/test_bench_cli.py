@@ -78,7 +78,8 @@ def test_a_failing_mode_keeps_the_providers_other_modes(monkeypatch, failing):
 @pytest.mark.parametrize("flag, value", [
     ("--providers", "foo"), ("--providers", ","), ("--modes", "fwd,back"), ("--budget", "0"), ("--budget", "-1"),
     ("--shapes", "1x4x8"), ("--shapes", "0x4x8x8"), ("--device", "foo"), ("--device", "meta"),
-    ("--out", "."), ("--e2e-models", "nope"), ("--e2e-variants", "nope"),
+    ("--out", "."), ("--out", "a_file/r.json"), ("--e2e-models", "nope"), ("--e2e-variants", "nope"),
+    ("--e2e-variants", "eager,fused+graphs"), ("--compile-mode", "fastest"),
 ])
 def test_bench_cli_rejects_bad_arguments_before_measuring(tmp_path, monkeypatch, flag, value):
     """A bad argument stops the run before the first measurement, with a message naming it."""
@@ -86,6 +87,7 @@ def test_bench_cli_rejects_bad_arguments_before_measuring(tmp_path, monkeypatch,
 
     monkeypatch.setattr(cli, "copy_bandwidth", lambda *a: pytest.fail("measured before checking the arguments"))
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("")  # a file where --out needs a folder
     args = {"--device": "cpu", "--ops": "se_scale", "--shapes": "1x3x5x4", "--e2e": "yes", "--budget": "0.01",
             "--out": "r.json", flag: value}
     with pytest.raises(SystemExit) as stop:
@@ -148,14 +150,19 @@ def test_default_out_path_keeps_full_results():
     name = lambda argv: os.path.basename(default_out_path(parse_args(argv), info))  # noqa: E731
     full = name([])
     assert full.endswith(".json") and "partial" not in full
-    assert name(["--modes", "fwd+bwd,fwd", "--e2e-models", "cyclegan-default-64-b1"]) == full
+    assert name(["--modes", "bwd,fwd+bwd,fwd", "--e2e", "yes"]) == full  # every mode, in any order
     stem = full[: -len(".json")]
+    for subset in (["--modes", "fwd+bwd,fwd"], ["--e2e", "no"], ["--e2e-models", "cyclegan-default-64-b1"]):
+        assert name(subset) == f"{stem}-partial.json", subset
+    assert name(["--compile-mode", "max-autotune"]) == f"{stem}-compile-max-autotune.json"
+    assert name(["--compile-mode", "default"]) == full  # the CPU's default mode
     assert name(["--ops", "se_scale"]) == f"{stem}-partial.json"
     assert name(["--shapes", "1x3x8x8"]) == f"{stem}-partial.json"
     assert name(["--providers", "effgan,eager"]) == f"{stem}-partial.json"
     assert name(["--e2e-variants", "eager,fused"]) == f"{stem}-partial.json"
     assert name(["--channels-last", "--dtype", "bfloat16"]) == f"{stem}-channels-last-bfloat16.json"
-    assert name(["--quick", "--e2e", "no"]) == f"{stem}-quick.json"
+    assert name(["--quick", "--modes", "fwd,fwd+bwd"]) == f"{stem}-quick.json"  # --quick's own modes
+    assert name(["--quick", "--e2e", "no"]) == f"{stem}-quick-partial.json"
     assert name(["--quick", "--cuda-graphs"]) == f"{stem}-quick-graphs.json"
 
 

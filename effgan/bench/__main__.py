@@ -53,14 +53,24 @@ def parse_args(argv=None):
     p.add_argument("--budget", type=float, default=None, help="seconds of timed runs per measurement")
     p.add_argument("--out", default=None,
                    help="JSON path (default: benchmarks/results/<device>.json, with -quick, -graphs, -channels-last, "
-                        "-<dtype> and -partial (a subset of --ops, --shapes, --providers or --e2e-variants) suffixes where they apply)")
+                        "-<dtype>, -compile-<mode> and -partial (a subset of --ops, --shapes, --providers, --modes, "
+                        "--e2e-models or --e2e-variants, or --e2e no) suffixes where they apply)")
     return p.parse_args(argv)
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def default_compile_mode(args, device: torch.device) -> str | None:
+    if args.compile_mode is not None:
+        return args.compile_mode
+    return "max-autotune-no-cudagraphs" if device.type == "cuda" and not args.quick else None
+
+
 def default_out_path(args, info) -> str:
-    """benchmarks/results/<device>[-quick][-graphs][-channels-last][-<dtype>][-partial].json: a run with a
-    subset of the ops, shapes, providers or end-to-end variants, or other inputs, never overwrites the
-    device's full results."""
+    """benchmarks/results/<device>[-quick][-graphs][-channels-last][-<dtype>][-compile-<mode>][-partial].json:
+    a run with a subset of the ops, shapes, providers, modes or end-to-end models and variants, or
+    other inputs, never overwrites the device's full results."""
     name = device_slug(info)
     if args.quick:
         name += "-quick"
@@ -70,7 +80,14 @@ def default_out_path(args, info) -> str:
         name += "-channels-last"
     if args.dtype != "float32":
         name += f"-{args.dtype}"
-    if args.ops != "all" or args.shapes or set(args.providers.split(",")) != set(PROVIDERS) or args.e2e_variants:
+    default_mode = "max-autotune-no-cudagraphs" if info.get("device_type") == "cuda" and not args.quick else "default"
+    if args.compile_mode is not None and args.compile_mode != default_mode:
+        name += f"-compile-{args.compile_mode}"
+    all_modes = {"fwd", "fwd+bwd"} if args.quick else set(MODES)
+    modes_subset = args.modes is not None and set(args.modes.split(",")) != all_modes
+    e2e_subset = args.e2e == "no" or args.e2e_models or args.e2e_variants
+    if args.ops != "all" or args.shapes or set(args.providers.split(",")) != set(PROVIDERS) or modes_subset \
+            or e2e_subset:
         name += "-partial"
     return os.path.join("benchmarks", "results", f"{name}.json")
 
@@ -112,6 +129,19 @@ def _device(text: str) -> torch.device:
     return device
 
 
+def _check_writable(out: str) -> None:
+    """--out's folder can be made and a file written beside the result (its temporary name), before
+    the first measurement rather than after the last."""
+    probe = f"{out}.tmp"
+    try:
+        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        raise SystemExit(f"--out: {out!r} cannot be written ({error.strerror or error})") from None
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     # Every argument is checked before the first measurement: a typo must not cost a run's minutes,
@@ -125,6 +155,8 @@ def main(argv=None) -> int:
     modes = _subset(args.modes, "--modes", MODES) if args.modes else (["fwd", "fwd+bwd"] if args.quick else list(MODES))
     if args.out is not None and os.path.isdir(args.out):
         raise SystemExit(f"--out: {args.out!r} is a folder; give the JSON file's path")
+    if args.compile_mode is not None and args.compile_mode not in COMPILE_MODES:
+        raise SystemExit(f"--compile-mode: expected one of {COMPILE_MODES}, got {args.compile_mode!r}")
     available = op_cases.available_ops()
     names = available if args.ops == "all" else [] if args.ops == "none" else args.ops.split(",")
     unknown = [n for n in names if n not in op_cases.CASE_BUILDERS]
@@ -142,17 +174,19 @@ def main(argv=None) -> int:
         if args.e2e_variants:
             variants = tuple(e2e.VARIANTS_BY_NAME[name]
                              for name in _subset(args.e2e_variants, "--e2e-variants", e2e.VARIANTS_BY_NAME))
+            unrunnable = [f"{v.name} ({e2e.skip_reason(v, device)})" for v in variants if e2e.skip_reason(v, device)]
+            if unrunnable:  # asked for by name: not silently left out, as the default set's are
+                raise SystemExit(f"--e2e-variants: cannot run on {device.type}: {', '.join(unrunnable)}")
     info = device_info(device)
+    out = args.out or default_out_path(args, info)
+    _check_writable(out)
     print(f"effgan.bench on {info['device']} (torch {info['torch']}, triton {info['triton']}, commit {info['commit']})")
     t_start = time.time()
     bw = copy_bandwidth(device)
     print(f"copy bandwidth: {bw / 1e9:.1f} GB/s (read + write)")
 
-    compile_mode = args.compile_mode
-    if compile_mode is None and device.type == "cuda" and not args.quick:
-        compile_mode = "max-autotune-no-cudagraphs"
+    compile_mode = default_compile_mode(args, device)
     budget = args.budget if args.budget is not None else (0.3 if args.quick else 1.0)
-    out = args.out or default_out_path(args, info)
     argv_used = sys.argv[1:] if argv is None else list(argv)
 
     def save(complete: bool) -> None:

@@ -118,7 +118,7 @@ def _batch(spec: ModelSpec, device: torch.device, gen: torch.Generator):
     return (img(), labels)
 
 
-def _skip_reason(variant: Variant, device: torch.device) -> str | None:
+def skip_reason(variant: Variant, device: torch.device) -> str | None:
     if device.type != "cuda" and (variant.cuda_graphs or variant.compile_mode == "reduce-overhead"):
         return "needs CUDA"
     return None
@@ -194,7 +194,7 @@ def run_e2e_benchmarks(device: torch.device, *, quick: bool = False, budget_s: f
         # Every variant is built first, then all are timed interleaved (timing.time_interleaved).
         runs, first_peaks = {}, {}
         for variant in variants:
-            if _skip_reason(variant, device):
+            if skip_reason(variant, device):
                 continue
             try:
                 step, batches = step_fn(spec, variant, device)
