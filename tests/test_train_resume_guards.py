@@ -96,6 +96,16 @@ def test_a_resume_behind_latest_keeps_the_later_checkpoint(tmp_path, capsys):
     assert _bytes(kept) == latest_before  # the later steps survive, byte for byte
     assert f"latest.pt held step 3, ahead of this run resumed at step 1: kept as {kept}" in capsys.readouterr().out
     assert resumed.step == 2 and ckpt.read_step(resumed.checkpoint) == 2
+    # the log keeps both branches, and a resume record says where the current one left the other
+    from effgan.train.run_logger import current_records, read_jsonl
+
+    records = read_jsonl(os.path.join(first.run_dir, "metrics.jsonl"))
+    assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3, 2]
+    assert [(r["step"], r["checkpoint"]) for r in records if r["kind"] == "resume"] == [
+        (1, os.path.join(folder, "best.pt"))]
+    current = current_records(records)
+    assert [r["step"] for r in current if r["kind"] == "train"] == [1, 2]
+    assert [r["step"] for r in current if r["kind"] == "checkpoint"] == [1, 2]
 
     # a second branch from best.pt reaching step 3 again: both step-3 checkpoints survive
     train(tiny_config("dcgan", tmp_path, max_steps=3, resume=resumed.checkpoint, **base), metrics_fn=metrics_fn)

@@ -47,7 +47,12 @@ def save_png(grid: torch.Tensor, path: str) -> None:
 
 
 class RunLogger:
-    def __init__(self, run_dir: str, *, enabled: bool = True, tensorboard: bool = True) -> None:
+    """``resumed_at``: the step a resumed run starts from. TensorBoard then drops its events past
+    that step (a resume from best.pt, behind the log's end, would otherwise draw two curves over the
+    same steps), and the JSONL log gets a ``resume`` record there (see ``current_records``)."""
+
+    def __init__(self, run_dir: str, *, enabled: bool = True, tensorboard: bool = True,
+                 resumed_at: tuple[int, int, str] | None = None) -> None:
         self.run_dir = run_dir
         self.enabled = enabled
         self._writer = None
@@ -63,18 +68,25 @@ class RunLogger:
             except Exception as error:  # tensorboard is an optional dependency
                 warnings.warn(f"TensorBoard logging disabled: cannot import it ({error})", stacklevel=2)
             else:
-                self._writer = SummaryWriter(log_dir=os.path.join(run_dir, "tensorboard"))
+                purge = {"purge_step": resumed_at[0] + 1} if resumed_at is not None else {}
+                self._writer = SummaryWriter(log_dir=os.path.join(run_dir, "tensorboard"), **purge)
+        if resumed_at is not None:
+            step, epoch, checkpoint = resumed_at
+            self._write({"kind": "resume", "step": step, "epoch": epoch, "checkpoint": checkpoint})
 
     def scalars(self, values: dict[str, float], step: int, epoch: int, kind: str = "train") -> None:
         if not self.enabled:
             return
         record: dict[str, Any] = {"kind": kind, "step": step, "epoch": epoch}
         record.update({k: float(v) for k, v in values.items()})
-        self._jsonl.write(json.dumps(record) + "\n")
-        self._jsonl.flush()
+        self._write(record)
         if self._writer is not None:
             for name, value in values.items():
                 self._writer.add_scalar(f"{kind}/{name}", float(value), step)
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self._jsonl.write(json.dumps(record) + "\n")
+        self._jsonl.flush()
 
     def image(self, name: str, grid: torch.Tensor, step: int, path: str | None = None) -> None:
         """Log a (C, H, W) grid in [0, 1] to TensorBoard and, if ``path`` is given, as PNG."""
@@ -95,5 +107,19 @@ class RunLogger:
 
 
 def read_jsonl(path: str) -> list[dict[str, Any]]:
+    """Every record of a ``metrics.jsonl``, as written (see ``current_records`` for one history)."""
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def current_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of the run's current history: at each ``resume`` record (a resume from step s),
+    the records logged earlier for steps after s are dropped. They belong to a branch the run left,
+    such as the steps after a best.pt it went back to; the resume records themselves are dropped too."""
+    kept: list[dict[str, Any]] = []
+    for record in records:
+        if record.get("kind") == "resume":
+            kept = [r for r in kept if r["step"] <= record["step"]]
+        else:
+            kept.append(record)
+    return kept

@@ -210,7 +210,8 @@ class Trainer:
         # a resume with nothing left to train writes nothing at all: no log, config or sample grid
         self._nothing_to_train = config.resume is not None and self.step >= self.total_steps
         self.logger = RunLogger(self.run_dir, enabled=info.is_main and not self._nothing_to_train,
-                                tensorboard=config.tensorboard)
+                                tensorboard=config.tensorboard,
+                                resumed_at=(self.step, self.epoch, path) if config.resume is not None else None)
         if info.is_main and not self._nothing_to_train:
             # without `resume` and `run_name`: `--config <run>/config.yaml` then replays the run as a new
             # one, in a folder of its own, instead of continuing it (or being refused its folder)
