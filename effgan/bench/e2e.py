@@ -99,7 +99,7 @@ class _BenchRuntime(Runtime):
 def _config(spec: ModelSpec, variant: Variant, device: torch.device) -> cfg.TrainConfig:
     config = cfg.TrainConfig(model=spec.model, image_size=spec.image_size, batch_size=spec.batch_size,
                              fused=variant.fused, amp=variant.amp, cuda_graphs=variant.cuda_graphs,
-                             compile=variant.compile_mode is not None, device=device.type)
+                             compile=variant.compile_mode is not None, device=str(device))  # cuda:N kept
     for name, value in spec.overrides:
         if "." in name:
             section, field = name.split(".")
