@@ -42,6 +42,11 @@ def test_derive_seed_and_epoch_reject_bad_input():
         derive_seed(1.5)
     with pytest.raises(TypeError, match="int or str"):
         derive_seed(np.bool_(True))
+    from effgan.data import make_loader
+
+    for seed in (-1, 2**64):  # named, not torch's "Overflow when unpacking long long"
+        with pytest.raises(ValueError, match=r"seed must be in \[0, 2\*\*63 - 1\)"):
+            make_loader(list(range(4)), 2, seed=seed)
     with pytest.raises(ValueError, match="epoch"):
         SharedEpoch().set(-1)
     with pytest.raises(TypeError, match="epoch"):

@@ -57,6 +57,6 @@ def check_seed(seed: int, name: str = "seed") -> int:
     """Validate a user-supplied seed (a non-negative int) and return it."""
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"{name} must be an int, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"{name} must be non-negative, got {seed}")
+    if not 0 <= seed < _SEED_MASK:  # torch.Generator.manual_seed takes an int64 (the loader adds 1)
+        raise ValueError(f"{name} must be in [0, 2**63 - 1), got {seed}")
     return seed
