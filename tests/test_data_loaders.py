@@ -77,6 +77,11 @@ def test_build_dataset_validates_arguments():
         build_dataset("cans", length=2, image_size=64, augment="yes")
     with pytest.raises(TypeError, match="seed"):
         build_dataset("cans", seed=1.5)
+    for value in (123, None):
+        with pytest.raises(TypeError, match="name_or_path must be a dataset name or a folder path"):
+            build_dataset(value)
+    with pytest.raises(ValueError, match=r"image_size must be one of \(64, 128, 256\) for 'cans', got 100"):
+        build_dataset("cans", image_size=100)
 
 
 class _Indices(torch.utils.data.Dataset):

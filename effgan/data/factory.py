@@ -7,12 +7,14 @@ IDX files, or an image folder with optional class subfolders.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 from torch.utils.data import Dataset
 
 from .cache import CachedImages
+from .cans import SUPPORTED_SIZES as CANS_SIZES
 from .cans import CansDomain
 from .cans_pairs import CansPairs
 from .datasets import LabelledDataset, UnpairedDataset
@@ -41,6 +43,8 @@ def is_embedded(name_or_path: str | Path) -> bool:
 
 
 def _source_type(name_or_path: str | Path) -> str:
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(f"name_or_path must be a dataset name or a folder path, got {type(name_or_path).__name__}")
     if is_embedded(name_or_path):
         return name_or_path
     path = Path(name_or_path)
@@ -90,6 +94,8 @@ def build_dataset(name_or_path: str | Path, split: str = "train", *, image_size:
     size = _DEFAULT_SIZE[source_type] if image_size is None else image_size
     if isinstance(size, bool) or not isinstance(size, int) or size < 8:
         raise ValueError(f"image_size must be an int >= 8, got {image_size!r}")
+    if source_type == "cans" and size not in CANS_SIZES:  # the scenes are drawn at these sizes
+        raise ValueError(f"image_size must be one of {CANS_SIZES} for 'cans', got {size}")
     if length is not None and source_type not in EMBEDDED:
         raise ValueError(f"length applies only to the generated datasets {EMBEDDED}, not to folders")
     if cache_dir is not None and source_type not in EMBEDDED:

@@ -100,9 +100,6 @@ def build_train_dataset(config: cfg.TrainConfig) -> Dataset:
             if str(error).startswith("name_or_path must be"):  # the factory's argument: name the option
                 raise ValueError(f"dataset {config.dataset!r} is neither 'cans', 'digits' nor an existing "
                                  f"folder") from None
-            if str(error).startswith("size must be"):  # a generated set's own sizes: name the option
-                raise ValueError(f"image_size {config.image_size} does not fit dataset {config.dataset!r}: "
-                                 f"{error}") from None
             raise
         # the factory speaks of dataset kinds, which are no option of this command: say what fits
         needs = ("unpaired images: the embedded 'cans' set or a folder with trainA/ and trainB/ (and testA/, "
