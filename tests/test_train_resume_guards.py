@@ -78,6 +78,23 @@ def test_a_reused_folder_sets_the_earlier_logs_aside(tmp_path):
     assert os.stat(run.checkpoint).st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's private 0600
 
 
+def test_a_resume_by_another_number_of_processes_is_refused(tmp_path):
+    """The saved position in the epoch is one process's share of the data split: with another split,
+    skipping that many batches would train some images twice in the epoch and others never."""
+    import torch
+
+    first = train(tiny_config("dcgan", tmp_path, run_name="ranks", max_steps=2, epochs=2))
+    state = ckpt.load(first.checkpoint)
+    assert state["world_size"] == 1
+    state["world_size"] = 2  # as a torchrun --nproc_per_node=2 run saves it
+    torch.save(state, first.checkpoint)
+    with pytest.raises(ValueError, match=r"trained by 2 process\(es\), this run has 1.*--nproc_per_node=2"):
+        train(tiny_config("dcgan", tmp_path, max_steps=3, epochs=2, resume=first.run_dir))
+    del state["world_size"]  # a checkpoint from before the record: resumed as before
+    torch.save(state, first.checkpoint)
+    assert train(tiny_config("dcgan", tmp_path, max_steps=3, epochs=2, resume=first.run_dir)).step == 3
+
+
 def test_a_resume_behind_latest_keeps_the_later_checkpoint(tmp_path, capsys):
     scores = iter([0.9, 0.1, 0.2, 0.3, 0.4, 0.5])
 

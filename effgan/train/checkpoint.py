@@ -168,14 +168,17 @@ def capture_rng_state() -> dict[str, Any]:
 
 
 def restore_rng_state(state: dict[str, Any]) -> None:
+    """Set the generators from ``capture_rng_state``'s dict, wherever its tensors were loaded: a
+    checkpoint read with map_location="cuda" holds them on the GPU, and every generator wants
+    CPU tensors (torch's and CUDA's states are CPU byte tensors)."""
     py = state["python"]
     random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss_next"]))
     npy = state["numpy"]
-    np.random.set_state((npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"],
+    np.random.set_state((npy["kind"], npy["keys"].cpu().numpy().astype(np.uint32), npy["pos"],
                          npy["has_gauss"], npy["gauss"]))
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        cuda_states = state["cuda"]
+        cuda_states = [s.cpu() for s in state["cuda"]]
         if len(cuda_states) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda_states)
         else:  # a different machine: keep what matches, in order

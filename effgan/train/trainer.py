@@ -235,6 +235,7 @@ class Trainer:
         return {
             "format": ckpt.FORMAT_VERSION,
             "family": family.name,
+            "world_size": self.info.world_size,
             "config": cfg.to_dict(self.config),
             "data": {"channels": self.data.channels, "image_size": self.data.image_size,
                      "num_classes": self.data.num_classes},
@@ -254,6 +255,14 @@ class Trainer:
         if state["family"] != self.family.name:
             raise ValueError(f"checkpoint is a {state['family']} run, but model={self.config.model!r}")
         cfg.check_resume_unchanged(cfg.from_dict(state["config"]), self.config)
+        saved_world = state.get("world_size")  # absent from checkpoints older than the check
+        if saved_world is not None and saved_world != self.info.world_size:
+            # batch_in_epoch counts one process's batches of its shard: with another split of the
+            # data, skipping that many would train some of the epoch's images twice and others never
+            raise ValueError(
+                f"the checkpoint was trained by {saved_world} process(es), this run has {self.info.world_size}: "
+                f"its position in the epoch is one process's share of a {saved_world}-way split of the data. "
+                f"Resume with {saved_world} process(es) (torchrun --nproc_per_node={saved_world}), or start a new run.")
         if state["batch_in_epoch"] >= self.steps_per_epoch:
             # the loader would skip the whole epoch, and the loop would wait for its end forever
             raise ValueError(
