@@ -94,8 +94,6 @@ def build_dataset(name_or_path: str | Path, split: str = "train", *, image_size:
     size = _DEFAULT_SIZE[source_type] if image_size is None else image_size
     if isinstance(size, bool) or not isinstance(size, int) or size < 8:
         raise ValueError(f"image_size must be an int >= 8, got {image_size!r}")
-    if source_type == "cans" and size not in CANS_SIZES:  # the scenes are drawn at these sizes
-        raise ValueError(f"image_size must be one of {CANS_SIZES} for 'cans', got {size}")
     if length is not None and source_type not in EMBEDDED:
         raise ValueError(f"length applies only to the generated datasets {EMBEDDED}, not to folders")
     if cache_dir is not None and source_type not in EMBEDDED:
@@ -105,15 +103,17 @@ def build_dataset(name_or_path: str | Path, split: str = "train", *, image_size:
 
     if source_type == "cans":
         kind = ("paired" if split == "test" else "unpaired") if kind == "auto" else kind
+        if kind not in ("paired", "unpaired"):
+            raise ValueError(f"kind {kind!r} is not available for 'cans'; use 'unpaired' or 'paired'")
+        if size not in CANS_SIZES:  # the scenes are drawn at these sizes
+            raise ValueError(f"image_size must be one of {CANS_SIZES} for 'cans', got {size}")
         transform = _resolve_transform(augment, size, labelled=False)
         if kind == "paired":
             return CansPairs(split=split, size=size, length=length, seed=seed, transform=transform)
-        if kind == "unpaired":
-            domains = [CansDomain(d, split=split, size=size, length=length, seed=seed) for d in "AB"]
-            if cache_dir is not None:
-                domains = [CachedImages(domain, cache_dir, domain.cache_key()) for domain in domains]
-            return UnpairedDataset(*domains, transform=transform, seed=seed)
-        raise ValueError("kind 'labelled' is not available for 'cans'; use 'unpaired' or 'paired'")
+        domains = [CansDomain(d, split=split, size=size, length=length, seed=seed) for d in "AB"]
+        if cache_dir is not None:
+            domains = [CachedImages(domain, cache_dir, domain.cache_key()) for domain in domains]
+        return UnpairedDataset(*domains, transform=transform, seed=seed)
 
     if source_type == "cyclegan":
         kind = "unpaired" if kind == "auto" else kind
