@@ -188,6 +188,25 @@ def test_parameters_of_another_dtype(impl, device, x_dtype, p_dtype, shape):
 
 
 @pytest.mark.parametrize("impl,device", fast_backends(OP))
+@pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float16])
+def test_weight_and_bias_of_two_dtypes(impl, device, x_dtype):
+    """A float32 weight beside a 16-bit bias (and the reverse) on a 16-bit x: the reference takes
+    them too (F.instance_norm wants one parameter dtype: both go to float32)."""
+    g = torch.Generator().manual_seed(1)
+    x = rand((2, 3, 5, 7), dtype=x_dtype, device=device, gen=g)
+    dy = rand((2, 3, 5, 7), dtype=x_dtype, device=device, gen=g)
+    for w_dtype, b_dtype in ((torch.float32, x_dtype), (x_dtype, torch.float32)):
+        w = rand((3,), dtype=w_dtype, device=device, gen=g)
+        b = rand((3,), dtype=b_dtype, device=device, gen=g)
+        y_ref, grads_ref = _run(instance_norm_act_ref, (x, w, b), dy, act="relu")
+        y, grads = _run(instance_norm_act, (x, w, b), dy, act="relu", impl=impl)
+        assert y.dtype == y_ref.dtype == x_dtype
+        assert [t.dtype for t in grads] == [t.dtype for t in grads_ref] == [x_dtype, w_dtype, b_dtype]
+        for name, a, e in zip(("y", "dx", "dweight", "dbias"), (y, *grads), (y_ref, *grads_ref)):
+            torch.testing.assert_close(a.double(), e.double(), atol=6e-2, rtol=6e-2, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("impl,device", fast_backends(OP))
 def test_double_backward_raises(impl, device):
     x = rand((1, 2, 4, 4), device=device).requires_grad_()
     y = instance_norm_act(x, act="silu", impl=impl)

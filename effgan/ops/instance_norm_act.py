@@ -46,7 +46,7 @@ def instance_norm_act_ref(
     float32 parameters of a float16/bfloat16 x stay float32 (torch's own mixed-precision rule).
     """
     if x.shape[-1] * x.shape[-2] > 1:
-        weight, bias = _norm_param(weight, x), _norm_param(bias, x)
+        weight, bias = _norm_params(weight, bias, x)
         y = guard_single_sample_grad(F.instance_norm(x, weight=weight, bias=bias, eps=eps))
     else:
         # F.instance_norm refuses single-element planes; the definition still holds (x - mean = 0).
@@ -58,11 +58,15 @@ def instance_norm_act_ref(
     return y
 
 
-def _norm_param(p: Optional[torch.Tensor], x: torch.Tensor) -> Optional[torch.Tensor]:
-    """p in a dtype F.instance_norm takes with x: x's own, or float32 beside a 16-bit x."""
-    if p is None or p.dtype == x.dtype or (x.dtype in (torch.float16, torch.bfloat16) and p.dtype == torch.float32):
-        return p
-    return p.to(x.dtype)
+def _norm_params(weight: Optional[torch.Tensor], bias: Optional[torch.Tensor],
+                 x: torch.Tensor) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """weight and bias in the one dtype F.instance_norm takes with x: float32 beside a 16-bit x when
+    either is float32 (the other cast to match), else x's own."""
+    given = [p for p in (weight, bias) if p is not None]
+    wide = x.dtype in (torch.float16, torch.bfloat16) and any(p.dtype == torch.float32 for p in given)
+    dtype = torch.float32 if wide else x.dtype
+    cast = (lambda p: p if p is None or p.dtype == dtype else p.to(dtype))
+    return cast(weight), cast(bias)
 
 
 def _instance_norm_explicit(x, weight, bias, eps):
