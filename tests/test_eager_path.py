@@ -6,6 +6,7 @@ double backward must still be refused, and the fast path must really be the one 
 """
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 
@@ -138,3 +139,26 @@ def test_constant_result_mark_is_torchs():
     _backend._assume_constant_result(marked_by_effgan := lambda: None)
     assert vars(marked_by_torch), "torch's decorator no longer marks the function: see _backend"
     assert vars(marked_by_effgan) == vars(marked_by_torch)
+
+
+@pytest.mark.parametrize("impl, device", [p for p in fast_backends("instance_norm_act") if p.id.endswith("-cpu")])
+@pytest.mark.parametrize("custom_op_path", [False, True])
+@pytest.mark.parametrize("name", [n for n in CASES if n != "diff_augment"])  # its only tensor input is x
+def test_an_inference_tensor_beside_trainable_inputs(name, impl, device, custom_op_path):
+    """The first input made under torch.inference_mode (a frozen network's output), the others
+    trainable: autograd refuses to save inference tensors (as some references do save x, they fail
+    there), so the fused ops save a clone; the gradients are those of an ordinary x."""
+    make, call = CASES[name]
+
+    def grads(impl_used, inference):
+        first, *rest = make()
+        if inference:
+            with torch.inference_mode():
+                first = first.clone()
+        rest = [t.requires_grad_() for t in rest]
+        with _PassThrough() if custom_op_path else contextlib.nullcontext():
+            y = call([first, *rest], impl_used)
+        return torch.autograd.grad(y, rest, torch.randn(y.shape, generator=torch.Generator().manual_seed(2)))
+
+    for got, expected in zip(grads(impl, inference=True), grads("ref", inference=False)):
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)

@@ -19,6 +19,14 @@ import torch
 from torch.autograd import forward_ad
 
 
+def save_for_backward(ctx, *tensors) -> None:
+    """``ctx.save_for_backward`` that also takes inference tensors (made under torch.inference_mode,
+    such as a frozen network's output) by saving a clone: autograd refuses to save them, and the
+    reference composites, which save derived tensors, accept such an input."""
+    ctx.save_for_backward(*(t.clone() if isinstance(t, torch.Tensor) and t.is_inference() else t
+                            for t in tensors))
+
+
 def eager_only() -> bool:
     """True when no compiler, tracer, dispatch/function mode or functorch transform is active.
 

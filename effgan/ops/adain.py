@@ -23,7 +23,7 @@ from effgan.ops._checks import (
     like_layout,
 )
 from effgan.ops._double_backward import forbid_double_backward
-from effgan.ops._eager import FusedOp, call_backward
+from effgan.ops._eager import FusedOp, call_backward, save_for_backward
 from effgan.ops._param_grads import batch_sum
 from effgan.ops.instance_norm_act import instance_norm_act_ref
 
@@ -118,7 +118,7 @@ def _bwd_fake(dy, x, style_scale, noise, noise_weight, bias, shift, mean, rstd, 
 def _setup_context(ctx, inputs, output):
     x, style_scale, style_bias, noise, noise_weight, bias, eps, act, negative_slope, impl = inputs
     _, shift, mean, rstd = output
-    ctx.save_for_backward(x, style_scale, noise, noise_weight, bias, shift, mean, rstd)
+    save_for_backward(ctx, x, style_scale, noise, noise_weight, bias, shift, mean, rstd)
     ctx.act, ctx.negative_slope, ctx.impl = act, negative_slope, impl
     ctx.style_bias_dtype = style_bias.dtype
 

@@ -35,7 +35,7 @@ from effgan._backend import launcher_module, resolve_impl
 from effgan._signs import sign_bytes
 from effgan.ops._checks import check_finite, check_tensor, like_layout
 from effgan.ops._double_backward import forbid_double_backward
-from effgan.ops._eager import FusedOp, call_backward
+from effgan.ops._eager import FusedOp, call_backward, save_for_backward
 
 OP = "cyclegan_loss"
 GAN_MODES = {"lsgan": 0, "vanilla": 1}
@@ -184,7 +184,7 @@ def _setup_context(ctx, inputs, output):
         raise RuntimeError("effgan.cyclegan_loss: the forward ran with save_signs=False, so its L1 terms have "
                            "no backward; call it with save_signs=True when a gradient is needed")
     # xs are saved for their layout only: the pairs' gradients come from the signs.
-    ctx.save_for_backward(*preds, *xs, *signs)
+    save_for_backward(ctx, *preds, *xs, *signs)
     ctx.counts = (len(preds), len(xs))
     ctx.need = need
     ctx.args = (targets, pred_weights, l1_weights, gan_mode, impl)

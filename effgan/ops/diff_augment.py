@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from effgan._backend import launcher_module, resolve_impl
 from effgan.ops._checks import as_kernel_layout, check_tensor, dense_or_none, like_layout
 from effgan.ops._double_backward import forbid_double_backward
-from effgan.ops._eager import FusedOp, call_backward
+from effgan.ops._eager import FusedOp, call_backward, save_for_backward
 
 OP = "diff_augment"
 TRANSFORMS = ("color", "translation", "cutout")
@@ -265,7 +265,7 @@ def _bwd_fake(dy, saturation, contrast, translation, cutout_origin, cut_h, cut_w
 
 def _setup_context(ctx, inputs, output):
     x, brightness, saturation, contrast, translation, cutout_origin, cut_h, cut_w, impl = inputs
-    ctx.save_for_backward(x, saturation, contrast, translation, cutout_origin)
+    save_for_backward(ctx, x, saturation, contrast, translation, cutout_origin)
     ctx.cut, ctx.impl = (cut_h, cut_w), impl
 
 

@@ -29,7 +29,7 @@ from effgan.ops._checks import (
     memory_format_of,
 )
 from effgan.ops._double_backward import forbid_double_backward
-from effgan.ops._eager import FusedOp, call_backward
+from effgan.ops._eager import FusedOp, call_backward, save_for_backward
 from effgan.ops._param_grads import batch_sum
 from effgan.ops.instance_norm_act import instance_norm_act_ref
 
@@ -137,7 +137,7 @@ def _bwd_fake(dy, dsqueeze, x, weight, norm_weight, norm_bias, stats, stride, pa
 def _setup_context(ctx, inputs, output):
     x, weight, bias, norm_weight, norm_bias, stride, pad, eps, act, negative_slope, impl = inputs
     y, _, stats = output
-    ctx.save_for_backward(x, weight, bias, norm_weight, norm_bias, stats)
+    save_for_backward(ctx, x, weight, bias, norm_weight, norm_bias, stats)
     ctx.stride, ctx.pad, ctx.act, ctx.negative_slope, ctx.impl = stride, pad, act, negative_slope, impl
     ctx.y_shape, ctx.y_dtype = tuple(y.shape), y.dtype
 

@@ -23,7 +23,7 @@ from effgan.ops._checks import (
     like_layout,
 )
 from effgan.ops._double_backward import forbid_double_backward
-from effgan.ops._eager import FusedOp, call_backward
+from effgan.ops._eager import FusedOp, call_backward, save_for_backward
 from effgan.ops._instance_norm_grad_layout import guard_single_sample_grad
 from effgan.ops._param_grads import batch_sum
 
@@ -132,7 +132,7 @@ def _bwd_fake(dy, x, weight, bias, mean, rstd, act, negative_slope, impl):
 def _setup_context(ctx, inputs, output):
     x, weight, bias, residual, eps, act, negative_slope, impl = inputs
     _, mean, rstd = output
-    ctx.save_for_backward(x, weight, bias, mean, rstd)
+    save_for_backward(ctx, x, weight, bias, mean, rstd)
     ctx.act, ctx.negative_slope, ctx.impl = act, negative_slope, impl
     ctx.has_residual = residual is not None
 

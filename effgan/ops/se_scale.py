@@ -14,7 +14,7 @@ import torch
 from effgan._backend import launcher_module, resolve_impl
 from effgan.ops._checks import as_kernel_layout, check_tensor, like_layout
 from effgan.ops._double_backward import forbid_double_backward
-from effgan.ops._eager import FusedOp, call_backward
+from effgan.ops._eager import FusedOp, call_backward, save_for_backward
 
 OP = "se_scale"
 
@@ -54,7 +54,7 @@ def _bwd_fake(dy, x, gate, impl):
 
 def _setup_context(ctx, inputs, output):
     x, gate, impl = inputs
-    ctx.save_for_backward(x, gate)
+    save_for_backward(ctx, x, gate)
     ctx.impl = impl
 
 
