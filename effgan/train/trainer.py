@@ -25,7 +25,7 @@ from effgan.train import config as cfg
 from effgan.train.cuda_graphs import check_supported as check_cuda_graphs
 from effgan.train.data_loading import batches_per_epoch, make_train_loader
 from effgan.train.distributed import (DistInfo, all_ranks_true, any_rank_true, destroy_process_group,
-                                      info_from_env, init_process_group, pick_device)
+                                      gather_to_main, info_from_env, init_process_group, on_cpu, pick_device)
 from effgan.train.evaluation import build_eval_hook, check_eval_options, is_eval_metric, summary
 from effgan.train.family import DataInfo, Family, Runtime
 from effgan.train.loss_window import LossWindow
@@ -230,7 +230,7 @@ class Trainer:
             return build_eval_hook(self.config, self.data, self.run_dir, self.device)
 
     # --- checkpoints --------------------------------------------------------------------------
-    def _payload(self, metrics: dict[str, float]) -> dict[str, Any]:
+    def _payload(self, metrics: dict[str, float], rank_states: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         family = self.family
         return {
             "format": ckpt.FORMAT_VERSION,
@@ -247,6 +247,8 @@ class Trainer:
             "scalers": {k: s.state_dict() for k, s in family.scalers().items()},
             "extra": family.extra_state(),
             "rng": ckpt.capture_rng_state(),
+            # under DDP, ranks 1.. own random streams and image pools too: a resume restores each
+            "rank_states": list(rank_states[1:]) if rank_states else [],
             "best": dict(self.best),
             "metrics": dict(metrics),
         }
@@ -289,17 +291,27 @@ class Trainer:
             sched.load_state_dict(state["schedulers"][name])
         for name, scaler in self.family.scalers().items():
             scaler.load_state_dict(state["scalers"][name])
-        self.family.load_extra_state(state["extra"])
+        own = self._own_rank_state(state)
+        self.family.load_extra_state(own["extra"] if own is not None else state["extra"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.best = dict(state["best"])
         self._resume_state = state  # RNG is restored right before the loop, after all setup draws
 
+    def _own_rank_state(self, state: dict[str, Any]) -> dict[str, Any] | None:
+        """This rank's saved streams and image pools when it is not rank 0 (whose are the payload's
+        own "rng" and "extra"); None for rank 0, or for a checkpoint that saved rank 0's alone."""
+        others = state.get("rank_states") or []
+        return others[self.info.rank - 1] if 0 < self.info.rank <= len(others) else None
+
     def _restore_rng(self) -> None:
         if self._resume_state is None:
             return
+        own = self._own_rank_state(self._resume_state)
         if self.info.is_main:
             ckpt.restore_rng_state(self._resume_state["rng"])
-        else:  # only rank 0's streams are saved; other ranks continue on a fresh, distinct stream
+        elif own is not None:
+            ckpt.restore_rng_state(own["rng"])
+        else:  # a checkpoint with rank 0's streams only: the other ranks go on with fresh, distinct ones
             seed_everything(self.config.seed + self.info.rank + 7919 * self.step)
         self._resume_state = None
 
@@ -312,7 +324,8 @@ class Trainer:
         except ValueError:
             return None
 
-    def _save(self, metrics: dict[str, float], evaluated: bool = False) -> str | None:
+    def _save(self, metrics: dict[str, float], evaluated: bool = False,
+              rank_states: list[dict[str, Any]] | None = None) -> str | None:
         if not self.info.is_main:
             return None
         value = self._best_value(metrics)
@@ -324,7 +337,7 @@ class Trainer:
         if better:
             self.best = {"metric": self.config.best_metric, "value": float(value), "step": self.step}
         # Built after the best record is updated, so latest.pt carries the record best.pt will hold.
-        payload = self._payload(metrics)
+        payload = self._payload(metrics, rank_states)
         if better:
             # best.pt first: it records its own step and value, and a resumed run adopts that record
             # (_adopt_best_record), so a stop between the two writes loses nothing.
@@ -439,10 +452,16 @@ class Trainer:
         self._last_checkpoint_step = self.step
         metrics = self._ckpt_window.close()
         evaluated = self._eval_step(final)
+        # every rank's own state (random streams, image pools), taken here where rank 0's is taken
+        # too: its evaluation below forks the random streams, so nothing moves them in between
+        rank_states = gather_to_main(self._rank_state(), self.info) if self.info.enabled else None
         if self.info.is_main:
             metrics.update(self._evaluate(evaluated))
         self.logger.scalars(metrics, self.step, self.epoch, kind="checkpoint")
-        return self._save(metrics, evaluated)
+        return self._save(metrics, evaluated, rank_states)
+
+    def _rank_state(self) -> dict[str, Any]:
+        return on_cpu({"rng": ckpt.capture_rng_state(), "extra": self.family.extra_state()})
 
     def _evaluate(self, evaluated: bool) -> dict[str, float]:
         """The metrics_fn's values at every checkpoint, plus the built-in evaluation's on eval steps."""
