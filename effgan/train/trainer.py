@@ -3,9 +3,9 @@
 ``train(config)`` is the Python entry point behind ``python -m effgan.train``. The loop state is
 (step, epoch, batch within the epoch); the data order is a function of (seed, epoch, rank) and
 every other source of randomness is saved in checkpoints, so a run resumed from a checkpoint
-takes exactly the steps the uninterrupted run would have taken. Under DDP that holds for rank 0
-only: checkpoints hold rank 0's state, so the other ranks resume on fresh random streams and with
-rank 0's CycleGAN image pools.
+takes exactly the steps the uninterrupted run would have taken, under DDP too: a checkpoint holds
+every rank's random streams and CycleGAN image pools (gathered to rank 0, which writes it), and a
+resume needs the same number of processes.
 """
 from __future__ import annotations
 
