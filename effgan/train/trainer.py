@@ -452,9 +452,11 @@ class Trainer:
         self._last_checkpoint_step = self.step
         metrics = self._ckpt_window.close()
         evaluated = self._eval_step(final)
-        # every rank's own state (random streams, image pools), taken here where rank 0's is taken
-        # too: its evaluation below forks the random streams, so nothing moves them in between
-        rank_states = gather_to_main(self._rank_state(), self.info) if self.info.enabled else None
+        # ranks 1..'s own state (random streams, image pools), taken here where rank 0's own is taken
+        # too (in _payload: its evaluation below forks the random streams, so nothing moves them)
+        rank_states = None
+        if self.info.enabled:
+            rank_states = gather_to_main(None if self.info.is_main else self._rank_state(), self.info)
         if self.info.is_main:
             metrics.update(self._evaluate(evaluated))
         self.logger.scalars(metrics, self.step, self.epoch, kind="checkpoint")
