@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any, Sequence
 
 from effgan.train import config as cfg
+from effgan.train.resume_rules import check_resume_unchanged
 from effgan.train.run_folder import check_resume_out_dir
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
@@ -98,7 +99,7 @@ def parse_config(argv: Sequence[str] | None = None) -> cfg.TrainConfig:
             raise ValueError(f"model {config.model!r} with --resume: the checkpoint is a {saved.model} run; "
                              f"drop --model, or start a new run without --resume")
         # also checked by the trainer (for train() callers); here before any data or model is built
-        cfg.check_resume_unchanged(saved, config)
+        check_resume_unchanged(saved, config)
         given_out_dir = namespace.get("out_dir", file_data.get("out_dir", file_data.get("out-dir")))
         if given_out_dir is not None:
             check_resume_out_dir(given_out_dir, checkpoint.run_dir_of(checkpoint.find(resume)))

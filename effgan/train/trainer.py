@@ -32,6 +32,7 @@ from effgan.train.loss_window import LossWindow
 from effgan.train.model_builders import ModelBuilder, registry_builder
 from effgan.train.precision import Precision
 from effgan.train.process_settings import cpu_thread_count, deterministic_mode, seed_everything
+from effgan.train.resume_rules import check_resume_unchanged
 from effgan.train.run_folder import check_resume_run_name, keep_aside, latest_ahead_of, new_run_dir
 from effgan.train.run_logger import RunLogger, image_grid
 from effgan.train.schedule import LRMultiplier, make_scheduler
@@ -256,7 +257,7 @@ class Trainer:
     def _load(self, state: dict[str, Any]) -> None:
         if state["family"] != self.family.name:
             raise ValueError(f"checkpoint is a {state['family']} run, but model={self.config.model!r}")
-        cfg.check_resume_unchanged(cfg.from_dict(state["config"]), self.config)
+        check_resume_unchanged(cfg.from_dict(state["config"]), self.config)
         saved_world = state.get("world_size")  # absent from checkpoints older than the check
         if saved_world is not None and saved_world != self.info.world_size:
             # batch_in_epoch counts one process's batches of its shard: with another split of the
