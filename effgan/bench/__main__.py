@@ -61,10 +61,9 @@ def parse_args(argv=None):
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
-def default_compile_mode(args, device: torch.device) -> str | None:
-    if args.compile_mode is not None:
-        return args.compile_mode
-    return "max-autotune-no-cudagraphs" if device.type == "cuda" and not args.quick else None
+def default_compile_mode(device_type: str, quick: bool) -> str:
+    """The compile provider's mode when --compile-mode is not given."""
+    return "max-autotune-no-cudagraphs" if device_type == "cuda" and not quick else "default"
 
 
 def default_out_path(args, info) -> str:
@@ -80,8 +79,7 @@ def default_out_path(args, info) -> str:
         name += "-channels-last"
     if args.dtype != "float32":
         name += f"-{args.dtype}"
-    default_mode = "max-autotune-no-cudagraphs" if info.get("device_type") == "cuda" and not args.quick else "default"
-    if args.compile_mode is not None and args.compile_mode != default_mode:
+    if args.compile_mode not in (None, default_compile_mode(info.get("device_type"), args.quick)):
         name += f"-compile-{args.compile_mode}"
     all_modes = {"fwd", "fwd+bwd"} if args.quick else set(MODES)
     modes_subset = args.modes is not None and set(args.modes.split(",")) != all_modes
@@ -185,7 +183,7 @@ def main(argv=None) -> int:
     bw = copy_bandwidth(device)
     print(f"copy bandwidth: {bw / 1e9:.1f} GB/s (read + write)")
 
-    compile_mode = default_compile_mode(args, device)
+    compile_mode = args.compile_mode or default_compile_mode(device.type, args.quick)
     budget = args.budget if args.budget is not None else (0.3 if args.quick else 1.0)
     argv_used = sys.argv[1:] if argv is None else list(argv)
 
