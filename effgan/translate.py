@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from effgan.data.image_io import DECODE_ERRORS, IMAGE_EXTENSIONS, is_image_file
+from effgan.data.image_io import DECODE_ERRORS, IMAGE_EXTENSIONS, decode_image, is_image_file
 
 # Strided convs down and transposed convs up: side lengths must survive two halvings (the ResNet
 # generators). Every generator's accepted sides are multiples of it, so they are searched on its grid.
@@ -123,8 +123,6 @@ def load_image(path: Path, channels: int, size: int | None, step: int = SIZE_MUL
     applied.
     """
     from PIL import Image
-
-    from effgan.data.image_io import decode_image
 
     array, _ = decode_image(path, channels)
     with Image.fromarray(array[..., 0] if channels == 1 else array) as image:
