@@ -1,6 +1,6 @@
 """Loaders whose order is a pure function of (seed, epoch, rank), so a run can resume mid-epoch.
 
-The sampler is a ``DistributedSampler`` (shuffled with ``seed + epoch``, sharded by rank) that can
+The sampler is a ``DistributedSampler`` (shuffled by a hash of seed and epoch, sharded by rank) that can
 also skip the samples of batches already trained on in the current epoch. Batches are dropped at
 the end of an epoch when incomplete, so every step sees the same shapes (needed by CUDA graphs and
 kind to BatchNorm).
@@ -13,6 +13,7 @@ from typing import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from effgan.data.seeding import derive_seed
 from effgan.train.distributed import DistInfo
 
 
@@ -30,8 +31,15 @@ class ResumableSampler(DistributedSampler):
         self.skip = skip_samples
 
     def __iter__(self) -> Iterator[int]:
-        indices = list(super().__iter__())
-        return iter(indices[self.skip:])
+        # DistributedSampler shuffles with seed + epoch, which gives seed s + 1's first epoch the
+        # order of seed s's second: runs meant to be independent would share their batches.
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(derive_seed(self.seed, "data order", self.epoch))
+            indices = torch.randperm(len(self.dataset), generator=generator).tolist()
+        else:
+            indices = list(range(len(self.dataset)))
+        indices = indices[:self.total_size]  # drop_last: every rank gets num_samples
+        return iter(indices[self.rank:self.total_size:self.num_replicas][self.skip:])
 
     def __len__(self) -> int:
         return max(0, self.num_samples - self.skip)
