@@ -244,3 +244,34 @@ def test_compiles_without_graph_breaks():
     out = compiled_sampling(x)
     torch.manual_seed(6)
     torch.testing.assert_close(out, aug(x).sum())
+
+
+@pytest.mark.parametrize("impl,device", fast_backends(OP) + [("ref", "cpu")])
+@pytest.mark.parametrize("policy", ["cutout", "translation,cutout"])
+def test_non_finite_values_under_the_cutout_are_zeroed_like_every_other_pixel(impl, device, policy):
+    # Cutout replaces its square with zeros; the fused kernels never read the pixels there. The
+    # reference once multiplied by a 0/1 mask instead, turning inf and NaN there into NaN (and a
+    # NaN output gradient there into a NaN input gradient): backends disagreed on the same call.
+    shape = (3, 2, 12, 10)
+    gen = torch.Generator().manual_seed(5)
+    x = rand(shape, dtype=torch.float64, device=device, gen=gen)
+    g = rand(shape, dtype=torch.float64, device=device, gen=gen)
+    p = sample_diff_augment_params(shape[0], shape[2], shape[3], policy, gen, device)
+    cut = torch.ones(shape[0], shape[2], shape[3], dtype=torch.bool)
+    for n, (top, left) in enumerate(p.cutout_origin.tolist()):
+        cut[n, max(top, 0):max(top + p.cutout_size[0], 0), max(left, 0):max(left + p.cutout_size[1], 0)] = False
+    cut = cut[:, None].expand(shape).to(device)
+    assert (~cut).any()
+    specials = torch.tensor([float("nan"), float("inf"), -float("inf")], dtype=torch.float64, device=device)
+    fill = specials[torch.arange(int((~cut).sum())) % 3].to(device)
+    x_bad = x.masked_scatter(~cut, fill) if policy == "cutout" else x.clone()
+    g_bad = g.masked_scatter(~cut, fill)
+    y, dx = _run(diff_augment, x_bad, g_bad, policy=policy, params=p, impl=impl)
+    if policy == "cutout":
+        assert torch.equal(y[~cut], torch.zeros_like(y[~cut]))
+        torch.testing.assert_close(y[cut], x[cut], rtol=0, atol=0)
+    assert torch.isfinite(y).all() and torch.isfinite(dx).all()
+    if impl != "ref":
+        y_ref, dx_ref = _run(diff_augment_ref, x_bad, g_bad, policy=policy, params=p)
+        assert_close(y, y_ref, torch.float64, "y")
+        assert_close(dx, dx_ref, torch.float64, "dx")

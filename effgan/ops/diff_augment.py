@@ -157,8 +157,10 @@ def diff_augment_ref(
         ww = torch.arange(W, device=x.device)[None, :]
         in_rows = (hh >= o[:, :1]) & (hh < o[:, :1] + ch)
         in_cols = (ww >= o[:, 1:]) & (ww < o[:, 1:] + cw)
-        mask = ~(in_rows[:, :, None] & in_cols[:, None, :])
-        x = x * mask[:, None].to(x.dtype)
+        keep = ~(in_rows[:, :, None] & in_cols[:, None, :])
+        # A select, not a multiply by the 0/1 mask: the square is zeros whatever it covered (inf * 0
+        # and NaN * 0 are NaN), as in the kernels, which never read the pixels there.
+        x = torch.where(keep[:, None], x, torch.zeros((), dtype=x.dtype, device=x.device))
     return x
 
 
