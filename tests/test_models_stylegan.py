@@ -209,3 +209,13 @@ def test_bad_arguments():
         g(randn(1, 12), noise_mode="const")
     with pytest.raises(ValueError, match="noise must be"):
         g(randn(1, 12), noise=[randn(1, 1, 4, 4)])
+
+
+@pytest.mark.parametrize("psi", [float("nan"), float("inf"), "0.7", None, True])
+def test_bad_truncation_psi_names_the_argument(psi):
+    # a NaN psi would otherwise turn every image into NaNs without a word
+    g = small().eval()
+    with pytest.raises((TypeError, ValueError), match="truncation_psi"):
+        g(randn(2, 12), truncation_psi=psi)
+    with pytest.raises((TypeError, ValueError), match="truncation_psi"):
+        g.sample(2, truncation_psi=psi)

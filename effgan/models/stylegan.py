@@ -179,6 +179,9 @@ class StyleGANGenerator(nn.Module):
                     generator=generator, update_w_avg=False)
 
     def truncate(self, ws: torch.Tensor, psi: float, cutoff: int | None) -> torch.Tensor:
+        # checked first: a NaN or infinite psi would silently make every image NaN
+        if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not math.isfinite(psi):
+            raise ValueError(f"truncation_psi must be a finite number (1 disables truncation), got {psi!r}")
         if psi == 1.0:
             return ws
         cutoff = self.num_ws if cutoff is None else check_positive_int(cutoff, "truncation_cutoff")
