@@ -61,3 +61,25 @@ def test_bad_phi():
         es.stage_list(-1)
     with pytest.raises(ValueError, match="phi"):
         es.preset(1.5)
+
+
+# The published models' (width, depth) coefficients (Tan & Le, 2019), set model by model.
+PUBLISHED = {"B1": (1.0, 1.1), "B2": (1.1, 1.2), "B3": (1.2, 1.4)}
+
+
+def _published_stages(width: float, depth: float):
+    return (es.round_channels(es.B0_STEM_CHANNELS, width),
+            [(math.ceil(s.repeats * depth), es.round_channels(s.channels, width)) for s in es.B0_STAGES])
+
+
+@pytest.mark.parametrize("phi, published", [(1, "B2"), (2, "B3")])
+def test_phi_presets_equal_published_stage_tables_as_the_docs_say(phi, published):
+    preset = es.preset(phi)
+    ours = (preset.stem_channels, [(s.repeats, s.channels) for s in preset.stages])
+    assert ours == _published_stages(*PUBLISHED[published])
+    import pathlib
+
+    docs = " ".join((pathlib.Path(__file__).parents[1] / "docs" / "MODELS.md").read_text().split())
+    assert "phi = 1 has exactly the published B2's stem and stages (widths and repeats)" in docs
+    assert "phi = 2 the published B3's" in docs
+    assert "deeper stages" not in docs
