@@ -108,3 +108,24 @@ def test_the_docs_model_table_is_what_the_summary_computes():
     documented = [line.strip("| ").split(" | ") for line in lines.splitlines()]
     computed = [[name, shown, f"{params:,}", f"{flops / 1e9:.2f}"] for name, shown, params, flops in summarize()]
     assert documented == computed
+
+
+def test_summary_counts_every_registered_name(capsys):
+    """`python -m effgan.models.summary NAME` takes any registered name (its help says so), not only
+    the docs table's rows: generators of z, 28x28 DCGANs and conditional models included."""
+    from effgan.models import list_models
+    from effgan.models.summary import main
+
+    main(list_models())
+    rows = [line for line in capsys.readouterr().out.splitlines()[2:] if line.startswith("| ")]
+    assert [row.split(" | ")[0].strip("| ") for row in rows] == list_models()
+    assert all(float(row.rstrip(" |").rsplit(" | ", 1)[1]) > 0 for row in rows)
+
+
+def test_summary_unknown_name_is_a_clear_error(capsys):
+    from effgan.models.summary import main
+
+    with pytest.raises(SystemExit):
+        main(["resnet10"])
+    err = capsys.readouterr().err
+    assert "resnet10" in err and "resnet9" in err

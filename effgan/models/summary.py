@@ -12,7 +12,7 @@ import torch
 
 from .efficientnet_scaling import preset, scaling_table
 from .flops import count_flops
-from .registry import build
+from .registry import build, list_models
 
 # name -> input shape of one forward (batch 1)
 DEFAULT_ROWS = {
@@ -30,14 +30,46 @@ DEFAULT_ROWS = {
 }
 
 
-def summarize(rows: dict[str, tuple[int, ...]] = DEFAULT_ROWS) -> list[tuple[str, str, int, int]]:
-    """(name, input, parameters, FLOPs) per row."""
+def forward_input(name: str, model: torch.nn.Module) -> tuple[tuple[int, ...], dict]:
+    """(input shape, forward keywords) of one forward of ``model`` built as ``name``: the docs table's
+    shape for its rows, else z for a generator of latents, the image size a discriminator fixes, or a
+    256x256 image; conditional models get one label, stylegan no noise."""
+    from .dcgan import DCGANDiscriminator
+    from .dcgan_mnist import IMAGE_SIZE as MNIST_SIZE
+    from .dcgan_mnist import MnistDCGANDiscriminator
+    from .stylegan import StyleGANGenerator
+
+    if name in DEFAULT_ROWS:
+        shape = DEFAULT_ROWS[name]
+    elif isinstance(model, StyleGANGenerator):
+        shape = (1, model.z_dim)
+    elif hasattr(model, "nz"):  # the DCGAN generators
+        shape = (1, model.nz)
+    elif isinstance(model, MnistDCGANDiscriminator):
+        shape = (1, model.in_channels, MNIST_SIZE, MNIST_SIZE)
+    elif isinstance(model, DCGANDiscriminator):
+        shape = (1, model.in_channels, model.image_size, model.image_size)
+    else:
+        shape = (1, getattr(model, "in_channels", 3), 256, 256)
+    kwargs: dict = {}
+    if isinstance(model, StyleGANGenerator):
+        kwargs["noise_mode"] = "none"
+    if getattr(model, "num_classes", None) is not None:
+        kwargs["labels"] = torch.zeros(shape[0], dtype=torch.int64, device="meta")
+    return shape, kwargs
+
+
+def summarize(rows=DEFAULT_ROWS) -> list[tuple[str, str, int, int]]:
+    """(name, input, parameters, FLOPs) per row; ``rows`` maps names to input shapes, or is a list of
+    registered names whose inputs ``forward_input`` picks."""
     table = []
-    for name, shape in rows.items():
+    for name in rows:
         with torch.device("meta"):
             model = build(name, fused=False)
         params = sum(p.numel() for p in model.parameters())
-        forward_kwargs = {"noise_mode": "none"} if name.startswith("stylegan") else None
+        shape, forward_kwargs = forward_input(name, model)
+        if isinstance(rows, dict):
+            shape = rows[name]
         flops = count_flops(model, shape, forward_kwargs=forward_kwargs)
         shown = f"z: {shape[1]}" if len(shape) == 2 else "x".join(map(str, shape[1:]))
         table.append((name, shown, params, flops))
@@ -64,7 +96,10 @@ def main(argv=None) -> None:
     if args.scaling:
         print_scaling_table()
         return
-    rows = {n: DEFAULT_ROWS[n] for n in args.names} if args.names else DEFAULT_ROWS
+    unknown = [n for n in args.names if n not in list_models()]
+    if unknown:
+        parser.error(f"unknown model name(s) {', '.join(map(repr, unknown))}; registered: {', '.join(list_models())}")
+    rows = args.names or DEFAULT_ROWS
     print("| model | input | parameters | GFLOPs |")
     print("|---|---|---:|---:|")
     for name, shape, params, flops in summarize(rows):
