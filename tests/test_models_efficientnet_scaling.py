@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import pathlib
 
 import pytest
 
@@ -77,8 +78,6 @@ def test_phi_presets_equal_published_stage_tables_as_the_docs_say(phi, published
     preset = es.preset(phi)
     ours = (preset.stem_channels, [(s.repeats, s.channels) for s in preset.stages])
     assert ours == _published_stages(*PUBLISHED[published])
-    import pathlib
-
     docs = " ".join((pathlib.Path(__file__).parents[1] / "docs" / "MODELS.md").read_text().split())
     assert "phi = 1 has exactly the published B2's stem and stages (widths and repeats)" in docs
     assert "phi = 2 the published B3's" in docs
