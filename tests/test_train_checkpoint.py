@@ -95,8 +95,13 @@ def test_linear_schedule_matches_the_reference_formula():
     cos = LRMultiplier("cosine", epochs=1, epochs_decay=3)
     values = [cos(e) for e in range(4)]
     assert values[0] == 1 and all(a > b for a, b in zip(values, values[1:]))
+    # step: every decay epoch lowered like linear's first, then x0.1 every step_epochs epochs (the
+    # first group of decay epochs was one epoch short: 1, 0.1, 0.1, 0.01 for step_epochs=2)
     step = LRMultiplier("step", epochs=1, epochs_decay=4, step_epochs=2)
-    assert [step(e) for e in range(5)] == pytest.approx([1, 1, 0.1, 0.1, 0.01])
+    assert [step(e) for e in range(5)] == pytest.approx([1, 0.1, 0.1, 0.01, 0.01])
+    step3 = LRMultiplier("step", epochs=0, epochs_decay=7, step_epochs=3)
+    assert [step3(e) for e in range(7)] == pytest.approx([0.1] * 3 + [0.01] * 3 + [0.001])
+    assert [LRMultiplier("step", 2, 3)(e) for e in range(5)] == pytest.approx([1, 1, 0.1, 0.01, 0.001])
     assert LRMultiplier("constant", 1, 5)(4) == 1.0
     with pytest.raises(ValueError, match="policy"):
         LRMultiplier("exp", 1, 1)

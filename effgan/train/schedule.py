@@ -40,7 +40,8 @@ class LRMultiplier:
         if self.policy == "cosine":
             t = min(1.0, into_decay / float(self.epochs_decay + 1))
             return 0.5 * (1.0 + math.cos(math.pi * t))
-        return 0.1 ** (into_decay // self.step_epochs)  # step
+        # step: the same offset, then groups of step_epochs decay epochs at 0.1, 0.01, ...
+        return 0.1 ** -(-into_decay // self.step_epochs)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, multiplier: LRMultiplier) -> torch.optim.lr_scheduler.LambdaLR:
