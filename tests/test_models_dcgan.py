@@ -123,3 +123,21 @@ def test_bad_arguments():
         DCGANDiscriminator(image_size=32)(randn(2, 3, 64, 64))
     with pytest.raises(ValueError, match="n_blocks"):
         build("resnet9", n_blocks=6)
+
+
+@pytest.mark.parametrize("layers", ["shallow", "deep"])
+def test_mnist_generator_takes_every_norm_from_norm_layer(layers):
+    # The dense projection kept a BatchNorm1d whatever norm_layer said, so a NoNormLayer generator
+    # still normalised by batch statistics (its output depended on the rest of the batch).
+    from effgan.models.dcgan_mnist import DEEP_G, SHALLOW_G, MnistDCGANGenerator
+    from effgan.models.norm_act import BatchNormLayer, InstanceNormLayer, NoNormLayer
+
+    spec = SHALLOW_G if layers == "shallow" else DEEP_G
+    z = torch.randn(4, 100, generator=torch.Generator().manual_seed(0))
+    for norm_layer in (NoNormLayer(), InstanceNormLayer(fused=False)):
+        g = MnistDCGANGenerator(spec, norm_layer=norm_layer, fused=False)
+        assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in g.modules())
+        g.train()
+        torch.testing.assert_close(g(z)[:1], g(z[:1]))  # a sample does not depend on its batch
+    bn = MnistDCGANGenerator(spec, norm_layer=BatchNormLayer())
+    assert isinstance(bn.project[1], torch.nn.BatchNorm1d) and bn.project[0].bias is None

@@ -77,8 +77,15 @@ class MnistDCGANGenerator(nn.Module):
             self.condition = NoiseLabelConcat(num_classes, label_dim)
             in_features += label_dim
         projected = PROJECTION_WIDTH * PROJECTION_SIDE ** 2
-        self.project = nn.Sequential(nn.Linear(in_features, projected, bias=False),
-                                     nn.BatchNorm1d(projected), nn.LeakyReLU(negative_slope))
+        # The reference normalises the dense projection per feature (BatchNorm1d); any other
+        # norm_layer normalises it as the 7x7x256 planes it becomes (none for NoNormLayer).
+        self.project_norm = None
+        if isinstance(norm_layer, BatchNormLayer):
+            self.project = nn.Sequential(nn.Linear(in_features, projected, bias=False),
+                                         nn.BatchNorm1d(projected), nn.LeakyReLU(negative_slope))
+        else:
+            self.project = nn.Sequential(nn.Linear(in_features, projected, bias=norm_layer.conv_bias))
+            self.project_norm = norm_layer(PROJECTION_WIDTH, act="leaky_relu", negative_slope=negative_slope)
         convs, width = [], PROJECTION_WIDTH
         for spec in layers:
             convs += [_conv_transpose(width, spec.channels, spec.stride, bias),
@@ -95,6 +102,8 @@ class MnistDCGANGenerator(nn.Module):
         if self.condition is not None:
             z = self.condition(z, labels)
         h = self.project(z).view(-1, PROJECTION_WIDTH, PROJECTION_SIDE, PROJECTION_SIDE)
+        if self.project_norm is not None:
+            h = self.project_norm(h)
         return torch.tanh(self.convs(h))
 
 
