@@ -248,6 +248,11 @@ def test_repr():
         (lambda: MBConv(4, 4.0), "out_channels"),
         (lambda: MBConv(4, 4, kernel_size=7), "kernel_size"),
         (lambda: MBConv(4, 4, stride=3), "stride"),
+        # a float that equals an allowed size is still refused here, not by nn.Conv2d or at forward
+        (lambda: MBConv(4, 4, kernel_size=3.0), r"kernel_size must be one of \(3, 5\), got 3.0"),
+        (lambda: DepthwiseSeparableConv(4, 4, kernel_size=5.0), "kernel_size"),
+        (lambda: DepthwiseConvNormAct(4, 3, 2.0), r"stride must be one of \(1, 2\), got 2.0"),
+        (lambda: MBConv(4, 4, stride=2.0, fused=False), "stride"),
         (lambda: MBConv(4, 4, expand_ratio=0), "expand_ratio"),
         (lambda: MBConv(4, 4, se_ratio=1.5), "se_ratio"),
         (lambda: MBConv(4, 4, drop_path=1.0), "drop_path"),

@@ -14,6 +14,8 @@ MBConv (fused build), one block:
 """
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import nn
 
@@ -32,6 +34,14 @@ def _norm(channels: int, eps: float, act: str, fused: bool, impl: str) -> nn.Mod
 def _check_choice(value: object, name: str, allowed: tuple) -> None:
     if isinstance(value, bool) or value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def _check_int_choice(value: object, name: str, allowed: tuple) -> int:
+    """value as a plain int: a float such as 3.0 passes `in (3, 5)` but then fails inside nn.Conv2d
+    (kernel_size) or at the first forward (stride) with an error that does not name it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    return int(value)
 
 
 def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -54,8 +64,8 @@ class DepthwiseConvNormAct(nn.Module):
                  padding_mode: str = "zeros", eps: float = 1e-5, fused: bool = True, impl: str = "auto") -> None:
         super().__init__()
         check_channels(channels, "channels")
-        _check_choice(kernel_size, "kernel_size", KERNEL_SIZES)
-        _check_choice(stride, "stride", STRIDES)
+        kernel_size = _check_int_choice(kernel_size, "kernel_size", KERNEL_SIZES)
+        stride = _check_int_choice(stride, "stride", STRIDES)
         _check_choice(padding_mode, "padding_mode", PADDING_MODES)
         act_code(act)
         self.conv = nn.Conv2d(channels, channels, kernel_size, stride, padding=kernel_size // 2, groups=channels,
