@@ -71,3 +71,18 @@ def test_cyclegan_loss_float64_with_bfloat16_gradients(impl, device):
         for k, (a, b) in enumerate(zip(grads[impl], grads["ref"])):
             assert b.abs().max() > 0
             torch.testing.assert_close(a, b, rtol=2e-2, atol=1e-3, msg=lambda m: f"{pred_dtype}/{img_dtype} grad {k}: {m}")
+
+
+@pytest.mark.parametrize("op", ["instance_norm_act", "adain", "se_scale", "dwconv_norm_act", "diff_augment",
+                                "cyclegan_loss"])
+@pytest.mark.parametrize("impl,device", fast_backends("instance_norm_act"))
+def test_functorch_reverse_mode_is_refused_naming_the_op(impl, device, op):
+    """torch.func.grad / vjp / jacrev cannot run a custom op's autograd formula (torch's own error
+    speaks of an autograd.Function's setup_context); the op says so and points to impl='ref'."""
+    fn, x = _calls(impl)[op]
+    with pytest.raises(NotImplementedError, match=f"{op}.*torch.func.grad.*impl='ref'"):
+        torch.func.grad(lambda a: fn(a).sum())(x)
+    with pytest.raises(NotImplementedError, match="torch.func.grad"):
+        torch.func.vjp(fn, x)
+    ref_fn, _ = _calls("ref")[op]
+    assert torch.isfinite(torch.func.grad(lambda a: ref_fn(a).sum())(x)).all()

@@ -57,11 +57,13 @@ def _any_requires_grad(flat_args: tuple) -> bool:
 # back a zero tangent under torch.func.jvp, and the kernels drop a dual tensor's tangent. Both
 # checks are kept off the eager fast path: jvp is a functorch transform (so never eager_only()), and
 # dual tensors exist only inside a dual_level() (one integer compare otherwise).
-def _jvp_active() -> bool:
+def _active_transform(*names: str) -> bool:
+    """Whether a functorch transform of one of these TransformType names ("Jvp", "Grad") is active."""
     from torch._C._functorch import TransformType
     from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
-    return any(i.key() == TransformType.Jvp for i in retrieve_all_functorch_interpreters())
+    kinds = {getattr(TransformType, n) for n in names}
+    return any(i.key() in kinds for i in retrieve_all_functorch_interpreters())
 
 
 def _has_dual(flat_args: tuple) -> bool:
@@ -171,13 +173,24 @@ class FusedOp:
             "torch.autograd.forward_ad); call the op with impl='ref' (or build the module with fused=False) "
             "for those")
 
+    def _refuse_functorch_reverse_mode(self):
+        # torch runs a custom op's autograd formula through an autograd.Function that functorch's
+        # grad transforms cannot take; its own error speaks of a setup_context the caller never wrote
+        raise NotImplementedError(
+            f"{self.name}: effgan's fused ops do not run under functorch's reverse-mode transforms "
+            "(torch.func.grad, vjp, jacrev); use ordinary autograd (loss.backward(), torch.autograd.grad), "
+            "or call the op with impl='ref' (or build the module with fused=False) for those")
+
     def __call__(self, *args):
         flat = self._flatten(args)  # the tensors of list arguments as arguments of their own
         if _has_dual(flat):
             self._refuse_forward_ad()
         if not (eager_only() and _plain(flat)):
-            if torch._C._are_functorch_transforms_active() and _jvp_active():
-                self._refuse_forward_ad()
+            if torch._C._are_functorch_transforms_active():
+                if _active_transform("Jvp"):
+                    self._refuse_forward_ad()
+                if _active_transform("Grad"):
+                    self._refuse_functorch_reverse_mode()
             return self.fwd_op(*args)
         if torch.is_grad_enabled() and _any_requires_grad(flat):
             return self._function.apply(*flat)
