@@ -70,3 +70,26 @@ def test_adain_names_a_non_float_x_and_a_style_batch_that_does_not_match():
         layer(torch.ones(2, 3, 4, 4, dtype=torch.int64), torch.randn(2, 4))
     with pytest.raises(ValueError, match=r"w must have shape \(2, 4\): one style per sample of x, got \(3, 4\)"):
         layer(torch.randn(2, 3, 4, 4), torch.randn(3, 4))
+
+
+@pytest.mark.parametrize("impl", ["auto", "ref"])
+def test_adain_takes_a_fixed_noise_of_another_float_dtype_like_the_noise_it_draws(impl):
+    """A float32 noise image held fixed beside a conv's bf16 output under autocast: the layer casts it
+    to x's dtype, the dtype of the noise it draws itself, instead of refusing the mix."""
+    from effgan.nn import AdaIN
+
+    torch.manual_seed(0)
+    layer, conv = AdaIN(4, 5, impl=impl), nn.Conv2d(3, 4, 3, padding=1)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.uniform_(-1.0, 1.0)
+    x, w, noise = torch.randn(2, 3, 6, 7), torch.randn(2, 5), torch.randn(2, 1, 6, 7)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = conv(x)
+        got, want = layer(h, w, noise), layer(h, w, noise.to(h.dtype))
+    assert got.dtype == want.dtype == torch.bfloat16
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    h = torch.randn(2, 4, 6, 7, dtype=torch.float64)
+    torch.testing.assert_close(layer(h, w, noise), layer(h, w, noise.double()), rtol=0, atol=0)
+    with pytest.raises(TypeError, match="noise"):  # a non-float noise is still refused
+        layer(h, w, torch.ones(2, 1, 6, 7, dtype=torch.int64))

@@ -52,7 +52,8 @@ class AdaIN(nn.Module):
 
     ``forward(x, w, noise=None, generator=None)``: x (N, C, H, W), w (N, w_dim). With ``noise=True``
     and no ``noise`` given, a fresh (N, 1, H, W) standard-normal image per sample is drawn on x's
-    device (from ``generator`` when one is passed). ``impl`` picks the backend per call.
+    device (from ``generator`` when one is passed); a given floating-point ``noise`` is taken in x's
+    dtype. ``impl`` picks the backend per call.
     """
 
     def __init__(
@@ -145,6 +146,10 @@ class AdaIN(nn.Module):
         if noise is not None and not self.has_noise:
             raise ValueError("noise was given but this AdaIN was built with noise=False")
         scale, shift = self.styles(w)
+        if isinstance(noise, torch.Tensor) and noise.is_floating_point() and noise.dtype != x.dtype:
+            # e.g. a fixed float32 noise image beside a bf16 conv output under autocast: the noise
+            # is an input image of the layer, taken in x's dtype as the noise it draws itself is
+            noise = noise.to(x.dtype)
         if self.has_noise and noise is None:
             N, _, H, W = x.shape
             noise = torch.randn((N, 1, H, W), generator=generator, device=x.device, dtype=x.dtype)
