@@ -121,3 +121,31 @@ def test_scheduler_state_is_weights_only_safe(tmp_path):
     sched.step()
     sched2.step()
     assert opt2.param_groups[0]["lr"] == pytest.approx(opt.param_groups[0]["lr"]) == pytest.approx(0.025)
+
+
+def test_a_full_disk_is_an_os_error_naming_the_checkpoint(tmp_path, monkeypatch):
+    """torch.save turns a failed write into a cryptic RuntimeError ("unexpected pos ..."); the
+    caller must see the disk's own error (python -m effgan.train reports OSErrors without a traceback)."""
+    import errno
+    import io
+
+    path = tmp_path / "latest.pt"
+    ckpt.save_atomic({"format": ckpt.FORMAT_VERSION, "step": 1, "w": torch.arange(5.0)}, path)
+
+    class FullDisk(io.BufferedWriter):
+        failed = False
+
+        def write(self, data):  # the disk fills once; the writes torch's cleanup makes then go through
+            if not FullDisk.failed and self.tell() + len(data) > 2000:
+                FullDisk.failed = True
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write(data)
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: FullDisk(io.FileIO(fd, mode)))
+    with pytest.raises(OSError) as raised:
+        ckpt.save_atomic({"format": ckpt.FORMAT_VERSION, "step": 2, "w": torch.randn(1000)}, path)
+    monkeypatch.undo()
+    assert raised.value.errno == errno.ENOSPC
+    assert str(path) in str(raised.value) and "No space left" in str(raised.value)
+    assert ckpt.load(path, require=())["step"] == 1  # the previous checkpoint is intact
+    assert sorted(os.listdir(tmp_path)) == ["latest.pt"]

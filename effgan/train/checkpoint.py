@@ -36,7 +36,13 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> None:
         # mkstemp makes the file private (0600); a checkpoint gets a plain file's mode instead
         os.chmod(tmp_path, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            try:
+                torch.save(obj, f)
+            except RuntimeError as error:
+                disk_error = _disk_error(error, path)
+                if disk_error is None:
+                    raise
+                raise disk_error from error
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
@@ -48,6 +54,20 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> None:
             pass
         raise
     _fsync_dir(folder)
+
+
+def _disk_error(error: RuntimeError, path: str) -> OSError | None:
+    """The OSError behind a failed torch.save (a full disk, a quota), naming the checkpoint.
+
+    torch.save's zip writer reports a failed write as a RuntimeError of its own ("unexpected pos ...")
+    raised while the OSError is handled; callers (python -m effgan.train) report OSErrors plainly."""
+    cause = error.__context__
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__context__
+    if cause is None:
+        return None
+    return OSError(cause.errno, f"checkpoint {path} could not be written ({cause.strerror or cause}); "
+                                f"any earlier file of that name is intact")
 
 
 def _umask() -> int:
