@@ -80,7 +80,8 @@ def test_train_cli_reports_bad_paths_devices_and_resumes_cleanly(tmp_path, capsy
 
     a_file = tmp_path / "a_file"
     a_file.write_text("")
-    fails(["dcgan", "--out-dir", str(a_file), "--max-steps", "1", "--no-progress"], 1, "effgan.train: error:")
+    fails(["dcgan", "--out-dir", str(a_file), "--max-steps", "1", "--no-progress"], 2, "effgan.train: error:",
+          f"out_dir {str(a_file)!r}", "is a file")
     fails(["dcgan", "--device", "foo", "--out-dir", str(tmp_path)], 2, "device='foo' is not a device")
     monkeypatch.setenv("TRITON_INTERPRET", "0")  # these tests run Triton in its interpreter; users do not
     fails(["dcgan", "--device", "cpu", "--impl", "triton", "--out-dir", str(tmp_path)], 2,

@@ -67,3 +67,14 @@ def test_a_dataset_that_does_not_fit_the_model_says_what_would(tmp_path, model, 
         os.makedirs(dataset)
     with pytest.raises(ValueError, match=needs):
         train(tiny_config(model, tmp_path, run_name="r", dataset=dataset))
+
+
+@pytest.mark.parametrize("under", ["", "sub"])
+def test_an_out_dir_that_is_a_file_is_refused_by_name(tmp_path, under):
+    """A file where the runs' parent folder should be was an OSError about '<file>/<run>' (exit 1)."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    out_dir = a_file / under if under else a_file
+    with pytest.raises(ValueError, match=rf"out_dir '{out_dir}'.*notes.txt.*is a file"):
+        train(tiny_config("dcgan", out_dir, max_steps=1))
+    assert a_file.read_text() == "not a folder"

@@ -25,6 +25,8 @@ def new_run_dir(config: cfg.TrainConfig, info: DistInfo) -> str:
     """
     name = error = None
     if info.is_main:
+        error = _out_dir_problem(config.out_dir)
+    if info.is_main and error is None:
         base = config.run_name or f"{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
         name, k = base, 1
         while os.path.exists(os.path.join(config.out_dir, name)) and config.run_name is None:
@@ -47,6 +49,17 @@ def new_run_dir(config: cfg.TrainConfig, info: DistInfo) -> str:
     if error is not None:
         raise ValueError(error)
     return os.path.join(config.out_dir, name)
+
+
+def _out_dir_problem(out_dir: str) -> str | None:
+    """Why out_dir cannot hold run folders, if it cannot: it, or the nearest part of it that exists, is
+    a file (makedirs would fail with an OSError about the run's path, naming no option)."""
+    existing = os.path.abspath(out_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if os.path.isdir(existing):
+        return None
+    return f"out_dir {out_dir!r}: {existing} is a file, not a folder; choose another --out-dir"
 
 
 # What a run writes besides its checkpoints.
