@@ -341,3 +341,18 @@ def test_a_checkpoint_with_an_ignored_width_still_loads(tmp_path):
     ckpt.save_atomic(state, run.checkpoint)
     assert sample.main(["--checkpoint", run.run_dir, "-n", "2", "--device", "cpu",
                         "--output", str(tmp_path / "grid.png")]) == 0
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_translate_refuses_an_output_folder_that_is_a_file(tmp_path, capsys):
+    """--output naming a file (or a path under one) failed with 'File exists' / 'Not a directory', exit 1."""
+    run = train(tiny_config("cyclegan", tmp_path, run_name="cg", max_steps=1))
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(tmp_path / "red.png")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    for output in (a_file, a_file / "sub"):
+        assert translate.main(["--checkpoint", run.run_dir, "--input", str(tmp_path / "red.png"),
+                               "--output", str(output), "--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert f"--output {str(output)!r}" in err and "is a file" in err, err
+    assert a_file.read_text() == "not a folder"
