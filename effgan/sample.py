@@ -103,6 +103,20 @@ def _check_grid_fits(n: int, image: torch.Tensor) -> None:
                           f"{physical / 2**30:.1f} GiB")
 
 
+def _check_output_path(option: str, path: str | None, *, folder: bool) -> None:
+    """A ValueError naming ``option`` when ``path`` cannot become the file (or folder) it names: checked
+    before any image is generated, since the grid is written only after the last one."""
+    if path is None:
+        return
+    if not folder and os.path.isdir(path):
+        raise ValueError(f"{option} {path!r} is a folder; give the grid's file name")
+    existing = os.path.abspath(path if folder else os.path.dirname(os.path.abspath(path)))
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(f"{option} {path!r} cannot be written: {existing!r} is a file")
+
+
 def main(argv: list[str] | None = None) -> int:
     from effgan.train import checkpoint as ckpt
     from effgan.train.inference import load_generator, pick_inference_device
@@ -127,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.output is not None and not args.output.lower().endswith(".png"):
             # the grid is written as PNG: under another extension its viewers would misread it
             raise ValueError(f"--output must be a .png path, got {args.output!r}")
+        _check_output_path("--output", args.output, folder=False)
+        _check_output_path("--individual", args.individual, folder=True)
         device = pick_inference_device(args.device)
         if ckpt.read_config(args.checkpoint, f"{args.which}.pt")["model"] == "cyclegan":
             raise ValueError(f"{args.checkpoint} is a cyclegan run; use python -m effgan.translate")

@@ -111,8 +111,9 @@ def test_train_cli_reports_bad_paths_devices_and_resumes_cleanly(tmp_path, capsy
     best = os.path.join(run.run_dir, "checkpoints", ckpt.BEST)
     assert sample.main(["--checkpoint", best, "--nrow", "-3"]) == 2
     assert "--nrow must be >= 1" in capsys.readouterr().err
-    assert sample.main(["--checkpoint", best, "--device", "cpu", "--output", str(a_file / "grid.png")]) == 1
-    assert "effgan.sample: error:" in capsys.readouterr().err
+    assert sample.main(["--checkpoint", best, "--device", "cpu", "--output", str(a_file / "grid.png")]) == 2
+    err = capsys.readouterr().err
+    assert "effgan.sample: error: --output" in err and "is a file" in err, err
 
 
 def _png_claiming(path, width: int, height: int) -> None:
@@ -356,3 +357,21 @@ def test_translate_refuses_an_output_folder_that_is_a_file(tmp_path, capsys):
         err = capsys.readouterr().err
         assert f"--output {str(output)!r}" in err and "is a file" in err, err
     assert a_file.read_text() == "not a folder"
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_sample_refuses_output_paths_it_cannot_write_before_generating(tmp_path, capsys, monkeypatch):
+    """An --output that is a folder or lies under a file, or an --individual that is a file, failed with an
+    OSError (exit 1) naming no option, the grid's only after every image had been generated."""
+    run = train(tiny_config("dcgan", tmp_path, run_name="dc", max_steps=1))
+    a_file, a_folder = tmp_path / "notes.txt", tmp_path / "grid.png"
+    a_file.write_text("not a folder")
+    a_folder.mkdir()
+    monkeypatch.setattr(sample, "generate", lambda *a, **k: pytest.fail("generated before checking the paths"))
+    base = ["--checkpoint", run.run_dir, "-n", "3", "--device", "cpu"]
+    for option, path in (("--output", a_folder), ("--output", a_file / "grid.png"), ("--individual", a_file),
+                         ("--individual", a_file / "sub")):
+        assert sample.main(base + [option, str(path)]) == 2
+        err = capsys.readouterr().err
+        assert f"{option} {str(path)!r}" in err and ("is a file" in err or "is a folder" in err), err
+    assert a_file.read_text() == "not a folder" and os.listdir(a_folder) == []
