@@ -76,3 +76,19 @@ def test_digits_cache_keeps_labels(tmp_path):
 def test_preview_writes_both_grids(tmp_path):
     cans, digits = write_previews(tmp_path, size=64, count=2)
     assert cans.is_file() and digits.is_file()
+
+
+def test_preview_command_refuses_bad_options_by_name(tmp_path, capsys):
+    """A negative --seed or an --out that is a file ended in a traceback; now a usage error (exit 2)."""
+    from effgan.data.preview import main
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    for argv, option in ((["--seed", "-1", "--out", str(tmp_path)], "--seed"),
+                         (["--out", str(a_file)], "--out"), (["--out", str(a_file / "sub")], "--out")):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert "python -m effgan.data.preview" in err and f"error: {option}" in err, err
+    assert a_file.read_text() == "not a folder" and sorted(os.listdir(tmp_path)) == ["notes.txt"]

@@ -33,11 +33,22 @@ def write_previews(out_dir: str | Path, *, size: int = 128, seed: int = 0, count
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("."), help="folder for the PNG files")
+    from .seeding import check_seed
+
+    parser = argparse.ArgumentParser(prog="python -m effgan.data.preview", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("."), help="folder for the PNG files (created if missing)")
     parser.add_argument("--size", type=int, default=128, choices=(64, 128, 256), help="cans image size")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated images (default: 0)")
     args = parser.parse_args(argv)
+    try:
+        check_seed(args.seed, "--seed")
+    except ValueError as error:
+        parser.error(str(error))
+    existing = args.out.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():  # the folder could not be created over (or under) a file
+        parser.error(f"--out {str(args.out)!r} must be a folder, but {str(existing)!r} is a file")
     for path in write_previews(args.out, size=args.size, seed=args.seed):
         print(path)
 
