@@ -66,6 +66,28 @@ def test_feature_net_cache_reuses_weights(toy_train, tmp_path):
     assert len(list(tmp_path.glob("feature_net_*.pt"))) == 2
 
 
+def test_a_cache_folder_that_cannot_be_written_still_gives_the_network(toy_train, tmp_path):
+    """Evaluating a run on a read-only share (its <run>/feature_nets cannot be created) ended in an
+    OSError traceback; the network is trained all the same, and a warning says it was not cached."""
+    import errno
+
+    from effgan.metrics import feature_net
+
+    images, labels = toy_train
+    expected = train_feature_net(images, labels, steps=4, width=8, seed=0)
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(feature_net.Path, "mkdir", read_only)
+        with pytest.warns(UserWarning, match=r"(?s)feature_nets.*Read-only file system.*not cached"):
+            net = load_or_train_feature_net(tmp_path / "feature_nets", images, labels, steps=4, width=8, seed=0)
+    assert net.name == expected.name and not (tmp_path / "feature_nets").exists()
+    with torch.no_grad():
+        torch.testing.assert_close(net(images[:5]), expected(images[:5]), rtol=0, atol=0)
+
+
 def test_numbers_from_different_extractors_cannot_be_compared(toy_train):
     images, labels = toy_train
     a = build_extractor(real_images=images, real_labels=labels, steps=2, width=8, seed=0)

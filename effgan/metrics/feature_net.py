@@ -11,8 +11,10 @@ training images, labels, seed, steps and width): "featnet-<mode>-<digest>".
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -146,8 +148,16 @@ def load_or_train_feature_net(cache_dir: str | os.PathLike, images: torch.Tensor
     if path.is_file():
         return load_feature_net(path, device=device)
     net = train_feature_net(images, labels, **train_kwargs)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    save_feature_net(net, tmp)
-    os.replace(tmp, path)  # atomic, so a concurrent reader never sees half a file
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_feature_net(net, tmp)
+        os.replace(tmp, path)  # atomic, so a concurrent reader never sees half a file
+    except OSError as error:
+        # a folder that cannot be written (a run on a read-only share, a full disk) costs only the
+        # cache: the network is the same trained again next time
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        warnings.warn(f"{os.fspath(cache_dir)}: {error.strerror or error}; the feature network was not cached "
+                      f"and will be trained again next time", stacklevel=2)
     return net
