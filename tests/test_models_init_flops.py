@@ -129,3 +129,13 @@ def test_summary_unknown_name_is_a_clear_error(capsys):
         main(["resnet10"])
     err = capsys.readouterr().err
     assert "resnet10" in err and "resnet9" in err
+
+
+def test_summary_refuses_names_beside_scaling(capsys):
+    from effgan.models.summary import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--scaling", "resnet9"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "--scaling" in err and "python -m effgan.models.summary" in err

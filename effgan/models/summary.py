@@ -88,11 +88,13 @@ def print_scaling_table() -> None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m effgan.models.summary", description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="registered names (default: the docs table)")
     parser.add_argument("--scaling", action="store_true",
                         help="print the EfficientNet scaling table instead")
     args = parser.parse_args(argv)
+    if args.scaling and args.names:
+        parser.error("--scaling prints the scaling table only: drop the model names")
     if args.scaling:
         print_scaling_table()
         return
