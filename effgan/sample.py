@@ -18,6 +18,8 @@ import sys
 
 import torch
 
+from effgan._paths import nearest_existing
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m effgan.sample", description=__doc__,
@@ -110,9 +112,7 @@ def _check_output_path(option: str, path: str | None, *, folder: bool) -> None:
         return
     if not folder and os.path.isdir(path):
         raise ValueError(f"{option} {path!r} is a folder; give the grid's file name")
-    existing = os.path.abspath(path if folder else os.path.dirname(os.path.abspath(path)))
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
+    existing = nearest_existing(path if folder else os.path.dirname(os.path.abspath(path)))
     if not os.path.isdir(existing):
         raise ValueError(f"{option} {path!r} cannot be written: {existing!r} is a file")
 

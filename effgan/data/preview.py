@@ -10,9 +10,12 @@ with the domain B can, i.e. their ground-truth translations) and
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import torch
+
+from effgan._paths import nearest_existing
 
 from .cans_pairs import CansPairs
 from .digits import Digits
@@ -44,11 +47,9 @@ def main(argv: list[str] | None = None) -> None:
         check_seed(args.seed, "--seed")
     except ValueError as error:
         parser.error(str(error))
-    existing = args.out.absolute()
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():  # the folder could not be created over (or under) a file
-        parser.error(f"--out {str(args.out)!r} must be a folder, but {str(existing)!r} is a file")
+    existing = nearest_existing(args.out)
+    if not os.path.isdir(existing):  # the folder could not be created over (or under) a file
+        parser.error(f"--out {str(args.out)!r} must be a folder, but {existing!r} is a file")
     for path in write_previews(args.out, size=args.size, seed=args.seed):
         print(path)
 

@@ -6,6 +6,8 @@ import math
 import os
 from typing import Any
 
+from effgan._paths import nearest_existing
+
 
 def format_value(value: Any) -> str:
     if isinstance(value, float):
@@ -35,9 +37,7 @@ def check_writable(path: str | os.PathLike) -> None:
         # checkpoints and cached metric networks are .pt files: the JSON would replace one
         raise ValueError(f"--json {path!r} names a .pt/.pth file, where effgan keeps checkpoints and networks; "
                          "give a .json name")
-    parent = os.path.dirname(path)
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
+    parent = nearest_existing(os.path.dirname(path))
     if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
         raise ValueError(f"--json {path!r} cannot be written: {parent!r} is not a writable folder")
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from effgan._paths import nearest_existing
 from effgan.evaluate.checkpoint_models import load_run
 from effgan.evaluate.report import format_value, write_json
 from effgan.experiments.budgets import Budget, parse_budget
@@ -72,9 +73,7 @@ def check_out_dir(out_dir: str, name: str = "out_dir") -> None:
     """Refuse a folder that could not be written before anything is trained into it."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"{name} {out_dir!r} is a file, not a folder")
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
+    parent = nearest_existing(os.path.dirname(os.path.abspath(out_dir)))
     if not os.path.isdir(parent):
         raise ValueError(f"{name} {out_dir!r} lies under {parent!r}, which is a file, not a folder")
     if os.path.exists(os.path.join(out_dir, "runs")):

@@ -6,6 +6,7 @@ import os
 import time
 import warnings
 
+from effgan._paths import nearest_existing
 from effgan.train import checkpoint as ckpt
 from effgan.train import config as cfg
 from effgan.train.distributed import DistInfo
@@ -54,9 +55,7 @@ def new_run_dir(config: cfg.TrainConfig, info: DistInfo) -> str:
 def _out_dir_problem(out_dir: str) -> str | None:
     """Why out_dir cannot hold run folders, if it cannot: it, or the nearest part of it that exists, is
     a file (makedirs would fail with an OSError about the run's path, naming no option)."""
-    existing = os.path.abspath(out_dir)
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
+    existing = nearest_existing(out_dir)
     if os.path.isdir(existing):
         return None
     return f"out_dir {out_dir!r}: {existing} is a file, not a folder; choose another --out-dir"
