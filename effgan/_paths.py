@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 
 
 def nearest_existing(path: str | os.PathLike) -> str:
@@ -11,3 +12,19 @@ def nearest_existing(path: str | os.PathLike) -> str:
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     return existing
+
+
+def create_temp_file(folder: str | os.PathLike, *, prefix: str, suffix: str) -> tuple[int, str]:
+    """(descriptor, path) of a new, empty file in ``folder`` under a name no other writer has.
+
+    Files written there and then renamed into place (checkpoints, caches) are meant for whoever may
+    read the folder: the file is created with mode 0o666 less the umask, as ``open`` would, and not
+    with ``tempfile.mkstemp``'s private 0o600.
+    """
+    for _ in range(100):
+        path = os.path.join(os.fspath(folder), f"{prefix}{secrets.token_hex(8)}{suffix}")
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {os.fspath(folder)!r} after 100 tries")

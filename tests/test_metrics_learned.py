@@ -1,4 +1,6 @@
 """The learned metrics: feature net (determinism, naming, cache), classifier score and C2ST on toy data."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -86,6 +88,30 @@ def test_a_cache_folder_that_cannot_be_written_still_gives_the_network(toy_train
     assert net.name == expected.name and not (tmp_path / "feature_nets").exists()
     with torch.no_grad():
         torch.testing.assert_close(net(images[:5]), expected(images[:5]), rtol=0, atol=0)
+
+
+def test_each_cache_write_goes_through_a_temp_file_of_its_own(toy_train, tmp_path):
+    """Two evaluations training the same network at once (say, evaluate beside a training run's
+    --eval-every) wrote one fixed feature_net_<key>.tmp: the second truncated the first's file
+    mid-write and the rename could publish a torn network. Each writer now has its own temp file."""
+    from effgan.metrics import feature_net
+
+    images, labels = toy_train
+    written = []
+    save = feature_net.save_feature_net
+
+    def recording_save(net, path):
+        written.append(Path(path))
+        save(net, path)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(feature_net, "save_feature_net", recording_save)
+        for _ in range(2):  # the second call finds no cache (removed) and writes again
+            load_or_train_feature_net(tmp_path / "a", images, labels, steps=2, width=8, seed=0)
+            for cached in (tmp_path / "a").glob("feature_net_*.pt"):
+                cached.unlink()
+    assert len(written) == 2 and written[0] != written[1]
+    assert all(p.parent == tmp_path / "a" and not p.exists() for p in written)
 
 
 def test_numbers_from_different_extractors_cannot_be_compared(toy_train):

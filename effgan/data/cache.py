@@ -10,12 +10,13 @@ never read. Values are stored as float16 (error below 1e-3 on [-1, 1]).
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from effgan._paths import create_temp_file
 
 
 class CachedImages:
@@ -54,7 +55,7 @@ class CachedImages:
         for index in range(1, len(self.source)):
             array[index] = self.source.image(index).numpy()
         # Write to a temporary name and rename, so a concurrent or interrupted run never sees half a file.
-        handle, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".npy.tmp")
+        handle, tmp = create_temp_file(self.path.parent, prefix=f"{self.path.stem}.", suffix=".npy.tmp")
         try:
             with os.fdopen(handle, "wb") as f:
                 np.save(f, array)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from effgan._paths import create_temp_file
 from effgan.metrics.small_cnn import SmallCNN
 from effgan.metrics.training import build_seeded, fit_classifier
 
@@ -148,16 +149,22 @@ def load_or_train_feature_net(cache_dir: str | os.PathLike, images: torch.Tensor
     if path.is_file():
         return load_feature_net(path, device=device)
     net = train_feature_net(images, labels, **train_kwargs)
-    tmp = path.with_suffix(".tmp")
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # a temp file of this writer's own: two processes caching the same network at once would
+        # otherwise write into one file, and the rename could publish a torn network
+        handle, tmp_name = create_temp_file(path.parent, prefix=f"{path.stem}.", suffix=".tmp")
+        os.close(handle)
+        tmp = Path(tmp_name)
         save_feature_net(net, tmp)
         os.replace(tmp, path)  # atomic, so a concurrent reader never sees half a file
     except OSError as error:
         # a folder that cannot be written (a run on a read-only share, a full disk) costs only the
         # cache: the network is the same trained again next time
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
         warnings.warn(f"{os.fspath(cache_dir)}: {error.strerror or error}; the feature network was not cached "
                       f"and will be trained again next time", stacklevel=2)
     return net

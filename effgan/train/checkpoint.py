@@ -14,11 +14,12 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import tempfile
 from typing import Any
 
 import numpy as np
 import torch
+
+from effgan._paths import create_temp_file
 
 FORMAT_VERSION = 1
 LATEST = "latest.pt"
@@ -31,10 +32,8 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> None:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
+    fd, tmp_path = create_temp_file(folder, prefix=".tmp-", suffix=".pt")
     try:
-        # mkstemp makes the file private (0600); a checkpoint gets a plain file's mode instead
-        os.chmod(tmp_path, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             try:
                 torch.save(obj, f)
@@ -68,12 +67,6 @@ def _disk_error(error: RuntimeError, path: str) -> OSError | None:
         return None
     return OSError(cause.errno, f"checkpoint {path} could not be written ({cause.strerror or cause}); "
                                 f"any earlier file of that name is intact")
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it: put it back at once
-    os.umask(mask)
-    return mask
 
 
 def _fsync_dir(folder: str) -> None:
