@@ -62,11 +62,11 @@ def check_generators(generators: tuple[str, ...], name: str = "generators") -> N
 def check_seed_range(seed: int, name: str = "seed") -> None:
     from effgan.data.seeding import check_seed
 
-    check_seed(seed, name)
     # training derives further seeds by arithmetic (2 * seed + 2, seed + 7919 * step), which must stay
     # within torch's 64-bit seeds; a larger one would pass the feature net and fail in the first run
-    if seed >= 2**32:
-        raise ValueError(f"{name} must be < 2**32, got {seed}")
+    if not isinstance(seed, bool) and isinstance(seed, int) and not 0 <= seed < 2**32:
+        raise ValueError(f"{name} must be in [0, 2**32), got {seed}")
+    check_seed(seed, name)
 
 
 def check_out_dir(out_dir: str, name: str = "out_dir") -> None:
