@@ -209,11 +209,20 @@ def build(*, quiet: bool = True, src: Path | None = None, name: str = EXT_NAME):
 
     ``src``/``name`` default to effgan's own sources; the tests build small stand-ins through them.
     Raises ExtensionBuildError with the tail of the compiler output when the build fails.
+    A finished build of this key is loaded from its file without the builder: the key covers the
+    sources' contents, not their paths, so another copy of the same sources (a second checkout or
+    environment) shares the entry, and torch's builder would recompile and relink its .so in place
+    (the build file then names other paths) while other processes may be loading it.
     """
     src = source_dir() if src is None else Path(src)
+    start = time.perf_counter()
+    finished = load_built(src, name)
+    if finished is not None:
+        if not quiet:
+            print(f"effgan C++ extension ready in {Path(finished.__file__).parent} (already built)")
+        return finished
     target = build_dir(src, name)
     cache_root().mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
     with _exclusive(cache_root() / f"{target.name}.lock"):
         try:
             module = _build_and_load(target, src, name)

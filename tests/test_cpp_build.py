@@ -141,6 +141,49 @@ def test_a_finished_build_loads_from_its_file(tmp_path, monkeypatch):
     assert Path(module.__file__) == Path(built.__file__)
 
 
+def test_build_reuses_a_finished_build_of_its_key(tmp_path, monkeypatch):
+    """Another copy of the same sources (a second checkout or environment) has the same key: build()
+    must hand back the finished build instead of running the builder, which would recompile and
+    relink the shared .so in place (its build file names the other copy's paths) while other
+    processes may be loading it, and which needs a compiler and write access."""
+    monkeypatch.setenv("EFFGAN_EXT_DIR", str(tmp_path / "cache"))
+    first, second = _tiny_sources(tmp_path), tmp_path / "copy"
+    shutil.copytree(first, second)
+    assert _cpp_build.build_key(first, "effgan_tiny_reuse") == _cpp_build.build_key(second, "effgan_tiny_reuse")
+    built = _cpp_build.build(src=first, name="effgan_tiny_reuse")
+    (Path(built.__file__).parent / _cpp_build.ERROR_PATH_STAMP).write_text("checked\n")
+    stamp = os.stat(built.__file__).st_mtime_ns
+
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only cache")
+
+    monkeypatch.setattr(_cpp_build, "_exclusive", refuse)
+    monkeypatch.setattr(_cpp_build, "_build_and_load", refuse)
+    module = _cpp_build.build(src=second, name="effgan_tiny_reuse")
+    assert module.answer() == 42
+    assert Path(module.__file__) == Path(built.__file__)
+    assert os.stat(built.__file__).st_mtime_ns == stamp, "the finished build was rewritten"
+
+
+@needs_extension
+def test_build_ext_reports_a_finished_build_without_building():
+    """python -m effgan.build_ext on a cache that already holds this key's checked build (an image's
+    prebuilt cache, mounted read-only) reports it ready instead of failing to take the lock."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from effgan import _cpp_build, build_ext
+        def refuse(*args, **kwargs):
+            raise PermissionError("read-only cache")
+        _cpp_build._exclusive = refuse
+        _cpp_build._build_and_load = refuse
+        sys.exit(build_ext.main([]))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], env=_env(), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "ops: " in out.stdout, out.stdout + out.stderr
+
+
 @needs_extension
 def test_the_real_extension_loads_without_builder_or_lock():
     """A fresh process given the prebuilt cache runs the cpp ops with building and locking refused."""
