@@ -72,13 +72,21 @@ def launcher_module(backend: str, op: str):
     raise ValueError(f"no launcher for backend {backend!r}")
 
 
-@functools.cache
 def _warn_fallback_once(op: str, backend: str, reason: str) -> None:
+    # Once per (backend, reason), not per op: a machine without a compiler would otherwise repeat
+    # one cause for every fused op a model uses. A reason that names an op warns for that op.
+    if (backend, reason) in _warned_fallbacks:
+        return
+    _warned_fallbacks.add((backend, reason))
     warnings.warn(
-        f"effgan.{op}: the {backend} backend is unavailable ({reason}); using the PyTorch reference.",
+        f"effgan.{op}: the {backend} backend is unavailable ({reason}); effgan's fused ops use the "
+        "PyTorch reference instead.",
         RuntimeWarning,
         stacklevel=5,  # _warn_fallback_once, _resolve, resolve_impl, the op, its caller
     )
+
+
+_warned_fallbacks: set[tuple[str, str]] = set()
 
 
 def _check_impl_name(impl: object, source: str) -> str:

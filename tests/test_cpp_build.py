@@ -195,7 +195,7 @@ def test_the_real_extension_loads_without_builder_or_lock():
             raise PermissionError("read-only cache")
         _cpp_build._exclusive = refuse
         _cpp_build._build_and_load = refuse
-        from effgan.ops import instance_norm_act, instance_norm_act_ref
+        from effgan.ops import instance_norm_act, instance_norm_act_ref, se_scale
         x = torch.randn(2, 3, 6, 7)
         torch.testing.assert_close(instance_norm_act(x, act="relu", impl="cpp"), instance_norm_act_ref(x, act="relu"))
         print("ok")
@@ -310,7 +310,7 @@ def test_missing_compiler_raises_and_auto_falls_back_once(tmp_path):
         import warnings
         import torch
         from effgan import _cpp_build
-        from effgan.ops import instance_norm_act, instance_norm_act_ref
+        from effgan.ops import instance_norm_act, instance_norm_act_ref, se_scale
         try:
             _cpp_build.load_extension()
         except _cpp_build.ExtensionBuildError as exc:
@@ -323,6 +323,7 @@ def test_missing_compiler_raises_and_auto_falls_back_once(tmp_path):
             warnings.simplefilter("always")
             y1 = instance_norm_act(x, act="relu")
             y2 = instance_norm_act(x, act="relu")
+            se_scale(x, torch.rand(2, 3))  # another op: the same missing compiler, no second warning
         msgs = [str(w.message) for w in caught if "cpp backend is unavailable" in str(w.message)]
         assert len(msgs) == 1, [str(w.message) for w in caught]
         torch.testing.assert_close(y1, instance_norm_act_ref(x, act="relu"))
