@@ -24,6 +24,40 @@ MAX_PLANE = 2**31 - 8192
 MAX_GRID_YZ = 65535
 
 
+def _first_tensor(args) -> torch.Tensor | None:
+    """The first tensor among ``args``, looking one level into lists and tuples (the loss's terms)."""
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            return a
+        if isinstance(a, (list, tuple)):
+            for b in a:
+                if isinstance(b, torch.Tensor):
+                    return b
+    return None
+
+
+def on_tensor_device(launcher):
+    """Run a host launcher with its tensors' CUDA device current.
+
+    Triton launches on the current CUDA device and that device's current stream, not on the device of
+    the tensors it is handed: with cuda:1 tensors while cuda:0 is current (``--device cuda:1``
+    without ``torch.cuda.set_device``), the launch is refused ("cannot be accessed from Triton") or
+    runs unordered with torch's work on cuda:1. torch's own ops switch devices themselves; the
+    launchers do it here, at the cost of one device query when the device is already current.
+    """
+
+    @functools.wraps(launcher)
+    def run(*args, **kwargs):
+        t = _first_tensor(args)
+        if t is not None and t.is_cuda and t.device.index != torch.cuda.current_device():
+            with torch.cuda.device(t.device):
+                return launcher(*args, **kwargs)
+        return launcher(*args, **kwargs)
+
+    run.on_tensor_device = True
+    return run
+
+
 def cdiv(a: int, b: int) -> int:
     """ceil(a / b) for launch geometry on the host. Plain Python: ``triton.cdiv`` is a constexpr
     function whose wrapper costs microseconds a call, paid on every launch."""

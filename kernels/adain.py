@@ -28,7 +28,8 @@ import triton.language as tl
 from effgan import _alloc
 
 from ._activation import act_backward, apply_act
-from ._launch import cdiv, constexpr_slope, plane_split, resident_plane, torch_acc_dtype, triton_acc_dtype
+from ._launch import (cdiv, constexpr_slope, on_tensor_device, plane_split, resident_plane, torch_acc_dtype,
+                      triton_acc_dtype)
 from ._shift import SHIFT_SAMPLE, sample_mean, sample_tile
 
 
@@ -378,6 +379,7 @@ def _noise_2d(noise, x):
     return z, (z.stride(0), z.stride(1))
 
 
+@on_tensor_device
 def forward(x, style_scale, style_bias, noise, noise_weight, bias, eps: float, act: int, slope: float):
     """y and the saved statistics for contiguous or channels_last ``x`` (operands validated).
 
@@ -423,6 +425,7 @@ def forward(x, style_scale, style_bias, noise, noise_weight, bias, eps: float, a
     return y, shift, mean, rstd
 
 
+@on_tensor_device
 def backward(dy, x, style_scale, noise, noise_weight, bias, shift, mean, rstd, act: int, slope: float):
     """dx (= du) and four (N, C) per-plane sums: dy, dy * hhat, du * noise (zeros without noise), du.
 

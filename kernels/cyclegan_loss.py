@@ -26,7 +26,7 @@ import triton.language as tl
 from effgan import _alloc
 from effgan._signs import sign_bytes
 
-from ._launch import _sm_count, cdiv, next_pow2, triton_acc_dtype
+from ._launch import _sm_count, cdiv, next_pow2, on_tensor_device, triton_acc_dtype
 
 LSGAN, VANILLA = 0, 1
 
@@ -275,6 +275,7 @@ def _l1_groups(ys) -> list[list[int]]:
     return groups
 
 
+@on_tensor_device
 def forward(preds, targets, pred_weights, xs, ys, l1_weights, gan_mode: int, save_signs: bool):
     """[losses (T + 1,): the T weighted term losses (GAN terms, then L1 pairs) and their total],
     followed, with save_signs, by each pair's signs of x - y (effgan/_signs.py).
@@ -312,6 +313,7 @@ def forward(preds, targets, pred_weights, xs, ys, l1_weights, gan_mode: int, sav
     return [out, *signs]
 
 
+@on_tensor_device
 def backward(dloss, preds, targets, pred_weights, xs, signs, l1_weights, gan_mode: int,
              need_pred, need_x, need_y):
     """Gradients of the needed inputs, in order: preds (where needed), then per pair dx, dy (where needed).

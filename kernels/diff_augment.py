@@ -31,6 +31,7 @@ from ._launch import (
     cdiv,
     check_plane_size,
     next_pow2,
+    on_tensor_device,
     split_chunks,
     torch_acc_dtype,
     triton_acc_dtype,
@@ -215,6 +216,7 @@ def _sample_sums(t, shift, cut, cut_size, keep_only, trans, cutout, block_c, blo
     return psum
 
 
+@on_tensor_device
 def forward(x, brightness, saturation, contrast, shift, cut, cut_h: int, cut_w: int,
             color: bool, translation: bool, cutout: bool):
     """y for a 4-D NCHW or channels_last ``x``; parameters validated, on x's device (see ops/diff_augment.py)."""
@@ -239,6 +241,7 @@ def forward(x, brightness, saturation, contrast, shift, cut, cut_h: int, cut_w: 
     return y
 
 
+@on_tensor_device
 def backward(dy, brightness, saturation, contrast, shift, cut, cut_h: int, cut_w: int,
              color: bool, translation: bool, cutout: bool):
     """dx for ``dy`` (same strides as the forward's x)."""

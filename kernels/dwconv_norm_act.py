@@ -30,7 +30,7 @@ from effgan.ops._checks import memory_format_of
 
 from ._activation import act_backward, apply_act
 from ._affine import affine_params
-from ._launch import cdiv, constexpr_slope, next_pow2, plane_split, torch_acc_dtype, triton_acc_dtype
+from ._launch import cdiv, constexpr_slope, next_pow2, on_tensor_device, plane_split, torch_acc_dtype, triton_acc_dtype
 from ._shift import SHIFT_SAMPLE, sample_mean, sample_tile
 
 
@@ -366,6 +366,7 @@ def _out_size(size: int, k: int, stride: int, pad: int) -> int:
     return (size + 2 * pad - k) // stride + 1
 
 
+@on_tensor_device
 def forward(x, weight, norm_weight, norm_bias, stride: int, pad: int, eps: float, act: int, slope: float):
     """(y, squeeze, stats) for contiguous or channels_last ``x`` and a contiguous (C, 1, K, K) weight.
 
@@ -403,6 +404,7 @@ def forward(x, weight, norm_weight, norm_bias, stride: int, pad: int, eps: float
     return y, squeeze, stats
 
 
+@on_tensor_device
 def backward(dy, dsqueeze, x, weight, norm_weight, norm_bias, stats, stride: int, pad: int, act: int, slope: float):
     """(dx, dweight, sum_g, sum_gz): the input and conv-weight gradients, and per-plane (N, C) sums of
     the gradient after the activation (sum g, sum g * zhat) for the norm's bias and weight gradients."""

@@ -27,7 +27,8 @@ from effgan import _alloc
 
 from ._activation import act_backward, apply_act
 from ._affine import affine_params
-from ._launch import cdiv, constexpr_slope, plane_split, resident_plane, torch_acc_dtype, triton_acc_dtype
+from ._launch import (cdiv, constexpr_slope, on_tensor_device, plane_split, resident_plane, torch_acc_dtype,
+                      triton_acc_dtype)
 from ._shift import plane_shift
 
 
@@ -283,6 +284,7 @@ def _dummy(x: torch.Tensor) -> torch.Tensor:
     return x.new_empty(1)
 
 
+@on_tensor_device
 def forward(x, weight, bias, residual, eps: float, act: int, slope: float):
     """y and the saved statistics for contiguous or channels_last ``x`` (operands validated).
 
@@ -335,6 +337,7 @@ def forward(x, weight, bias, residual, eps: float, act: int, slope: float):
     return y, mean, rstd
 
 
+@on_tensor_device
 def backward(dy, x, weight, bias, mean, rstd, act: int, slope: float):
     """dx and the per-plane sums (sum dz, sum dz*xhat) of shape (N, C) for the parameter grads."""
     N, C, H, W = x.shape

@@ -17,7 +17,7 @@ import triton.language as tl
 
 from effgan import _alloc
 
-from ._launch import cdiv, plane_split, torch_acc_dtype, triton_acc_dtype
+from ._launch import cdiv, on_tensor_device, plane_split, torch_acc_dtype, triton_acc_dtype
 
 
 @triton.jit
@@ -85,6 +85,7 @@ def _geometry(x):
     return split, grid, (x.stride(0), x.stride(1), x.stride(3))
 
 
+@on_tensor_device
 def forward(x, gate):
     """y = x * sigmoid(gate) for contiguous or channels_last ``x`` and contiguous (N, C) ``gate``."""
     N, C, H, W = x.shape
@@ -97,6 +98,7 @@ def forward(x, gate):
     return y
 
 
+@on_tensor_device
 def backward(dy, x, gate):
     """(dx, dgate); ``dy`` has exactly x's strides."""
     N, C, H, W = x.shape
