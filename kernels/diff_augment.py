@@ -183,15 +183,23 @@ def _augment_bwd_kernel(
     tl.store(DX + dst, dx.to(DX.dtype.element_ty), mask=cmask[:, None] & pmask[None, :])
 
 
+# A program holds all channels of at least MIN_BLOCK_P pixels, and Triton refuses tensors of more than 2**20
+# elements (a compiler error, not a clear message): this many channels at most.
+MIN_BLOCK_P = 16
+MAX_CHANNELS = 2**20 // MIN_BLOCK_P
+
+
 def _geometry(x: torch.Tensor):
     N, C, H, W = x.shape
     HW = H * W
     check_plane_size(HW)
     if N > MAX_GRID_YZ:
         raise ValueError(f"x has a batch of {N}: the Triton kernels take at most {MAX_GRID_YZ} images a call")
+    if C > MAX_CHANNELS:
+        raise ValueError(f"x has {C} channels: the Triton DiffAugment kernels take at most {MAX_CHANNELS}")
     block_c = next_pow2(C)
     cap = 4096 if x.is_cuda else 8192
-    block_p = max(16, min(next_pow2(HW), cap // block_c))
+    block_p = max(MIN_BLOCK_P, min(next_pow2(HW), cap // block_c))
     num_warps = 8 if block_c * block_p >= 4096 else 4
     return N, C, H, W, HW, block_c, block_p, num_warps
 

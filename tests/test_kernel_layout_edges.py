@@ -146,3 +146,20 @@ def test_triton_refuses_launch_grids_beyond_cuda_limits():
     imgs = torch.randn(65536, 1, 1, 1)
     with pytest.raises(ValueError, match="batch of 65536"):
         diff_augment(imgs, "translation", generator=torch.Generator().manual_seed(0), impl="triton")
+
+
+def test_triton_diff_augment_refuses_more_channels_than_a_program_holds():
+    """A DiffAugment program holds all channels of 16 or more pixels: beyond 65536 channels that tile
+    passes Triton's 2**20 elements per tensor, which must be a clear error, not a compiler failure."""
+    pytest.importorskip("triton")
+    from effgan._backend import available_impls
+
+    if "triton" not in available_impls("cpu", "diff_augment"):
+        pytest.skip("triton unavailable on cpu")
+    x = torch.randn(1, 65536 + 1, 1, 1)
+    with pytest.raises(ValueError, match="65537 channels"):
+        diff_augment(x, "color", generator=torch.Generator().manual_seed(0), impl="triton")
+    ok = torch.randn(1, 65536, 1, 1)
+    gen = torch.Generator().manual_seed(0)
+    torch.testing.assert_close(diff_augment(ok, "color", generator=gen, impl="triton"),
+                               diff_augment(ok, "color", generator=torch.Generator().manual_seed(0), impl="ref"))
