@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -375,3 +376,19 @@ def test_sample_refuses_output_paths_it_cannot_write_before_generating(tmp_path,
         err = capsys.readouterr().err
         assert f"{option} {str(path)!r}" in err and ("is a file" in err or "is a folder" in err), err
     assert a_file.read_text() == "not a folder" and os.listdir(a_folder) == []
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_sample_finds_an_unwritable_default_grid_path_before_generating(tmp_path, capsys, monkeypatch):
+    """Without --output the grid goes to <run>/samples/; when that cannot be written (here a file named
+    samples stands there) the error came only after every image had been generated."""
+    run = train(tiny_config("dcgan", tmp_path, run_name="dc", max_steps=1))
+    samples = os.path.join(run.run_dir, "samples")
+    shutil.rmtree(samples, ignore_errors=True)
+    with open(samples, "w") as f:
+        f.write("in the way")
+    monkeypatch.setattr(sample, "generate", lambda *a, **k: pytest.fail("generated before checking the grid path"))
+    assert sample.main(["--checkpoint", run.run_dir, "-n", "3", "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "effgan.sample: error:" in err and "samples" in err, err
+    assert open(samples).read() == "in the way"
