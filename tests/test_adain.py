@@ -284,6 +284,9 @@ def test_module_parameters_init_and_noise():
         (lambda: AdaIN(3, 4, eps=float("nan")), ValueError, "eps must be a finite number"),
         (lambda: AdaIN(3, 4, act="gelu"), ValueError, "act must be one of"),
         (lambda: AdaIN(3, 4, impl="fast"), ValueError, "impl must be one of"),
+        # a noise image passed where the flag goes built a noisy layer, whatever the tensor held
+        (lambda: AdaIN(3, 4, noise=torch.zeros(2, 1, 4, 4)), TypeError, "noise must be a bool"),
+        (lambda: AdaIN(3, 4, noise="no"), TypeError, "noise must be a bool"),
         (lambda: AdaIN(3, 4)(torch.randn(2, 5, 4, 4), torch.randn(2, 4)), ValueError, "num_features=3"),
         (lambda: AdaIN(3, 4)(torch.randn(2, 3, 4, 4), torch.randn(2, 5)), ValueError, r"w must have shape \(N, 4\)"),
         (lambda: AdaIN(3, 4, noise=False)(torch.randn(2, 3, 4, 4), torch.randn(2, 4), torch.randn(2, 1, 4, 4)),

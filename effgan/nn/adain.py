@@ -83,6 +83,8 @@ class AdaIN(nn.Module):
         if not isinstance(equalized_lr, bool):
             raise TypeError(f"equalized_lr must be a bool, got {type(equalized_lr).__name__}")
         self.equalized_lr = equalized_lr
+        if not isinstance(noise, bool):
+            raise TypeError(f"noise must be a bool (a noise image goes to forward), got {type(noise).__name__}")
         factory = dict(device=device, dtype=dtype)
         self.style = StyleAffine(w_dim, 2 * num_features, equalized_lr=equalized_lr, **factory)
         if noise:
