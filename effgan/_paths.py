@@ -28,3 +28,14 @@ def create_temp_file(folder: str | os.PathLike, *, prefix: str, suffix: str) -> 
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary name in {os.fspath(folder)!r} after 100 tries")
+
+
+def probe_writable(path: str | os.PathLike) -> None:
+    """Create ``path``'s missing folders and a file beside it, then remove that file: an OSError now, not
+    after the minutes of work whose result goes there. A real write, since ``os.access`` says yes to
+    root for folders no file can be created in (/proc, a read-only mount)."""
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    os.makedirs(folder, exist_ok=True)
+    fd, probe = create_temp_file(folder, prefix=".probe-", suffix=".tmp")
+    os.close(fd)
+    os.remove(probe)

@@ -18,7 +18,7 @@ import sys
 
 import torch
 
-from effgan._paths import nearest_existing
+from effgan._paths import nearest_existing, probe_writable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,15 +117,6 @@ def _check_output_path(option: str, path: str | None, *, folder: bool) -> None:
         raise ValueError(f"{option} {path!r} cannot be written: {existing!r} is a file")
 
 
-def _probe_writable(path: str) -> None:
-    """Create ``path``'s folder and the temp file save_png writes first, then remove it: an OSError now
-    rather than after every image has been generated (the default grid path is checked only here)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path + ".tmp", "wb"):
-        pass
-    os.remove(path + ".tmp")
-
-
 def main(argv: list[str] | None = None) -> int:
     from effgan.train import checkpoint as ckpt
     from effgan.train.inference import load_generator, pick_inference_device
@@ -176,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.individual:
             os.makedirs(args.individual, exist_ok=True)
         if output is not None:
-            _probe_writable(output)
+            probe_writable(output)  # the default grid path is checked only here
         index = 0
         for images in generate(loaded, args.num, label=args.label, truncation=args.truncation, seed=args.seed,
                                device=device, batch_size=args.batch_size):

@@ -4,6 +4,7 @@ evaluation during training."""
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 
 import numpy as np
@@ -42,7 +43,12 @@ def test_a_json_path_that_cannot_be_written_is_refused_up_front(tmp_path, capsys
     blocker = tmp_path / "file"
     blocker.write_text("x")
     _fails(capsys, 2, evaluate_main(["--checkpoint", str(tmp_path / "none"), "--json", str(blocker / "out.json")]),
-           "is not a writable folder")
+           "is a file")
+    if os.path.isdir("/proc/self"):
+        # no file can be created in /proc, yet os.access says it is writable to root: a real write decides
+        _fails(capsys, 2, evaluate_main(["--checkpoint", str(tmp_path / "none"), "--json", "/proc/effgan.json"]),
+               "'/proc/effgan.json' cannot be written")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # the probes left nothing behind
     # a checkpoint (or a cached network) would be replaced by the JSON
     _fails(capsys, 2, evaluate_main(["--checkpoint", str(tmp_path / "none"), "--json", str(tmp_path / "latest.pt")]),
            "give a .json name")

@@ -14,6 +14,7 @@ import time
 
 import torch
 
+from effgan._paths import probe_writable
 from effgan.bench import op_cases
 from effgan.bench.bandwidth import copy_bandwidth
 from effgan.bench.device_info import device_info, device_slug
@@ -130,12 +131,8 @@ def _device(text: str) -> torch.device:
 def _check_writable(out: str) -> None:
     """--out's folder can be made and a file written beside the result (its temporary name), before
     the first measurement rather than after the last."""
-    probe = f"{out}.tmp"
     try:
-        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
+        probe_writable(out)
     except OSError as error:
         raise SystemExit(f"--out: {out!r} cannot be written ({error.strerror or error})") from None
 

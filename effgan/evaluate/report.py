@@ -6,7 +6,7 @@ import math
 import os
 from typing import Any
 
-from effgan._paths import nearest_existing
+from effgan._paths import nearest_existing, probe_writable
 
 
 def format_value(value: Any) -> str:
@@ -38,8 +38,12 @@ def check_writable(path: str | os.PathLike) -> None:
         raise ValueError(f"--json {path!r} names a .pt/.pth file, where effgan keeps checkpoints and networks; "
                          "give a .json name")
     parent = nearest_existing(os.path.dirname(path))
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        raise ValueError(f"--json {path!r} cannot be written: {parent!r} is not a writable folder")
+    if not os.path.isdir(parent):
+        raise ValueError(f"--json {path!r} cannot be written: {parent!r} is a file")
+    try:
+        probe_writable(path)
+    except OSError as error:
+        raise ValueError(f"--json {path!r} cannot be written ({error.strerror or error})") from None
 
 
 def write_json(payload: dict[str, Any], path: str | os.PathLike) -> None:
