@@ -30,7 +30,8 @@ from effgan.ops._checks import memory_format_of
 
 from ._activation import act_backward, apply_act
 from ._affine import affine_params
-from ._launch import cdiv, constexpr_slope, next_pow2, on_tensor_device, plane_split, torch_acc_dtype, triton_acc_dtype
+from ._launch import (cdiv, check_plane_size, constexpr_slope, next_pow2, on_tensor_device, plane_split, torch_acc_dtype,
+                      triton_acc_dtype)
 from ._shift import SHIFT_SAMPLE, sample_mean, sample_tile
 
 
@@ -377,6 +378,8 @@ def forward(x, weight, norm_weight, norm_bias, stride: int, pad: int, eps: float
     K = weight.shape[-1]
     Ho, Wo = _out_size(H, K, stride, pad), _out_size(W, K, stride, pad)
     HWo = Ho * Wo
+    # the backward's input-gradient pass takes whole input planes: refused here, not after the forward
+    check_plane_size(H * W)
     split = plane_split(x, N, C, HWo)
     slope = constexpr_slope(act, slope)
     acc = torch_acc_dtype(x.dtype)

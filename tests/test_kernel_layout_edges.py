@@ -163,3 +163,21 @@ def test_triton_diff_augment_refuses_more_channels_than_a_program_holds():
     gen = torch.Generator().manual_seed(0)
     torch.testing.assert_close(diff_augment(ok, "color", generator=gen, impl="triton"),
                                diff_augment(ok, "color", generator=torch.Generator().manual_seed(0), impl="ref"))
+
+
+def test_triton_dwconv_refuses_an_input_plane_its_backward_cannot_take(monkeypatch):
+    """A stride-2 conv's output plane is a quarter of its input's: the forward checked only the output
+    against the int32 plane limit, so an input plane over it passed the forward and failed in the
+    backward. Checked here with the limit lowered to 100 elements."""
+    pytest.importorskip("triton")
+    from effgan._backend import available_impls
+    from effgan.ops import dwconv_norm_act
+
+    if "triton" not in available_impls("cpu", "dwconv_norm_act"):
+        pytest.skip("triton unavailable on cpu")
+    import effgan.kernels._launch as launch
+
+    monkeypatch.setattr(launch, "MAX_PLANE", 100)
+    x = torch.randn(1, 2, 12, 12)  # 144 input elements per plane, 36 after stride 2
+    with pytest.raises(ValueError, match="planes of 144 elements"):
+        dwconv_norm_act(x, torch.randn(2, 1, 3, 3), stride=2, act="relu", impl="triton")
