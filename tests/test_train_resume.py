@@ -161,6 +161,22 @@ def test_best_record_survives_a_resume(tmp_path):
     assert ckpt.load(resumed.checkpoint)["best"] == best["best"]
 
 
+def test_a_resume_removes_the_temp_files_of_checkpoint_writes_that_never_finished(tmp_path):
+    """A process killed mid-write (SIGKILL, the OOM killer, a preempted node) leaves its .tmp-*.pt behind:
+    a full checkpoint's size each time, never cleaned up. The resumed run removes them, nothing else."""
+    first = train(tiny_config("dcgan", tmp_path, run_name="killed", max_steps=2, checkpoint_every=1))
+    folder = os.path.dirname(first.checkpoint)
+    with open(os.path.join(folder, ".tmp-k1ll3d.pt"), "wb") as f:
+        f.write(b"half a checkpoint")
+    with open(os.path.join(folder, "notes.tmp"), "wb") as f:  # not one of effgan's temp names: kept
+        f.write(b"mine")
+    before = {name for name in os.listdir(folder) if not name.startswith(".tmp-")}
+    with pytest.warns(UserWarning, match=r"removed 1 unfinished checkpoint write"):
+        train(tiny_config("dcgan", tmp_path, max_steps=3, resume=first.run_dir, checkpoint_every=1))
+    after = set(os.listdir(folder))
+    assert not any(name.startswith(".tmp-") for name in after) and before <= after
+
+
 def test_non_finite_weights_are_never_checkpointed(tmp_path, monkeypatch):
     """The losses of a step are computed before its update: an update that blows the weights up
     (e.g. a huge lr) shows only in the weights, which must not be saved as a good checkpoint."""

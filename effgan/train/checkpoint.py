@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import warnings
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,29 @@ FORMAT_VERSION = 1
 LATEST = "latest.pt"
 BEST = "best.pt"
 CHECKPOINT_DIR = "checkpoints"
+TEMP_PREFIX = ".tmp-"  # save_atomic's files before their rename
+
+
+def remove_unfinished_writes(folder: str | os.PathLike) -> int:
+    """Delete the temp files of checkpoint writes that never finished in ``folder`` (their process was
+    killed mid-write, where no handler runs), with a warning, and return how many. Only the run's own
+    writer may be alive when this is called: a run's checkpoints are written by one process."""
+    removed = 0
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    for name in names:
+        if name.startswith(TEMP_PREFIX) and name.endswith(".pt"):
+            try:
+                os.remove(os.path.join(folder, name))
+                removed += 1
+            except OSError:
+                pass
+    if removed:
+        warnings.warn(f"{os.fspath(folder)}: removed {removed} unfinished checkpoint write(s) ({TEMP_PREFIX}*.pt) "
+                      "left by a process killed while saving", stacklevel=2)
+    return removed
 
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> None:
@@ -32,7 +56,7 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> None:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = create_temp_file(folder, prefix=".tmp-", suffix=".pt")
+    fd, tmp_path = create_temp_file(folder, prefix=TEMP_PREFIX, suffix=".pt")
     try:
         with os.fdopen(fd, "wb") as f:
             try:

@@ -205,6 +205,7 @@ class Trainer:
             if info.is_main:
                 self._newer_latest = latest_ahead_of(self.ckpt_dir, path, self.step)
                 self._resumed_step = self.step
+                ckpt.remove_unfinished_writes(self.ckpt_dir)
         # a resume with nothing left to train writes nothing at all: no log, config or sample grid
         self._nothing_to_train = config.resume is not None and self.step >= self.total_steps
         self.logger = RunLogger(self.run_dir, enabled=info.is_main and not self._nothing_to_train,
