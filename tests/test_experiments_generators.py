@@ -143,3 +143,28 @@ def test_every_generator_config_is_one_the_trainer_accepts(tmp_path, budget):
         assert config.ndf == PRESETS[budget].ngf, generator
         if not generator.startswith("effnet-"):
             assert config.ngf == PRESETS[budget].ngf, generator
+
+
+def test_a_generator_that_diverges_is_reported_and_the_others_still_train(tmp_path, monkeypatch, capsys):
+    import dataclasses
+
+    from effgan.experiments import generators as experiment
+
+    original = experiment.train_config
+
+    def diverging(generator, budget, **kwargs):  # resnet6 blows up at its first step, resnet9 trains
+        config = original(generator, budget, **kwargs)
+        return dataclasses.replace(config, lr=1e30) if generator == "resnet6" else config
+
+    monkeypatch.setattr(experiment, "train_config", diverging)
+    summary = run_experiment(TINY, generators=("resnet6", "resnet9"), out_dir=str(tmp_path), device="cpu",
+                             fused=False, isolate=False)
+    failed, trained = summary["rows"]
+    assert failed["generator"] == "resnet6" and "NaN or inf" in failed["error"] and failed["metrics"] == {}
+    assert trained["generator"] == "resnet9" and trained["steps"] == 2 and "error" not in trained
+    assert isinstance(trained["metrics"]["paired_ssim_ab"], float)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert [r["generator"] for r in saved["rows"]] == ["resnet6", "resnet9"]
+    table = (tmp_path / "results.md").read_text()
+    assert "| resnet6 | failed |" in table and "resnet6 failed: " in table
+    assert "resnet6 failed" in capsys.readouterr().err

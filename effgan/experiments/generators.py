@@ -138,17 +138,28 @@ def shared_extractor(budget: Budget, *, out_dir: str, seed: int, device: torch.d
 def train_and_measure(config, checkpoint_every: int) -> dict[str, Any]:
     """Train one run with a StepMeter hook; returns where it went and what the meter saw."""
     from effgan.train import train
+    from effgan.train.trainer import NonFiniteLossError
 
     meter = StepMeter(pick_inference_device(config.device), checkpoint_every)
+    result, failure = None, None
     try:
         result = train(config, metrics_fn=meter)
+    except NonFiniteLossError as error:
+        # A generator that diverged is a result of the comparison, not the end of it: its row says
+        # so (with the timing of the steps before it), and the generators after it still train.
+        failure = str(error)
     finally:
         meter.close()
-    meter.run_ended_at(result.step)
+    if result is not None:
+        meter.run_ended_at(result.step)
     step_time = meter.step_time_s
-    return {"run_dir": result.run_dir, "steps": result.step, "timed_steps": meter.timed_steps,
-            "step_time_ms": None if step_time is None else 1000 * step_time,
-            "peak_memory_mb": meter.peak_memory_mb, "memory_method": meter.memory_method}
+    run_dir = os.path.join(config.out_dir, config.run_name) if result is None else result.run_dir
+    measured = {"run_dir": run_dir, "steps": None if result is None else result.step,
+                "timed_steps": meter.timed_steps, "step_time_ms": None if step_time is None else 1000 * step_time,
+                "peak_memory_mb": meter.peak_memory_mb, "memory_method": meter.memory_method}
+    if failure is not None:
+        measured["error"] = failure
+    return measured
 
 
 def train_in_fresh_process(config, checkpoint_every: int) -> dict[str, Any]:
@@ -168,6 +179,9 @@ def run_generator(generator: str, budget: Budget, *, out_dir: str, seed: int, de
     params, flops = cost if cost is not None else model_cost(config, generator)
     measure = train_in_fresh_process if isolate else train_and_measure
     measured = measure(config, budget.checkpoint_every)
+    if measured.get("error") is not None:
+        print(f"[generators] {generator} failed: {measured['error']}", file=sys.stderr, flush=True)
+        return {"generator": generator, "params": params, "flops": flops, **measured, "metrics": {}}
     run = load_run(measured["run_dir"], data_info=DataInfo(channels=3, image_size=budget.image_size), device=device)
     metrics = evaluate_cyclegan(run.generators["G_A"], run.generators["G_B"], test_set, device=device,
                                 max_items=budget.eval_items, extractor=extractor, kid_subsets=budget.kid_subsets,
@@ -186,12 +200,16 @@ def markdown_table(rows: list[dict], extractor_name: str) -> str:
     for row in rows:
         short = {_short_key(k): v for k, v in row["metrics"].items()}
         # the steps each run really trained: a run stopped early (a NaN loss, its schedule) shows here
-        cells = [row["generator"], str(row.get("steps", "n/a")), f"{row['params'] / 1e6:.3f}",
+        steps = "failed" if row.get("error") is not None else str(row.get("steps", "n/a"))
+        cells = [row["generator"], steps, f"{row['params'] / 1e6:.3f}",
                  "n/a" if row["flops"] is None else f"{row['flops'] / 1e9:.3f}",
                  "n/a" if row["step_time_ms"] is None else f"{row['step_time_ms']:.1f}",
                  "n/a" if row["peak_memory_mb"] is None else f"{row['peak_memory_mb']:.1f}"]
         cells += [format_value(short[m]) if m in short else "n/a" for m in TABLE_METRICS]
         lines.append("| " + " | ".join(cells) + " |")
+    failed = [row for row in rows if row.get("error") is not None]
+    if failed:  # why each failed row has no quality numbers
+        lines += ["", *(f"{row['generator']} failed: {row['error']}" for row in failed)]
     return "\n".join(lines)
 
 
