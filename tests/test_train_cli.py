@@ -331,6 +331,17 @@ def test_train_cli_refuses_what_it_would_ignore_and_replays_named_runs(tmp_path,
     assert "run directory: " in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("impl", ["cpp", "triton"])
+def test_a_kernel_backend_with_no_fused_is_refused_by_name(tmp_path, capsys, impl):
+    from effgan.train.__main__ import main
+
+    assert main(["dcgan", "--no-fused", "--impl", impl, "--device", "cpu", "--run-name", "x",
+                 "--out-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"impl={impl!r} would be ignored" in err and "fused=False" in err, err
+    assert not (tmp_path / "x").exists()
+
+
 @pytest.mark.usefixtures("one_thread")
 def test_a_checkpoint_with_an_ignored_width_still_loads(tmp_path):
     """The width check is for new runs: a checkpoint saved with such a width (before the check) samples."""

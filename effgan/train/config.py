@@ -397,6 +397,11 @@ def check_options_apply(config: TrainConfig) -> None:
         value = getattr(config, name)
         if ignored and value is not None and value != default:
             raise ValueError(f"{name}={value} would be ignored: {why}; drop it")
+    if not config.fused and config.impl in ("triton", "cpp"):
+        # the plain torch builds run no fused kernel (their DiffAugment is the reference), so the
+        # run would silently train without the backend asked for
+        raise ValueError(f"impl={config.impl!r} would be ignored: fused=False builds plain torch modules, which "
+                         f"run no fused kernel; drop one of them")
     if config.model == "cyclegan" and config.latent_dim not in (None, 0):
         raise ValueError(f"latent_dim={config.latent_dim} would be ignored: cyclegan translates images and "
                          f"draws no latent; drop it")
