@@ -168,3 +168,28 @@ def test_a_generator_that_diverges_is_reported_and_the_others_still_train(tmp_pa
     table = (tmp_path / "results.md").read_text()
     assert "| resnet6 | failed |" in table and "resnet6 failed: " in table
     assert "resnet6 failed" in capsys.readouterr().err
+
+
+class _DiesWhenUnpickled:
+    """Stands for a training process that is killed (out of memory) or crashes: the child exits at once."""
+
+    out_dir, run_name = "runs", "resnet6"
+
+    def __reduce__(self):
+        import os
+
+        return os._exit, (3,)
+
+
+def test_a_training_process_that_dies_is_reported_not_waited_for_forever():
+    import threading
+
+    from effgan.experiments.generators import train_in_fresh_process
+
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.update(train_in_fresh_process(_DiesWhenUnpickled(), 1)),
+                              daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "the experiment waits forever for a training process that died"
+    assert "died" in outcome["error"] and outcome["steps"] is None

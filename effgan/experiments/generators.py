@@ -18,6 +18,8 @@ import os
 import platform
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import torch
@@ -165,8 +167,15 @@ def train_and_measure(config, checkpoint_every: int) -> dict[str, Any]:
 def train_in_fresh_process(config, checkpoint_every: int) -> dict[str, Any]:
     """train_and_measure in a spawned process, so that one generator's memory peak (RSS on a CPU)
     is not hidden by pages an earlier, larger generator left to this process."""
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(train_and_measure, (config, checkpoint_every))
+    # An executor, not a multiprocessing.Pool: a Pool whose worker is killed (the out-of-memory killer,
+    # a crash in native code) waits for the lost task forever; the executor raises BrokenProcessPool.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as executor:
+        try:
+            return executor.submit(train_and_measure, config, checkpoint_every).result()
+        except BrokenProcessPool:
+            return {"run_dir": os.path.join(config.out_dir, config.run_name), "steps": None, "timed_steps": 0,
+                    "step_time_ms": None, "peak_memory_mb": None, "memory_method": "n/a",
+                    "error": "the training process died (killed, e.g. by the out-of-memory killer, or crashed)"}
 
 
 def run_generator(generator: str, budget: Budget, *, out_dir: str, seed: int, device: torch.device, fused: bool,
@@ -260,7 +269,9 @@ def run_experiment(budget: Budget, *, generators: tuple[str, ...] = DEFAULT_GENE
                "isolated_processes": isolate,
                "device": str(torch_device),
                "device_name": device_name, "torch": torch.__version__, "extractor": extractor.name,
-               "memory_method": rows[0]["memory_method"], "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               # a row whose training process died measured nothing: the method is the others'
+               "memory_method": next((r["memory_method"] for r in rows if r["memory_method"] != "n/a"), "n/a"),
+               "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                "rows": rows}
     table = markdown_table(rows, extractor.name)
     write_json(summary, os.path.join(out_dir, "results.json"))
