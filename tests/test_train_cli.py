@@ -331,6 +331,16 @@ def test_train_cli_refuses_what_it_would_ignore_and_replays_named_runs(tmp_path,
     assert "run directory: " in capsys.readouterr().out
 
 
+def test_a_compile_backend_without_compile_is_refused_by_name(tmp_path, capsys):
+    from effgan.train.__main__ import main
+
+    assert main(["dcgan", "--compile-backend", "aot_eager", "--device", "cpu", "--run-name", "x",
+                 "--out-dir", str(tmp_path), "--max-steps", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "compile_backend='aot_eager' would be ignored" in err, err
+    assert not (tmp_path / "x").exists()
+
+
 @pytest.mark.parametrize("impl", ["cpp", "triton"])
 def test_a_kernel_backend_with_no_fused_is_refused_by_name(tmp_path, capsys, impl):
     from effgan.train.__main__ import main

@@ -397,6 +397,9 @@ def check_options_apply(config: TrainConfig) -> None:
         value = getattr(config, name)
         if ignored and value is not None and value != default:
             raise ValueError(f"{name}={value} would be ignored: {why}; drop it")
+    if not config.compile and config.compile_backend != TrainConfig().compile_backend:
+        raise ValueError(f"compile_backend={config.compile_backend!r} would be ignored: it is the backend of "
+                         f"compile=True, which is off; add --compile or drop it")
     if not config.fused and config.impl in ("triton", "cpp"):
         # the plain torch builds run no fused kernel (their DiffAugment is the reference), so the
         # run would silently train without the backend asked for
