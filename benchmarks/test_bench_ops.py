@@ -46,5 +46,6 @@ def test_op(benchmark, op, shape, provider, mode):
     run()  # warm-up (and compilation for the compile provider)
     benchmark.pedantic(run, rounds=5 if DEVICE.type == "cpu" else 50, warmup_rounds=1)
     nbytes = (case.bytes_fwd + (case.bytes_bwd if mode != "fwd" else 0)) * 4
-    benchmark.extra_info.update(device=str(DEVICE), bytes=nbytes,
-                                gbps=nbytes / benchmark.stats.stats.median / 1e9)
+    benchmark.extra_info.update(device=str(DEVICE), bytes=nbytes)
+    if benchmark.stats is not None:  # None under --benchmark-disable, which runs each case once, untimed
+        benchmark.extra_info["gbps"] = nbytes / benchmark.stats.stats.median / 1e9

@@ -100,3 +100,18 @@ def test_instance_norm_floor_times_every_row(capsys):
     for row in ("effgan", "eager", "effgan, residual constant", "eager, residual constant", "kernels"):
         assert f"  {row} " in out
     assert "the ceiling" in out and "floor" in out
+
+
+def test_pytest_benchmark_suite_runs_with_benchmarks_disabled():
+    """``--benchmark-disable`` (a quick check that every case still runs) leaves no timing
+    statistics: the suite must not read them then."""
+    pytest.importorskip("pytest_benchmark")
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(BENCH_DIR / "test_bench_ops.py"), "-q",
+                           "-p", "no:cacheprovider", "--benchmark-disable",
+                           "-k", "se_scale and 1x256x64x64 and eager"],
+                          cwd=BENCH_DIR.parent, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "2 passed" in proc.stdout
