@@ -1,6 +1,7 @@
 """effgan.bench.timing: what the interleaved timer runs, in which order, and what it times."""
 import time
 
+import pytest
 import torch
 
 from effgan.bench.timing import time_interleaved
@@ -65,3 +66,24 @@ def test_the_e2e_table_shows_the_first_steps_peak():
     row = {"model": "m", "variant": "fused+graphs", "images_per_s": 10.0, "step_ms": 5.0, "vs_eager": 2.0,
            "peak_bytes": 3 * 2**20, "first_step_peak_bytes": 2112 * 2**20}
     assert "| 2112 |" in format_e2e_table([row])
+
+
+def test_percentiles_interpolate_between_runs_symmetrically():
+    """The 20th and 80th percentiles are numpy's (linear between the sorted runs): of 5 runs the
+    80th is not the slowest, and of evenly spaced runs both lie as far from the median."""
+    import random
+
+    import numpy as np
+
+    from effgan.bench.timing import _summary
+
+    for n in (2, 5, 10, 37):
+        rng = random.Random(n)
+        times = [rng.uniform(1e-4, 1e-2) for _ in range(n)]
+        t = _summary(times)
+        p20, p50, p80 = np.percentile(times, [20, 50, 80])
+        assert (t.p20_s, t.median_s, t.p80_s) == pytest.approx((p20, p50, p80), rel=1e-12)
+        assert t.runs == n
+    even = _summary([float(i) for i in range(1, 11)])
+    assert even.median_s - even.p20_s == pytest.approx(even.p80_s - even.median_s)
+    assert _summary([0.5]).p80_s == 0.5
