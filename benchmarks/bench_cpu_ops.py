@@ -173,8 +173,15 @@ def _grads_for(fn, leaves):
     return [torch.randn(o.shape, generator=g, dtype=o.dtype) for o in outs]
 
 
+def _median(benchmark) -> float | None:
+    """The timed rounds' median; None under --benchmark-disable, which runs each case once, untimed."""
+    return None if benchmark.stats is None else benchmark.stats.stats.median
+
+
 def _record(benchmark, key):
-    _medians[key] = benchmark.stats.stats.median
+    median = _median(benchmark)
+    if median is not None:
+        _medians[key] = median
 
 
 # ---------------------------------------------------------------- benchmarks
@@ -196,8 +203,10 @@ def test_copy_bandwidth(benchmark, threads):
     dst = torch.empty_like(src)
     benchmark.group = "bandwidth"
     benchmark.pedantic(lambda: dst.copy_(src), rounds=10, warmup_rounds=2)
-    _bandwidth[f"copy, {threads} thread(s)"] = 2 * src.nbytes / benchmark.stats.stats.median / 1e9
-    benchmark.extra_info["GB/s"] = _bandwidth[f"copy, {threads} thread(s)"]
+    median = _median(benchmark)
+    if median is not None:
+        _bandwidth[f"copy, {threads} thread(s)"] = 2 * src.nbytes / median / 1e9
+        benchmark.extra_info["GB/s"] = _bandwidth[f"copy, {threads} thread(s)"]
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
@@ -208,9 +217,11 @@ def test_instance_norm_act_forward_bandwidth(benchmark, shape, threads):
     benchmark.group = "bandwidth"
     with torch.no_grad():
         benchmark.pedantic(lambda: instance_norm_act(x, w, b, act="relu", impl="cpp"), rounds=20, warmup_rounds=2)
-    gbs = 2 * x.nbytes / benchmark.stats.stats.median / 1e9
-    _bandwidth[f"instance_norm_act fwd {tuple(shape)}, {threads} thread(s)"] = gbs
-    benchmark.extra_info["GB/s"] = gbs
+    median = _median(benchmark)
+    if median is not None:
+        gbs = 2 * x.nbytes / median / 1e9
+        _bandwidth[f"instance_norm_act fwd {tuple(shape)}, {threads} thread(s)"] = gbs
+        benchmark.extra_info["GB/s"] = gbs
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -102,16 +102,19 @@ def test_instance_norm_floor_times_every_row(capsys):
     assert "the ceiling" in out and "floor" in out
 
 
-def test_pytest_benchmark_suite_runs_with_benchmarks_disabled():
+@pytest.mark.parametrize("suite, selection, n_cases", [
+    ("test_bench_ops.py", "se_scale and 1x256x64x64 and eager", 2),
+    ("bench_cpu_ops.py", "copy_bandwidth or (se_scale and 1x256x64x64 and eager)", 3),
+])
+def test_pytest_benchmark_suites_run_with_benchmarks_disabled(suite, selection, n_cases):
     """``--benchmark-disable`` (a quick check that every case still runs) leaves no timing
-    statistics: the suite must not read them then."""
+    statistics: the suites must not read them then."""
     pytest.importorskip("pytest_benchmark")
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "pytest", str(BENCH_DIR / "test_bench_ops.py"), "-q",
-                           "-p", "no:cacheprovider", "--benchmark-disable",
-                           "-k", "se_scale and 1x256x64x64 and eager"],
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(BENCH_DIR / suite), "-q", "-p", "no:cacheprovider",
+                           "--benchmark-disable", "-k", selection],
                           cwd=BENCH_DIR.parent, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "2 passed" in proc.stdout
+    assert f"{n_cases} passed" in proc.stdout
