@@ -118,3 +118,24 @@ def test_pytest_benchmark_suites_run_with_benchmarks_disabled(suite, selection, 
                           cwd=BENCH_DIR.parent, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert f"{n_cases} passed" in proc.stdout
+
+
+def test_bench_cpu_ops_times_no_gradient_of_data_inputs():
+    """The AdaIN noise map and the CycleGAN loss's real images are data: a gradient for them is work
+    no training step does (two more image writes for the loss), as effgan.bench's cases leave out."""
+    import inspect
+
+    import torch
+
+    module = _script("bench_cpu_ops")
+    shape = (2, 3, 8, 6)
+    for op, (make, ref, _) in module.OPS.items():
+        names = list(inspect.signature(ref).parameters)
+        inputs = module._inputs(op, shape)
+        assert len(inputs) == len(names)
+        no_grad = {name for name, t in zip(names, inputs) if not t.requires_grad}
+        assert no_grad == {"adain": {"noise"}, "cyclegan_loss": {"real_a", "real_b"}}.get(op, set()), op
+        step = module._fwd_bwd(ref, inputs, module._grads_for(ref, inputs))
+        step()
+        assert all((t.grad is not None) == t.requires_grad for t in inputs)
+        assert all(isinstance(t, torch.Tensor) for t in inputs)
