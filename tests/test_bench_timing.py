@@ -87,3 +87,13 @@ def test_percentiles_interpolate_between_runs_symmetrically():
     even = _summary([float(i) for i in range(1, 11)])
     assert even.median_s - even.p20_s == pytest.approx(even.p80_s - even.median_s)
     assert _summary([0.5]).p80_s == 0.5
+
+
+def test_bad_run_counts_and_empty_inputs_are_named_errors():
+    """No run to take a median of, or no item to call fn on, is a ValueError naming the cause."""
+    from effgan.bench.timing import time_fn
+
+    with pytest.raises(ValueError, match="max_runs"):
+        time_fn(lambda _: None, [None], CPU, max_runs=0)
+    with pytest.raises(ValueError, match="inputs of \\['b'\\] are empty"):
+        time_interleaved({"a": (lambda _: None, [0]), "b": (lambda _: None, [])}, CPU)

@@ -104,7 +104,12 @@ def time_interleaved(
     setup out of the time: work each run needs done afresh but that is not what is measured (a
     backward's forward, whose graph a backward consumes).
     """
+    if max_runs < 1:
+        raise ValueError(f"max_runs must be >= 1 (a median needs a run), got {max_runs}")
     runs = {name: (spec[0], spec[1], spec[2] if len(spec) > 2 else None) for name, spec in runs.items()}
+    empty = [name for name, (_, inputs, _) in runs.items() if len(inputs) == 0]
+    if empty:
+        raise ValueError(f"inputs of {empty} are empty: each run needs at least one item to call fn on")
     for name, (fn, inputs, setup) in runs.items():
         for i in range(warmup):
             fn(_arg(setup, inputs[i % len(inputs)]))
