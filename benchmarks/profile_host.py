@@ -73,8 +73,15 @@ def main(argv=None) -> int:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args(argv)
+    if args.calls < 1:
+        parser.error(f"--calls must be >= 1, got {args.calls}")
+    try:
+        shape = tuple(int(s) for s in args.shape.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if len(shape) != 4 or min(shape) < 1:
+        parser.error(f"--shape: expected positive NxCxHxW sizes, got {args.shape!r}")
     device = torch.device(args.device)
-    shape = tuple(int(s) for s in args.shape.split("x"))
     (case,) = op_cases.cases([args.op], [shape])
     d = case.make_inputs(device, torch.float32, True)
     for name, fn in (("effgan", case.effgan), ("eager", case.eager)):

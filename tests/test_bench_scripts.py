@@ -139,3 +139,12 @@ def test_bench_cpu_ops_times_no_gradient_of_data_inputs():
         step()
         assert all((t.grad is not None) == t.requires_grad for t in inputs)
         assert all(isinstance(t, torch.Tensor) for t in inputs)
+
+
+@pytest.mark.parametrize("flag, value", [("--calls", "0"), ("--shape", "1x3x5"), ("--shape", "1x3x0x4"),
+                                         ("--shape", "ax3x5x4")])
+def test_profile_host_rejects_bad_arguments_by_name(capsys, flag, value):
+    args = {"--op": "se_scale", "--shape": "1x3x5x4", "--device": "cpu", "--calls": "2", "--top": "2", flag: value}
+    with pytest.raises(SystemExit):
+        _script("profile_host").main([item for pair in args.items() for item in pair])
+    assert flag in capsys.readouterr().err
