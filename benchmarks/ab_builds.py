@@ -21,6 +21,7 @@ then pass ``--old /tmp/ext_old/<key>/effgan_cpp.so``.
 from __future__ import annotations
 
 import argparse
+import os
 
 import torch
 
@@ -48,6 +49,18 @@ def main(argv=None) -> int:
     p.add_argument("--channels-last", action="store_true", help="channels_last inputs (default: NCHW)")
     p.add_argument("--runs", type=int, default=40)
     args = p.parse_args(argv)
+    for flag, path in (("--old", args.old), ("--new", args.new)):
+        if path is not None and not os.path.isfile(path):
+            p.error(f"{flag}: no build at {path!r} (the path of an effgan_cpp .so file)")
+    if args.runs < 1:
+        p.error(f"--runs must be >= 1, got {args.runs}")
+    try:
+        shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.shapes.split(";") if s]
+    except ValueError:
+        shapes = []
+    if not shapes or any(len(shape) != 4 or min(shape) < 1 for shape in shapes):
+        p.error(f"--shapes: expected positive NxCxHxW sizes separated by ';', got {args.shapes!r}")
+    args.shapes = shapes
 
     builds = {"old": load_build(args.old, "ab_old"),
               "new": load_build(args.new, "ab_new") if args.new else _backend.cpp_extension()}
@@ -77,7 +90,7 @@ def _on(current: dict, build, spec: tuple) -> tuple:
 
 
 def _compare(args, builds: dict, current: dict, device: torch.device) -> None:
-    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(";")]
+    shapes = args.shapes
     print(f"old: {args.old}\nnew: {args.new or builds['new'].__file__}")
     print("| op | shape | mode | old ms | new ms | eager ms | new / old | old vs eager | new vs eager |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")

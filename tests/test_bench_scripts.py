@@ -148,3 +148,17 @@ def test_profile_host_rejects_bad_arguments_by_name(capsys, flag, value):
     with pytest.raises(SystemExit):
         _script("profile_host").main([item for pair in args.items() for item in pair])
     assert flag in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, value", [("--old", "/nonexistent/effgan_cpp.so"), ("--runs", "0"),
+                                         ("--shapes", "1x3x5"), ("--shapes", "1x3xbx4")])
+def test_ab_builds_rejects_bad_arguments_by_name(capsys, flag, value):
+    from effgan import _backend
+
+    if "cpp" not in _backend.available_impls("cpu", "se_scale"):
+        pytest.skip("the C++ extension is unavailable")
+    args = {"--old": _backend.cpp_extension().__file__, "--ops": "se_scale", "--shapes": "1x3x5x4", "--runs": "2",
+            flag: value}
+    with pytest.raises(SystemExit):
+        _script("ab_builds").main([item for pair in args.items() for item in pair])
+    assert flag in capsys.readouterr().err
