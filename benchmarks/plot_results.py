@@ -26,11 +26,13 @@ def main(argv=None) -> int:
         sys.exit("plot_results.py needs matplotlib: pip install matplotlib")
     with open(args.results) as f:
         data = json.load(f)
-    rows = [r for r in data.get("speedups", []) if "vs_eager" in r]
+    # A run of a subset of --providers has speedups against eager, or torch.compile, alone: the
+    # missing bars are left empty (NaN), not the whole chart refused.
+    rows = [r for r in data.get("speedups", []) if "vs_eager" in r or "vs_compile" in r]
     if not rows:
         sys.exit(f"{args.results} holds no fwd+bwd speedups")
     labels = [f"{r['op']}\n{'x'.join(map(str, r['shape']))}" for r in rows]
-    eager = [r["vs_eager"] for r in rows]
+    eager = [r.get("vs_eager", float("nan")) for r in rows]
     compiled = [r.get("vs_compile", float("nan")) for r in rows]
     info = data["info"]
     timed = "CUDA-graph replays" if any(r.get("timed") == "graph replay" for r in data.get("ops", [])) else "calls"

@@ -162,3 +162,17 @@ def test_ab_builds_rejects_bad_arguments_by_name(capsys, flag, value):
     with pytest.raises(SystemExit):
         _script("ab_builds").main([item for pair in args.items() for item in pair])
     assert flag in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("baseline", ["vs_eager", "vs_compile"])
+def test_plot_results_draws_speedups_against_one_baseline(tmp_path, baseline):
+    """A run with --providers effgan,compile (or effgan,eager) has speedups against that one baseline."""
+    pytest.importorskip("matplotlib")
+    results = tmp_path / "r.json"
+    row = {"op": "se_scale", "shape": [1, 3, 5, 4], "memory_format": "contiguous", "effgan_ms": 1.0,
+           "effgan_gbps": 1.0, baseline: 1.3}
+    results.write_text(json.dumps({"info": {"device": "cpu", "date": "2026-11-24T00:00:00", "torch": "2"},
+                                   "speedups": [row], "ops": []}))
+    png = tmp_path / "chart.png"
+    assert _script("plot_results").main([str(results), str(png)]) == 0
+    assert png.stat().st_size > 0
