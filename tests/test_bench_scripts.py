@@ -195,3 +195,33 @@ def test_instance_norm_floor_rotates_its_inputs_past_the_cache():
     assert first["leaves"][0].data_ptr() != second["leaves"][0].data_ptr()
     assert first["dy"].data_ptr() != second["dy"].data_ptr()
     assert first["leaves"][0].grad is not None and first["leaves"][3].grad is not None
+
+
+@pytest.mark.parametrize("mode", ["fwd", "fwd+bwd"])
+def test_pytest_benchmark_suite_rotates_its_inputs_past_the_cache(mode):
+    """The suite's rounds read their inputs from memory, as its bytes and GB/s assume: each round
+    takes the next of copies of the inputs (one 4 MiB set would stay in a 32 MiB L3)."""
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(BENCH_DIR))
+    try:
+        suite = _script("test_bench_ops")
+    finally:
+        sys.path.remove(str(BENCH_DIR))
+    from effgan.bench.op_cases import cases
+
+    (case,) = cases(["se_scale"], [(1, 256, 64, 64)])
+    step, items = suite.rotating_step(case, "eager", mode)
+    assert len(items) > 1
+    inputs = [item if mode == "fwd" else item[0] for item in items]
+    seen = set()
+    for _ in range(len(items)):
+        step()
+        if mode == "fwd+bwd":
+            seen |= {i for i, d in enumerate(inputs) if d["x"].grad is not None}
+    assert len({d["x"].data_ptr() for d in inputs}) == len(items)
+    if mode == "fwd+bwd":
+        assert seen == set(range(len(items)))  # every copy had its turn
+    assert all(isinstance(d["x"], torch.Tensor) for d in inputs)
