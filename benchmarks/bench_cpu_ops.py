@@ -17,6 +17,7 @@ compare ratios from one run.
 """
 from __future__ import annotations
 
+import itertools
 import platform
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ import pytest
 import torch
 
 from effgan._backend import available_impls
+from effgan.bench.timing import rotation_copies
 from effgan.ops import instance_norm_act, instance_norm_act_ref
 
 SHAPES = [(1, 256, 64, 64), (1, 64, 256, 256), (4, 128, 64, 64)]
@@ -177,6 +179,26 @@ def _fwd_bwd(fn, inputs, grads):
     return step
 
 
+def _rotating(steps: list):
+    """One step that runs the next of ``steps`` at each call."""
+    turn = itertools.count()
+    return lambda: steps[next(turn) % len(steps)]()
+
+
+def _copies(make, nbytes_per_set: int) -> list:
+    """Sets of ``make()`` totalling twice the last-level cache (effgan.bench.timing.rotation_copies):
+    rounds that take them in turn read their inputs from memory, as the bandwidth rows and the
+    comparison with the copy bandwidth assume (one 4 MiB set would stay in a 32 MiB L3)."""
+    return [make() for _ in range(rotation_copies(nbytes_per_set, torch.device("cpu")))]
+
+
+def _fwd_bwd_rotating(fn, ref, op: str, shape):
+    """(step, sets): forward + backward of ``fn`` on the next of rotating copies of ``op``'s inputs
+    (and output gradients)."""
+    sets = _copies(lambda: _inputs(op, shape), sum(t.nbytes for t in _inputs(op, shape)))
+    return _rotating([_fwd_bwd(fn, inputs, _grads_for(ref, inputs)) for inputs in sets]), sets
+
+
 def _grads_for(fn, inputs):
     """Fixed random upstream gradients shaped like fn's outputs (one call outside the timings)."""
     with torch.no_grad():
@@ -226,10 +248,12 @@ def test_copy_bandwidth(benchmark, threads):
 def test_instance_norm_act_forward_bandwidth(benchmark, shape, threads):
     if not _cpp_available("instance_norm_act"):
         pytest.skip("the cpp backend is unavailable")
-    x, w, b = _instance_norm_inputs(shape)
+    sets = _copies(lambda: _instance_norm_inputs(shape), 2 * 4 * torch.Size(shape).numel())
+    x = sets[0][0]
     benchmark.group = "bandwidth"
+    step = _rotating([lambda x=x, w=w, b=b: instance_norm_act(x, w, b, act="relu", impl="cpp") for x, w, b in sets])
     with torch.no_grad():
-        benchmark.pedantic(lambda: instance_norm_act(x, w, b, act="relu", impl="cpp"), rounds=20, warmup_rounds=2)
+        benchmark.pedantic(step, rounds=20, warmup_rounds=2)
     median = _median(benchmark)
     if median is not None:
         gbs = 2 * x.nbytes / median / 1e9
@@ -251,8 +275,7 @@ def test_forward_backward(benchmark, op, shape, provider):
     else:
         torch._dynamo.reset()
         fn = torch.compile(ref, dynamic=False)
-    inputs = _inputs(op, shape)
-    step = _fwd_bwd(fn, inputs, _grads_for(ref, inputs))
+    step, _ = _fwd_bwd_rotating(fn, ref, op, shape)
     if provider == "compile":
         start = time.perf_counter()
         step()  # compile outside the timed rounds
