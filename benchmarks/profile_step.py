@@ -17,6 +17,7 @@ import cProfile
 import gc
 import io
 import pstats
+import statistics
 import time
 
 import torch
@@ -76,10 +77,9 @@ def _profile_variant(spec: e2e.ModelSpec, variant: e2e.Variant, device: torch.de
         step(batches[i % 2])
         _sync(device)
         walls.append(time.perf_counter() - t0)
-    walls.sort()
     paused = "" if gc.isenabled() else " (gc paused)"
-    print(f"\n=== {spec.label} {variant.name}{paused}: median {walls[len(walls) // 2] * 1e3:.1f} ms/step, "
-          f"min {walls[0] * 1e3:.1f} ms (wall, synchronised after each step)")
+    print(f"\n=== {spec.label} {variant.name}{paused}: median {statistics.median(walls) * 1e3:.1f} ms/step, "
+          f"min {min(walls) * 1e3:.1f} ms (wall, synchronised after each step)")
 
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":

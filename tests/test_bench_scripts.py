@@ -238,3 +238,23 @@ def test_bench_cpu_ops_rotates_its_inputs_past_the_cache():
     for _ in range(len(sets)):
         step()
     assert all(inputs[0].grad is not None for inputs in sets)  # each copy had its turn
+
+
+def test_profile_step_median_of_an_even_number_of_steps(capsys, monkeypatch):
+    """Of 6 timed steps the median lies between the 3rd and 4th, not at the 4th."""
+    import itertools
+    import re
+    import time
+
+    from effgan.bench import e2e
+
+    def fake_step_fn(spec, variant, device):
+        # one warm-up step, the six timed ones, then the profiled steps
+        durations = itertools.chain([0.0, 0.00, 0.01, 0.02, 0.03, 0.04, 0.05], itertools.repeat(0.0))
+        return (lambda batch: time.sleep(next(durations))), [0, 1]
+
+    monkeypatch.setattr(e2e, "step_fn", fake_step_fn)
+    assert _script("profile_step").main(["--model", "dcgan-shallow-28-b64", "--variants", "eager", "--device", "cpu",
+                                         "--steps", "6", "--warmup", "1", "--top", "1"]) == 0
+    median_ms = float(re.search(r"median ([0-9.]+) ms/step", capsys.readouterr().out).group(1))
+    assert 23.0 < median_ms < 29.0
