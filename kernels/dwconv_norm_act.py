@@ -30,8 +30,8 @@ from effgan.ops._checks import memory_format_of
 
 from ._activation import act_backward, apply_act
 from ._affine import affine_params
-from ._launch import (cdiv, check_plane_size, constexpr_slope, next_pow2, on_tensor_device, plane_split, torch_acc_dtype,
-                      triton_acc_dtype)
+from ._launch import (cdiv, check_plane_size, constexpr_slope, next_pow2, on_tensor_device, plane_split,
+                      torch_acc_dtype, triton_acc_dtype)
 from ._shift import SHIFT_SAMPLE, sample_mean, sample_tile
 
 
