@@ -5,13 +5,13 @@ import os
 import secrets
 
 
-def nearest_existing(path: str | os.PathLike) -> str:
-    """The absolute ``path`` if it exists, else its nearest existing ancestor: what decides whether the
-    missing folders can be created (a file there makes every ``makedirs`` below it fail)."""
-    existing = os.path.abspath(os.fspath(path))
+def file_in_the_way(folder: str | os.PathLike) -> str | None:
+    """The file that keeps ``folder`` from being a folder, if one does: ``folder`` itself or, when it is
+    missing, its nearest existing ancestor (a file there makes every ``makedirs`` below it fail)."""
+    existing = os.path.abspath(os.fspath(folder))
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
-    return existing
+    return None if os.path.isdir(existing) else existing
 
 
 def create_temp_file(folder: str | os.PathLike, *, prefix: str, suffix: str) -> tuple[int, str]:

@@ -18,7 +18,7 @@ import sys
 
 import torch
 
-from effgan._paths import nearest_existing, probe_writable
+from effgan._paths import file_in_the_way, probe_writable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,9 +112,9 @@ def _check_output_path(option: str, path: str | None, *, folder: bool) -> None:
         return
     if not folder and os.path.isdir(path):
         raise ValueError(f"{option} {path!r} is a folder; give the grid's file name")
-    existing = nearest_existing(path if folder else os.path.dirname(os.path.abspath(path)))
-    if not os.path.isdir(existing):
-        raise ValueError(f"{option} {path!r} cannot be written: {existing!r} is a file")
+    blocker = file_in_the_way(path if folder else os.path.dirname(os.path.abspath(path)))
+    if blocker is not None:
+        raise ValueError(f"{option} {path!r} cannot be written: {blocker!r} is a file")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from effgan._paths import nearest_existing
+from effgan._paths import file_in_the_way
 from effgan.data.image_io import DECODE_ERRORS, IMAGE_EXTENSIONS, decode_image, is_image_file
 
 # Strided convs down and transposed convs up: side lengths must survive two halvings (the ResNet
@@ -46,9 +46,9 @@ def list_inputs(path: str) -> list[Path]:
 def output_paths(inputs: list[Path], out_dir: Path) -> list[Path]:
     """<out_dir>/<stem>.png per input; a ValueError names inputs that would share an output or be replaced,
     and an out_dir that is (or lies under) a file, which the folder could not be created over."""
-    existing = nearest_existing(out_dir)
-    if not os.path.isdir(existing):
-        raise ValueError(f"--output {os.fspath(out_dir)!r} must be a folder, but {existing!r} is a file")
+    blocker = file_in_the_way(out_dir)
+    if blocker is not None:
+        raise ValueError(f"--output {os.fspath(out_dir)!r} must be a folder, but {blocker!r} is a file")
     targets = [out_dir / (path.stem + ".png") for path in inputs]
     # casefold: on macOS and Windows a.png and A.png are one file, and one translation would be lost
     by_name: dict[str, list[Path]] = {}

@@ -10,12 +10,11 @@ with the domain B can, i.e. their ground-truth translations) and
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import torch
 
-from effgan._paths import nearest_existing
+from effgan._paths import file_in_the_way
 
 from .cans_pairs import CansPairs
 from .digits import Digits
@@ -47,9 +46,9 @@ def main(argv: list[str] | None = None) -> None:
         check_seed(args.seed, "--seed")
     except ValueError as error:
         parser.error(str(error))
-    existing = nearest_existing(args.out)
-    if not os.path.isdir(existing):  # the folder could not be created over (or under) a file
-        parser.error(f"--out {str(args.out)!r} must be a folder, but {existing!r} is a file")
+    blocker = file_in_the_way(args.out)
+    if blocker is not None:  # the folder could not be created over (or under) a file
+        parser.error(f"--out {str(args.out)!r} must be a folder, but {blocker!r} is a file")
     for path in write_previews(args.out, size=args.size, seed=args.seed):
         print(path)
 

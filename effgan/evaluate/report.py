@@ -6,7 +6,7 @@ import math
 import os
 from typing import Any
 
-from effgan._paths import nearest_existing, probe_writable
+from effgan._paths import file_in_the_way, probe_writable
 
 
 def format_value(value: Any) -> str:
@@ -37,9 +37,9 @@ def check_writable(path: str | os.PathLike) -> None:
         # checkpoints and cached metric networks are .pt files: the JSON would replace one
         raise ValueError(f"--json {path!r} names a .pt/.pth file, where effgan keeps checkpoints and networks; "
                          "give a .json name")
-    parent = nearest_existing(os.path.dirname(path))
-    if not os.path.isdir(parent):
-        raise ValueError(f"--json {path!r} cannot be written: {parent!r} is a file")
+    blocker = file_in_the_way(os.path.dirname(path))
+    if blocker is not None:
+        raise ValueError(f"--json {path!r} cannot be written: {blocker!r} is a file")
     try:
         probe_writable(path)
     except OSError as error:

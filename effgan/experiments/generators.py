@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from effgan._paths import nearest_existing
+from effgan._paths import file_in_the_way
 from effgan.evaluate.checkpoint_models import load_run
 from effgan.evaluate.report import format_value, write_json
 from effgan.experiments.budgets import Budget, parse_budget
@@ -75,9 +75,9 @@ def check_out_dir(out_dir: str, name: str = "out_dir") -> None:
     """Refuse a folder that could not be written before anything is trained into it."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"{name} {out_dir!r} is a file, not a folder")
-    parent = nearest_existing(os.path.dirname(os.path.abspath(out_dir)))
-    if not os.path.isdir(parent):
-        raise ValueError(f"{name} {out_dir!r} lies under {parent!r}, which is a file, not a folder")
+    blocker = file_in_the_way(os.path.dirname(os.path.abspath(out_dir)))
+    if blocker is not None:
+        raise ValueError(f"{name} {out_dir!r} lies under {blocker!r}, which is a file, not a folder")
     if os.path.exists(os.path.join(out_dir, "runs")):
         raise ValueError(f"{name} {out_dir!r} already holds runs; give a fresh folder")
 

@@ -6,7 +6,7 @@ import os
 import time
 import warnings
 
-from effgan._paths import nearest_existing
+from effgan._paths import file_in_the_way
 from effgan.train import checkpoint as ckpt
 from effgan.train import config as cfg
 from effgan.train.distributed import DistInfo
@@ -55,10 +55,10 @@ def new_run_dir(config: cfg.TrainConfig, info: DistInfo) -> str:
 def _out_dir_problem(out_dir: str) -> str | None:
     """Why out_dir cannot hold run folders, if it cannot: it, or the nearest part of it that exists, is
     a file (makedirs would fail with an OSError about the run's path, naming no option)."""
-    existing = nearest_existing(out_dir)
-    if os.path.isdir(existing):
+    blocker = file_in_the_way(out_dir)
+    if blocker is None:
         return None
-    return f"out_dir {out_dir!r}: {existing} is a file, not a folder; choose another --out-dir"
+    return f"out_dir {out_dir!r}: {blocker} is a file, not a folder; choose another --out-dir"
 
 
 # What a run writes besides its checkpoints.
