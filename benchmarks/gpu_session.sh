@@ -6,6 +6,10 @@
 # Stages:
 #   tests     every CUDA test (pytest -k cuda, or -k "$TESTS_K"), in parallel -> tests.log
 #   memcheck  compute-sanitizer memcheck over each op's CUDA tests        -> memcheck.log
+#   memops    compute-sanitizer memcheck over every Triton kernel at awkward sizes
+#             (benchmarks/memcheck_ops.py; faster and wider than memcheck)   -> memops.log
+#   ncu       Nsight Compute sections of one fwd+bwd per op in NCU_OPS (default dwconv_norm_act
+#             instance_norm_act) at NCU_SHAPE (default 8x256x128x128)    -> ncu-<op>.log
 #   bench     python -m effgan.bench --quick (ops and end-to-end)         -> bench.log, cuda-*.json
 #   benchops  the same without the end-to-end rows                         -> bench.log, cuda-*.json
 #   graphs    the op rows timed as CUDA-graph replays (kernel time)        -> graphs.log, cuda-*-graphs.json
@@ -69,6 +73,19 @@ for s in "$@"; do
         tests/test_dwconv_norm_act.py} \
         >"$OUT/memcheck.log" 2>&1
       echo "memcheck rc=$?"; grep -E "ERROR SUMMARY|passed|failed" "$OUT/memcheck.log" | tail -3 ;;
+    memops)
+      timeout "${MEMOPS_S:-240}" compute-sanitizer --tool memcheck --error-exitcode 9 \
+        python benchmarks/memcheck_ops.py >"$OUT/memops.log" 2>&1
+      echo "memops rc=$?"; grep -c "^ok " "$OUT/memops.log"; grep -E "ERROR SUMMARY|Error|error" "$OUT/memops.log" | tail -5 ;;
+    ncu)
+      # --clock-control none: the card's clocks stay as they are (ncu would lock them to base).
+      for op in ${NCU_OPS:-dwconv_norm_act instance_norm_act}; do
+        timeout "${NCU_S:-120}" ncu --clock-control none --profile-from-start off \
+          --section SpeedOfLight --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
+          --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats \
+          python benchmarks/ncu_op.py --op "$op" --shape "${NCU_SHAPE:-8x256x128x128}" >"$OUT/ncu-$op.log" 2>&1
+        echo "ncu $op rc=$?"; grep -E "^  [a-z_]+.*\(|Duration|Memory Throughput|Compute \(SM\) Throughput" "$OUT/ncu-$op.log" | head -40
+      done ;;
     bench)
       timeout "${BENCH_S:-300}" python -m effgan.bench --quick --out "$OUT/cuda-quick.json" ${BENCH_ARGS:-} >"$OUT/bench.log" 2>&1
       echo "bench rc=$?"; tail -60 "$OUT/bench.log" ;;
