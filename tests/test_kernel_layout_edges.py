@@ -24,16 +24,16 @@ from effgan.ops import (
 from tests.op_harness import assert_close, fast_backends, seeded
 
 
-def _odd_size1_strides(channels_last: bool) -> torch.Tensor:
+def _odd_size1_strides(channels_last: bool, device) -> torch.Tensor:
     """(2, 3, 5, 1) float64 data whose size-1 last dimension has stride 7: torch calls it contiguous
     (or channels_last), but a kernel stepping along a plane by stride(3) walks off it."""
     g = seeded("odd-strides", channels_last)
     if channels_last:
-        base = torch.randn(2, 5, 1, 3, generator=g, dtype=torch.float64)  # NHWC storage
+        base = torch.randn(2, 5, 1, 3, generator=g, dtype=torch.float64).to(device)  # NHWC storage
         x = base.as_strided((2, 3, 5, 1), (15, 1, 3, 7))
         assert x.is_contiguous(memory_format=torch.channels_last)
     else:
-        base = torch.randn(2, 3, 5, 1, generator=g, dtype=torch.float64)
+        base = torch.randn(2, 3, 5, 1, generator=g, dtype=torch.float64).to(device)
         x = base.as_strided((2, 3, 5, 1), (15, 5, 1, 7))
         assert x.is_contiguous()
     return x
@@ -41,7 +41,7 @@ def _odd_size1_strides(channels_last: bool) -> torch.Tensor:
 
 def _grads(out, inputs):
     outs = out if isinstance(out, tuple) else (out,)
-    gs = [torch.randn(o.shape, generator=seeded("dy", tuple(o.shape)), dtype=o.dtype) for o in outs]
+    gs = [torch.randn(o.shape, generator=seeded("dy", tuple(o.shape)), dtype=o.dtype).to(o.device) for o in outs]
     return torch.autograd.grad(outs, inputs, gs)
 
 
@@ -64,20 +64,24 @@ def _check(fast_fn, ref_fn, inputs, name):
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("impl,device", fast_backends("instance_norm_act"))
 def test_size1_dimension_strides(impl, device, channels_last, poison_outputs):
-    x = _odd_size1_strides(channels_last)
+    x = _odd_size1_strides(channels_last, device)
     g = seeded("params", impl, channels_last)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64).to(device)
+
     C = x.shape[1]
-    w, b = torch.randn(C, generator=g, dtype=torch.float64), torch.randn(C, generator=g, dtype=torch.float64)
-    res = torch.randn(x.shape, generator=g, dtype=torch.float64)
+    w, b = rand(C), rand(C)
+    res = rand(x.shape)
     _check(lambda x, w, b, r: instance_norm_act(x, w, b, r, act="leaky_relu", impl=impl),
            lambda x, w, b, r: instance_norm_act_ref(x, w, b, r, act="leaky_relu"), [x, w, b, res], "instance_norm_act")
-    s, sb = torch.randn(2, C, generator=g, dtype=torch.float64), torch.randn(2, C, generator=g, dtype=torch.float64)
-    noise, nw = torch.randn(2, 1, 5, 1, generator=g, dtype=torch.float64), torch.randn(C, generator=g, dtype=torch.float64)
+    s, sb = rand(2, C), rand(2, C)
+    noise, nw = rand(2, 1, 5, 1), rand(C)
     _check(lambda x, s, sb, nw: adain(x, s, sb, noise, nw, impl=impl),
            lambda x, s, sb, nw: adain_ref(x, s, sb, noise, nw), [x, s, sb, nw], "adain")
-    gate = torch.randn(2, C, generator=g, dtype=torch.float64)
+    gate = rand(2, C)
     _check(lambda x, gt: se_scale(x, gt, impl=impl), lambda x, gt: se_scale_ref(x, gt), [x, gate], "se_scale")
-    wt = torch.randn(C, 1, 3, 3, generator=g, dtype=torch.float64)
+    wt = rand(C, 1, 3, 3)
     _check(lambda x, wt: dwconv_norm_act(x, wt, impl=impl), lambda x, wt: dwconv_norm_act_ref(x, wt), [x, wt],
            "dwconv_norm_act")
 
@@ -85,9 +89,9 @@ def test_size1_dimension_strides(impl, device, channels_last, poison_outputs):
 @pytest.mark.parametrize("impl,device", fast_backends("dwconv_norm_act"))
 def test_dwconv_strided_norm_parameters(impl, device, poison_outputs):
     g = seeded("dw-strided", impl)
-    x = torch.randn(1, 3, 6, 5, generator=g, dtype=torch.float64)
-    wt = torch.randn(3, 1, 3, 3, generator=g, dtype=torch.float64)
-    packed = torch.randn(6, generator=g, dtype=torch.float64)  # weight and bias interleaved in one tensor
+    x = torch.randn(1, 3, 6, 5, generator=g, dtype=torch.float64).to(device)
+    wt = torch.randn(3, 1, 3, 3, generator=g, dtype=torch.float64).to(device)
+    packed = torch.randn(6, generator=g, dtype=torch.float64).to(device)  # weight and bias interleaved in one tensor
     # the strided views are taken inside the calls: _check clones its inputs, and a clone is dense
     _check(lambda x, pk: dwconv_norm_act(x, wt, None, pk[::2], pk[1::2], impl=impl),
            lambda x, pk: dwconv_norm_act_ref(x, wt, None, pk[::2], pk[1::2]), [x, packed], "dwconv_norm_act")
@@ -96,8 +100,8 @@ def test_dwconv_strided_norm_parameters(impl, device, poison_outputs):
 @pytest.mark.parametrize("impl,device", fast_backends("diff_augment"))
 def test_diff_augment_strided_params(impl, device, poison_outputs):
     g = seeded("da-strided", impl)
-    x = torch.randn(3, 3, 8, 8, generator=g, dtype=torch.float64)
-    p = sample_diff_augment_params(3, 8, 8, generator=torch.Generator().manual_seed(5))
+    x = torch.randn(3, 3, 8, 8, generator=g, dtype=torch.float64).to(device)
+    p = sample_diff_augment_params(3, 8, 8, generator=torch.Generator().manual_seed(5), device=device)
     # equal values, transposed storage: strides (1, 3) for the (3, 2) tables, (2,) for the scalars
     p = dataclasses.replace(
         p, translation=p.translation.T.contiguous().T, cutout_origin=p.cutout_origin.T.contiguous().T,
@@ -112,9 +116,9 @@ def test_diff_augment_strided_params(impl, device, poison_outputs):
 @pytest.mark.parametrize("impl,device", fast_backends("instance_norm_act"))
 def test_tanh_keeps_relative_precision_near_zero(impl, device):
     """tanh(z) from exp(-2|z|) alone loses all precision below |z| ~ 1e-8 in float32 (1 - t cancels)."""
-    x = torch.randn(1, 2, 8, 8, generator=seeded("tanh", impl))
+    x = torch.randn(1, 2, 8, 8, generator=seeded("tanh", impl)).to(device)
     for scale in (0.3, 0.2, 1e-3, 1e-6, 1e-9):
-        w = torch.full((2,), scale)
+        w = torch.full((2,), scale, device=device)
         y = instance_norm_act(x, w, None, act="tanh", impl=impl)
         exact = instance_norm_act_ref(x.double(), w.double(), act="tanh")
         # float32's normalisation error is ~1e-7 of |xhat| <~ 3; the activation must not add more

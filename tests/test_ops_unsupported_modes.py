@@ -11,19 +11,23 @@ import effgan.ops as O
 from tests.op_harness import fast_backends, seeded
 
 
-def _calls(impl):
+def _calls(impl, device):
     g = seeded("modes")
-    x = torch.randn(2, 3, 6, 5, generator=g)
-    imgs = [torch.randn(2, 3, 6, 5, generator=g) for _ in range(4)]
-    params = O.sample_diff_augment_params(2, 6, 5, generator=torch.Generator().manual_seed(1))
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g).to(device)
+
+    x = rand(2, 3, 6, 5)
+    imgs = [rand(2, 3, 6, 5) for _ in range(4)]
+    params = O.sample_diff_augment_params(2, 6, 5, generator=torch.Generator().manual_seed(1), device=device)
+    ones, zeros = torch.ones(2, 3, device=device), torch.zeros(2, 3, device=device)
     return {
         "instance_norm_act": (lambda a: O.instance_norm_act(a, act="silu", impl=impl), x),
-        "adain": (lambda a: O.adain(a, torch.ones(2, 3), torch.zeros(2, 3), impl=impl), x),
-        "se_scale": (lambda a: O.se_scale(a, torch.randn(2, 3, generator=g), impl=impl), x),
-        "dwconv_norm_act": (lambda a: O.dwconv_norm_act(a, torch.randn(3, 1, 3, 3, generator=g), impl=impl)[0], x),
+        "adain": (lambda a: O.adain(a, ones, zeros, impl=impl), x),
+        "se_scale": (lambda a: O.se_scale(a, rand(2, 3), impl=impl), x),
+        "dwconv_norm_act": (lambda a: O.dwconv_norm_act(a, rand(3, 1, 3, 3), impl=impl)[0], x),
         "diff_augment": (lambda a: O.diff_augment(a, params=params, impl=impl), x),
-        "cyclegan_loss": (lambda a: O.cyclegan_generator_loss(torch.randn(2, 1, 3, 3, generator=g),
-                                                              torch.randn(2, 1, 3, 3, generator=g), a, *imgs[1:],
+        "cyclegan_loss": (lambda a: O.cyclegan_generator_loss(rand(2, 1, 3, 3), rand(2, 1, 3, 3), a, *imgs[1:],
                                                               impl=impl).total, imgs[0]),
     }
 
@@ -32,7 +36,7 @@ def _calls(impl):
                                 "cyclegan_loss"])
 @pytest.mark.parametrize("impl,device", fast_backends("instance_norm_act"))
 def test_forward_mode_ad_is_refused(impl, device, op):
-    fn, x = _calls(impl)[op]
+    fn, x = _calls(impl, device)[op]
     tangent = torch.randn_like(x)
     with pytest.raises(NotImplementedError, match="no forward-mode derivative"):
         torch.func.jvp(fn, (x,), (tangent,))
@@ -41,7 +45,7 @@ def test_forward_mode_ad_is_refused(impl, device, op):
             fn(forward_ad.make_dual(x, tangent))
         fn(x)  # inside a dual level without dual arguments: an ordinary call
     # the reference composite has the forward-mode derivative the error points to
-    ref_fn, _ = _calls("ref")[op]
+    ref_fn, _ = _calls("ref", device)[op]
     _, jvp_out = torch.func.jvp(ref_fn, (x,), (tangent,))
     assert torch.isfinite(jvp_out).all() and jvp_out.abs().sum() > 0
 
@@ -60,8 +64,8 @@ def test_cyclegan_loss_float64_with_bfloat16_gradients(impl, device):
     """A float64 operand makes the kernels accumulate in float64; 16-bit gradients must still be right."""
     g = seeded("mixed-loss")
     for pred_dtype, img_dtype in ((torch.bfloat16, torch.float64), (torch.float64, torch.bfloat16)):
-        preds = [torch.randn(1, 1, 4, 4, generator=g).to(pred_dtype) for _ in range(2)]
-        imgs = [torch.randn(1, 3, 8, 8, generator=g).to(img_dtype) for _ in range(4)]
+        preds = [torch.randn(1, 1, 4, 4, generator=g).to(device, pred_dtype) for _ in range(2)]
+        imgs = [torch.randn(1, 3, 8, 8, generator=g).to(device, img_dtype) for _ in range(4)]
         grads = {}
         for which in (impl, "ref"):
             p = [t.clone().requires_grad_() for t in preds]
@@ -79,10 +83,10 @@ def test_cyclegan_loss_float64_with_bfloat16_gradients(impl, device):
 def test_functorch_reverse_mode_is_refused_naming_the_op(impl, device, op):
     """torch.func.grad / vjp / jacrev cannot run a custom op's autograd formula (torch's own error
     speaks of an autograd.Function's setup_context); the op says so and points to impl='ref'."""
-    fn, x = _calls(impl)[op]
+    fn, x = _calls(impl, device)[op]
     with pytest.raises(NotImplementedError, match=f"{op}.*torch.func.grad.*impl='ref'"):
         torch.func.grad(lambda a: fn(a).sum())(x)
     with pytest.raises(NotImplementedError, match="torch.func.grad"):
         torch.func.vjp(fn, x)
-    ref_fn, _ = _calls("ref")[op]
+    ref_fn, _ = _calls("ref", device)[op]
     assert torch.isfinite(torch.func.grad(lambda a: ref_fn(a).sum())(x)).all()
