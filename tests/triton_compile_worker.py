@@ -195,7 +195,8 @@ def coverage_gaps(K, launches):
 
 
 def resource_usage(cubin: bytes):
-    """(registers, local memory bytes) from cuobjdump, or None."""
+    """(registers, stack bytes) from cuobjdump, or None. Register spills land in the stack frame
+    (cuobjdump's STACK), not in LOCAL, which counts only declared local arrays."""
     try:
         from triton import knobs
         tool = knobs.nvidia.cuobjdump.path
@@ -207,8 +208,8 @@ def resource_usage(cubin: bytes):
         out = subprocess.run([tool, "--dump-resource-usage", f.name], capture_output=True, text=True).stdout
     import re
     regs = re.search(r"REG:(\d+)", out)
-    local = re.search(r"LOCAL:(\d+)", out)
-    return (int(regs.group(1)) if regs else None, int(local.group(1)) if local else None)
+    stack = re.search(r"STACK:(\d+)", out)
+    return (int(regs.group(1)) if regs else None, int(stack.group(1)) if stack else None)
 
 
 def compile_one(ln, arch, resources):
@@ -228,7 +229,7 @@ def compile_one(ln, arch, resources):
         if resources and "cubin" in compiled.asm:
             usage = resource_usage(compiled.asm["cubin"])
             if usage:
-                record["registers"], record["local_bytes"] = usage
+                record["registers"], record["stack_bytes"] = usage
     except Exception as e:  # one failure must not hide the others
         record.update(ok=False, error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=-6))
     record["seconds"] = round(time.perf_counter() - t0, 3)
@@ -261,7 +262,7 @@ def main(argv=None):
     ap.add_argument("report", help="where to write the JSON report")
     ap.add_argument("--arch", type=int, action="append", help="compute capability (default: 90 and 80)")
     ap.add_argument("--match", default="", help="only cases whose id contains this")
-    ap.add_argument("--resources", action="store_true", help="record registers and local memory (cuobjdump)")
+    ap.add_argument("--resources", action="store_true", help="record registers and stack bytes, where spills go (cuobjdump)")
     ap.add_argument("--list", action="store_true", help="list the cases without compiling")
     args = ap.parse_args(argv)
 
