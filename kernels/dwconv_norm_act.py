@@ -21,6 +21,8 @@ Zero padding is masked loads; reflect padding is done by the caller (valid conv 
 Element (n, c, h, w) of every 4-D operand sits at n*s_n + c*s_c + h*s_h + w*s_w with its own
 strides, so NCHW, channels_last and expanded gradients all work without copies. Offsets are int64.
 """
+from dataclasses import replace
+
 import torch
 import triton
 import triton.language as tl
@@ -30,8 +32,8 @@ from effgan.ops._checks import memory_format_of
 
 from ._activation import act_backward, apply_act
 from ._affine import affine_params
-from ._launch import (cdiv, check_plane_size, constexpr_slope, next_pow2, on_tensor_device, plane_split,
-                      torch_acc_dtype, triton_acc_dtype)
+from ._launch import (PlaneSplit, cdiv, check_plane_size, constexpr_slope, next_pow2, on_tensor_device,
+                      plane_split, torch_acc_dtype, triton_acc_dtype)
 from ._shift import SHIFT_SAMPLE, sample_mean, sample_tile
 
 
@@ -355,6 +357,28 @@ def _input_grad_kernel(
         tl.store(DX + doffs[:, None] + dpos[None, :], acc.to(DX.dtype.element_ty), mask=m)
 
 
+def _conv_split(split: PlaneSplit, K: int) -> PlaneSplit:
+    """The shared plane geometry, narrowed to at most 8 tile elements a thread.
+
+    Besides the tile's tensors, each element carries its K*K taps' offsets and masks. At the shared
+    geometry's 16 elements a thread (a 2048-wide NCHW tile at 4 warps, a 64x64 channels_last tile
+    at 8), Triton 3.6 spilled _pre_norm_grad_kernel and _input_grad_kernel at 255 registers, and
+    every dwconv kernel ran at 2-3 programs per SM (ncu on the H100, 8x256x128x128 float32: the
+    two spilling kernels took 70 % of the fwd+bwd time at 15-48 % of memory throughput). Up to 8
+    warps come first (more warps than 8 would cap a thread at 128 registers, and the 5x5 kernels
+    need more), then narrower tiles. CHUNK, a multiple of the old BLOCK_HW, stays a multiple of the
+    new one, so S and the partial-sum buffers are unchanged. tests/triton_compile_worker.py
+    --resources reports the registers and spill stack of every sm_90 build.
+    """
+    tile = split.BLOCK_C * split.BLOCK_HW
+    warps = max(split.num_warps, min(8, tile // 256))
+    block_hw = split.BLOCK_HW
+    per_thread = 8 if K <= 3 else 4
+    while split.BLOCK_C * block_hw > per_thread * 32 * warps and block_hw > 1:
+        block_hw //= 2
+    return replace(split, BLOCK_HW=block_hw, num_warps=warps)
+
+
 def _dummy(x: torch.Tensor) -> torch.Tensor:
     return x.new_empty(1)
 
@@ -380,7 +404,7 @@ def forward(x, weight, norm_weight, norm_bias, stride: int, pad: int, eps: float
     HWo = Ho * Wo
     # the backward's input-gradient pass takes whole input planes: refused here, not after the forward
     check_plane_size(H * W)
-    split = plane_split(x, N, C, HWo)
+    split = _conv_split(plane_split(x, N, C, HWo), K)
     slope = constexpr_slope(act, slope)
     acc = torch_acc_dtype(x.dtype)
     y = _alloc.empty((N, C, Ho, Wo), device=x.device, dtype=x.dtype, memory_format=memory_format_of(x))
@@ -415,7 +439,7 @@ def backward(dy, dsqueeze, x, weight, norm_weight, norm_bias, stats, stride: int
     K = weight.shape[-1]
     Ho, Wo = _out_size(H, K, stride, pad), _out_size(W, K, stride, pad)
     HWo = Ho * Wo
-    split = plane_split(x, N, C, HWo)
+    split = _conv_split(plane_split(x, N, C, HWo), K)
     slope = constexpr_slope(act, slope)
     acc = stats.dtype
     pg = _alloc.empty((N * C, split.S), device=x.device, dtype=acc)
@@ -439,7 +463,7 @@ def backward(dy, dsqueeze, x, weight, norm_weight, norm_bias, stats, stride: int
     dweight = pdw.sum(dim=(0, 1)).view(C, 1, K, K).to(weight.dtype)
 
     dx = _alloc.empty_like(x)
-    split_in = plane_split(x, N, C, H * W)
+    split_in = _conv_split(plane_split(x, N, C, H * W), K)
     grid_in = (N, cdiv(C, split_in.BLOCK_C), split_in.S)
     _input_grad_kernel[grid_in](
         dz, weight, dx, C, H, W, Ho, Wo, H * W, split_in.CHUNK, *_strides(dz), *_strides(dx),

@@ -124,6 +124,73 @@ def test_multi_program_planes_deterministic(impl, device, channels_last, monkeyp
     assert_close(s1, s_ref, torch.float32, "squeeze")
 
 
+@pytest.mark.parametrize("impl,device", [p for p in fast_backends(OP) if p.id == "triton-cpu"])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("k", [3, 5])
+def test_narrowed_conv_tiles_match_reference(impl, device, channels_last, k, monkeypatch, poison_outputs):
+    """Tiles wide enough that the launchers narrow them (kernels/dwconv_norm_act.py, _conv_split):
+    each program then loops over its chunk in several narrower steps. float64: the weight gradient
+    sums 2000-3000 products a tap, whose float32 rounding would need a looser tolerance than the
+    other configurations'."""
+    if channels_last:
+        force_triton_path(monkeypatch, OP, "split", block_hw=1024, programs=2, block_c=4)  # 4x1024 tiles
+        shape = (1, 4, 40, 41)
+    else:
+        force_triton_path(monkeypatch, OP, "split", block_hw=4096, block_c=1)  # 1x4096 tiles
+        shape = (1, 2, 50, 61)
+    from effgan.kernels import dwconv_norm_act as kernels
+    split = kernels.plane_split(None, *shape[:2], shape[2] * shape[3])
+    assert kernels._conv_split(split, k).BLOCK_HW < split.BLOCK_HW  # the case narrows
+    gen = seeded("narrowed", channels_last, k)
+    tensors = _inputs(shape, k, F64, device, channels_last, True, True, gen)
+    gy, gs = _grad_outputs(shape, k, 1, F64, device, gen)
+    y, sq, grads = _run(dwconv_norm_act, tensors, gy, gs, impl=impl, act="silu")
+    y_ref, sq_ref, grads_ref = _run(dwconv_norm_act_ref, tensors, gy, gs, act="silu")
+    assert_close(y, y_ref, F64, "y")
+    assert_close(sq, sq_ref, F64, "squeeze")
+    for label, a, e in zip(NAMES, grads, grads_ref):
+        if label != "bias":
+            assert_close(a, e, F64, f"d{label}")
+
+
+class _CudaLike:
+    """What plane_split reads of a CUDA tensor: shape, strides, is_cuda and the device index."""
+
+    is_cuda = True
+    device = torch.device("cuda", 0)
+
+    def __init__(self, shape, channels_last):
+        self.shape = shape
+        self._t = torch.empty(shape, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+    def stride(self, dim=None):
+        return self._t.stride() if dim is None else self._t.stride(dim)
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("k", [3, 5])
+def test_conv_geometry_caps_the_elements_a_thread_holds(k, channels_last, monkeypatch):
+    """On the H100 (ncu, Triton 3.6) the backward kernels spilled at 16 tile elements a thread; the
+    launchers hold at most 8 (K=3) or 4 (K=5), within 8 warps, and keep the plane's split intact."""
+    pytest.importorskip("triton")
+    from effgan.kernels import _launch
+    from effgan.kernels import dwconv_norm_act as kernels
+
+    monkeypatch.setattr(_launch, "_sm_count", lambda index: 132)
+    per_thread = 8 if k <= 3 else 4
+    for shape in [(1, 32, 112, 112), (8, 256, 128, 128), (1, 96, 56, 56), (4, 1152, 7, 7), (1, 672, 16, 16),
+                  (2, 3, 5, 7), (32, 24, 300, 301)]:
+        N, C, H, W = shape
+        split = _launch.plane_split(_CudaLike(shape, channels_last), N, C, H * W)
+        conv = kernels._conv_split(split, k)
+        label = f"{shape} k={k}: {split} -> {conv}"
+        assert (conv.BLOCK_C, conv.S, conv.CHUNK, conv.BLOCK_S) == (split.BLOCK_C, split.S, split.CHUNK,
+                                                                     split.BLOCK_S), label
+        assert conv.CHUNK % conv.BLOCK_HW == 0 and conv.BLOCK_HW & (conv.BLOCK_HW - 1) == 0, label
+        assert split.num_warps <= conv.num_warps <= 8, label
+        assert conv.BLOCK_C * conv.BLOCK_HW <= per_thread * 32 * conv.num_warps or conv.BLOCK_HW == 1, label
+
+
 @pytest.mark.parametrize("impl,device", [p for p in fast_backends(OP) if p.id == "cpp-cpu"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("k,stride", [(3, 1), (5, 2)])
