@@ -7,7 +7,10 @@
 #   tests     every CUDA test (pytest -k cuda, or -k "$TESTS_K"), in parallel -> tests.log
 #   memcheck  compute-sanitizer memcheck over each op's CUDA tests        -> memcheck.log
 #   memops    compute-sanitizer memcheck over every Triton kernel at awkward sizes
-#             (benchmarks/memcheck_ops.py; faster and wider than memcheck)   -> memops.log
+#             (benchmarks/memcheck_ops.py; faster and wider than memcheck; MEMOPS_OPS picks ops)
+#                                                                          -> memops.log
+#   abtiles   dwconv_norm_act's tile geometries timed against each other (ab_dwconv_tiles.py)
+#                                                                          -> abtiles.log
 #   ncu       Nsight Compute sections of one fwd+bwd per op in NCU_OPS (default dwconv_norm_act
 #             instance_norm_act) at NCU_SHAPE (default 8x256x128x128)    -> ncu-<op>.log
 #   bench     python -m effgan.bench --quick (ops and end-to-end)         -> bench.log, cuda-*.json
@@ -75,8 +78,11 @@ for s in "$@"; do
       echo "memcheck rc=$?"; grep -E "ERROR SUMMARY|passed|failed" "$OUT/memcheck.log" | tail -3 ;;
     memops)
       timeout "${MEMOPS_S:-240}" compute-sanitizer --tool memcheck --error-exitcode 9 \
-        python benchmarks/memcheck_ops.py >"$OUT/memops.log" 2>&1
+        python benchmarks/memcheck_ops.py --ops "${MEMOPS_OPS:-all}" >"$OUT/memops.log" 2>&1
       echo "memops rc=$?"; grep -c "^ok " "$OUT/memops.log"; grep -E "ERROR SUMMARY|Error|error" "$OUT/memops.log" | tail -5 ;;
+    abtiles)
+      timeout "${ABTILES_S:-240}" python benchmarks/ab_dwconv_tiles.py >"$OUT/abtiles.log" 2>&1
+      echo "abtiles rc=$?"; cat "$OUT/abtiles.log" ;;
     ncu)
       # --clock-control none: the card's clocks stay as they are (ncu would lock them to base).
       for op in ${NCU_OPS:-dwconv_norm_act instance_norm_act}; do

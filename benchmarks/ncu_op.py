@@ -30,8 +30,6 @@ def main(argv=None) -> int:
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args(argv)
-    if not torch.cuda.is_available():
-        parser.error("needs a CUDA device (Nsight Compute profiles GPU kernels)")
     try:
         shape = tuple(int(s) for s in args.shape.lower().split("x"))
     except ValueError:
@@ -40,6 +38,8 @@ def main(argv=None) -> int:
         parser.error(f"--shape must be four positive sizes NxCxHxW, got {args.shape!r}")
     if args.warmup < 1:
         parser.error(f"--warmup must be >= 1 (the first call compiles), got {args.warmup}")
+    if not torch.cuda.is_available():
+        parser.error("needs a CUDA device (Nsight Compute profiles GPU kernels)")
 
     case = op_cases.CASE_BUILDERS[args.op](shape, "auto")
     device = torch.device("cuda")

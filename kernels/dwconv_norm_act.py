@@ -357,8 +357,8 @@ def _input_grad_kernel(
         tl.store(DX + doffs[:, None] + dpos[None, :], acc.to(DX.dtype.element_ty), mask=m)
 
 
-def _conv_split(split: PlaneSplit, K: int) -> PlaneSplit:
-    """The shared plane geometry, narrowed to at most 8 tile elements a thread.
+def _conv_split(split: PlaneSplit, K: int, per_thread: int | None = None) -> PlaneSplit:
+    """The shared plane geometry, narrowed to at most 8 tile elements a thread (4 past 3x3 kernels).
 
     Besides the tile's tensors, each element carries its K*K taps' offsets and masks. At the shared
     geometry's 16 elements a thread (a 2048-wide NCHW tile at 4 warps, a 64x64 channels_last tile
@@ -368,12 +368,14 @@ def _conv_split(split: PlaneSplit, K: int) -> PlaneSplit:
     warps come first (more warps than 8 would cap a thread at 128 registers, and the 5x5 kernels
     need more), then narrower tiles. CHUNK, a multiple of the old BLOCK_HW, stays a multiple of the
     new one, so S and the partial-sum buffers are unchanged. tests/triton_compile_worker.py
-    --resources reports the registers and spill stack of every sm_90 build.
+    --resources reports the registers and spill stack of every sm_90 build; per_thread other than
+    the default is for benchmarks/ab_dwconv_tiles.py, which times the choices against each other.
     """
     tile = split.BLOCK_C * split.BLOCK_HW
     warps = max(split.num_warps, min(8, tile // 256))
     block_hw = split.BLOCK_HW
-    per_thread = 8 if K <= 3 else 4
+    if per_thread is None:
+        per_thread = 8 if K <= 3 else 4
     while split.BLOCK_C * block_hw > per_thread * 32 * warps and block_hw > 1:
         block_hw //= 2
     return replace(split, BLOCK_HW=block_hw, num_warps=warps)

@@ -1,4 +1,5 @@
-"""The scripts beside the benchmarks: the host-time profiler and the results chart."""
+"""The scripts beside the benchmarks: the host-time profiler, the results chart, the GPU session's
+profiling and memcheck drivers."""
 import importlib.util
 import json
 from pathlib import Path
@@ -258,3 +259,38 @@ def test_profile_step_median_of_an_even_number_of_steps(capsys, monkeypatch):
                                          "--steps", "6", "--warmup", "1", "--top", "1"]) == 0
     median_ms = float(re.search(r"median ([0-9.]+) ms/step", capsys.readouterr().out).group(1))
     assert 23.0 < median_ms < 29.0
+
+
+def test_memcheck_ops_drives_every_case_of_an_op(capsys):
+    """The memcheck driver's cases run (here in the Triton interpreter; under compute-sanitizer on a GPU)."""
+    from effgan._backend import available_impls
+
+    if "triton" not in available_impls("cpu", "se_scale"):
+        pytest.skip("triton unavailable on cpu")
+    module = _script("memcheck_ops")
+    assert module.main(["--ops", "se_scale", "--device", "cpu"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("ok se_scale ")]
+    assert len(lines) == len(module.SHAPES) * len(module.DTYPES) * len(module.LAYOUTS)
+
+
+@pytest.mark.parametrize("script, args, flag", [
+    ("memcheck_ops", ["--ops", "se_scale,bogus"], "--ops"),
+    ("ncu_op", ["--shape", "1x3x5"], "--shape"),
+    ("ncu_op", ["--warmup", "0"], "--warmup"),
+    ("ab_dwconv_tiles", ["--shapes", "1x3xbx4"], "--shapes"),
+    ("ab_dwconv_tiles", ["--budget", "0"], "--budget"),
+])
+def test_gpu_session_scripts_reject_bad_arguments_by_name(capsys, script, args, flag):
+    with pytest.raises(SystemExit):
+        _script(script).main(args)
+    assert flag in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script", ["ncu_op", "ab_dwconv_tiles"])
+def test_gpu_only_scripts_say_they_need_cuda(capsys, script, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit):
+        _script(script).main([])
+    assert "needs a CUDA device" in capsys.readouterr().err

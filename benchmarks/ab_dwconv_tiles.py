@@ -1,0 +1,80 @@
+"""dwconv_norm_act's Triton tile geometry, choices timed against each other in one process (CUDA).
+
+    python benchmarks/ab_dwconv_tiles.py [--shapes '8x256x128x128;1x256x64x64'] [--budget 1]
+
+Each choice of ``_conv_split`` (kernels/dwconv_norm_act.py) is captured as CUDA graphs of the op's
+forward+backward, then all are replayed in turns (effgan.bench.timing.time_interleaved), with
+eager PyTorch beside them: "shared" is the plane geometry the other ops use (up to 16 elements a
+thread), "8" and "4" cap the elements a thread holds. The launchers' choice is the default
+``per_thread``; this script is where the alternatives get measured before the default changes.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+
+import torch
+
+from effgan.bench import op_cases
+from effgan.bench.ops_runner import _prepare, graphed
+from effgan.bench.timing import rotation_copies, time_interleaved
+
+CHOICES = {"shared": None, "8": 8, "4": 4}
+
+
+def _capture(case, device, dtype, per_thread, choice):
+    """Graphs of case.effgan's fwd+bwd with the dwconv kernels launched in the given geometry."""
+    from effgan.kernels import dwconv_norm_act as kernels
+
+    original = kernels._conv_split
+    if choice == "shared":
+        kernels._conv_split = lambda split, K, per_thread=None: split
+    else:
+        kernels._conv_split = functools.partial(original, per_thread=per_thread)
+    try:
+        n = rotation_copies(case.bytes_fwd * torch.empty((), dtype=dtype).element_size(), device)
+        run, items = _prepare(case.effgan, case, device, dtype, "fwd+bwd", n)
+        run(items[0])
+        return graphed(run, items, device)
+    finally:
+        kernels._conv_split = original
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", default="8x256x128x128;1x256x64x64;1x96x128x128;8x144x56x56")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--budget", type=float, default=1.0, help="seconds of replays per choice and shape")
+    args = parser.parse_args(argv)
+    try:
+        shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.shapes.split(";") if s]
+    except ValueError:
+        parser.error(f"--shapes must be NxCxHxW separated by ';', got {args.shapes!r}")
+    if not shapes or any(len(s) != 4 or min(s) < 1 for s in shapes):
+        parser.error(f"--shapes must be NxCxHxW separated by ';', got {args.shapes!r}")
+    if args.budget <= 0:
+        parser.error(f"--budget must be > 0 seconds, got {args.budget}")
+    if not torch.cuda.is_available():
+        parser.error("needs a CUDA device (the geometry is the GPU's)")
+    device, dtype = torch.device("cuda"), getattr(torch, args.dtype)
+    print(f"{torch.cuda.get_device_name()}: dwconv_norm_act fwd+bwd, CUDA-graph replays, {args.dtype}"
+          f"{', channels_last' if args.channels_last else ''}")
+    print("| shape | " + " | ".join(f"{c} ms" for c in CHOICES) + " | eager ms | best vs shared |")
+    print("|---|" + "---:|" * (len(CHOICES) + 2))
+    for shape in shapes:
+        (case,) = op_cases.cases(["dwconv_norm_act"], [shape], "auto", channels_last=args.channels_last)
+        runs = {c: _capture(case, device, dtype, p, c) for c, p in CHOICES.items()}
+        n = rotation_copies(case.bytes_fwd * torch.empty((), dtype=dtype).element_size(), device)
+        eager_run, eager_items = _prepare(case.eager, case, device, dtype, "fwd+bwd", n)
+        runs["eager"] = graphed(eager_run, eager_items, device)
+        timings = time_interleaved(runs, device, budget_s=args.budget)
+        t = {name: timing.median_s * 1e3 for name, timing in timings.items()}
+        best = min(CHOICES, key=lambda c: t[c])
+        print(f"| {'x'.join(map(str, shape))} | " + " | ".join(f"{t[c]:.3f}" for c in CHOICES)
+              + f" | {t['eager']:.3f} | {best}: {t['shared'] / t[best]:.2f}x |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
