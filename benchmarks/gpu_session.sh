@@ -9,6 +9,8 @@
 #   memops    compute-sanitizer memcheck over every Triton kernel at awkward sizes
 #             (benchmarks/memcheck_ops.py; faster and wider than memcheck; MEMOPS_OPS picks ops)
 #                                                                          -> memops.log
+#   recapture GPU memory across re-captures of a graphed training step (recapture_memory.py;
+#             RECAPTURE_MODEL)                                               -> recapture.log
 #   abtiles   dwconv_norm_act's tile geometries timed against each other (ab_dwconv_tiles.py)
 #                                                                          -> abtiles.log
 #   ncu       Nsight Compute sections of one fwd+bwd per op in NCU_OPS (default dwconv_norm_act
@@ -80,6 +82,10 @@ for s in "$@"; do
       timeout "${MEMOPS_S:-240}" compute-sanitizer --tool memcheck --error-exitcode 9 \
         python benchmarks/memcheck_ops.py --ops "${MEMOPS_OPS:-all}" >"$OUT/memops.log" 2>&1
       echo "memops rc=$?"; grep -c "^ok " "$OUT/memops.log"; grep -E "ERROR SUMMARY|Error|error" "$OUT/memops.log" | tail -5 ;;
+    recapture)
+      timeout "${RECAPTURE_S:-180}" python benchmarks/recapture_memory.py \
+        --model "${RECAPTURE_MODEL:-cyclegan-effnet-resnet-b0-256-b1}" >"$OUT/recapture.log" 2>&1
+      echo "recapture rc=$?"; cat "$OUT/recapture.log" ;;
     abtiles)
       timeout "${ABTILES_S:-240}" python benchmarks/ab_dwconv_tiles.py >"$OUT/abtiles.log" 2>&1
       echo "abtiles rc=$?"; cat "$OUT/abtiles.log" ;;

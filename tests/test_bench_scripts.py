@@ -279,6 +279,8 @@ def test_memcheck_ops_drives_every_case_of_an_op(capsys):
     ("ncu_op", ["--warmup", "0"], "--warmup"),
     ("ab_dwconv_tiles", ["--shapes", "1x3xbx4"], "--shapes"),
     ("ab_dwconv_tiles", ["--budget", "0"], "--budget"),
+    ("recapture_memory", ["--recaptures", "0"], "--recaptures"),
+    ("recapture_memory", ["--model", "cyclegan-nonexistent"], "--model"),
 ])
 def test_gpu_session_scripts_reject_bad_arguments_by_name(capsys, script, args, flag):
     with pytest.raises(SystemExit):
@@ -286,7 +288,7 @@ def test_gpu_session_scripts_reject_bad_arguments_by_name(capsys, script, args, 
     assert flag in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("script", ["ncu_op", "ab_dwconv_tiles"])
+@pytest.mark.parametrize("script", ["ncu_op", "ab_dwconv_tiles", "recapture_memory"])
 def test_gpu_only_scripts_say_they_need_cuda(capsys, script, monkeypatch):
     import torch
 

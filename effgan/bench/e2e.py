@@ -143,6 +143,7 @@ def step_fn(spec: ModelSpec, variant: Variant, device: torch.device):
         state["step"] += 1
         return out
 
+    step.family = family  # for scripts that drive the family beyond a step (benchmarks/recapture_memory.py)
     return step, batches
 
 
