@@ -262,7 +262,8 @@ def main(argv=None):
     ap.add_argument("report", help="where to write the JSON report")
     ap.add_argument("--arch", type=int, action="append", help="compute capability (default: 90 and 80)")
     ap.add_argument("--match", default="", help="only cases whose id contains this")
-    ap.add_argument("--resources", action="store_true", help="record registers and stack bytes, where spills go (cuobjdump)")
+    ap.add_argument("--resources", action="store_true",
+                    help="record registers and stack bytes, where spills go (cuobjdump)")
     ap.add_argument("--list", action="store_true", help="list the cases without compiling")
     args = ap.parse_args(argv)
 
