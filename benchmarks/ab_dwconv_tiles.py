@@ -5,12 +5,13 @@
 Each choice of ``_conv_split`` (kernels/dwconv_norm_act.py) is captured as CUDA graphs of the op's
 forward+backward, then all are replayed in turns (effgan.bench.timing.time_interleaved), with
 eager PyTorch beside them: "shared" is the plane geometry the other ops use (up to 16 elements a
-thread), "8" and "4" cap the elements a thread holds. The launchers' choice is the default
+thread), "8", "4" and "2" cap the elements a thread holds. The launchers' choice is the default
 ``per_thread``; this script is where the alternatives get measured before the default changes.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 
 import torch
@@ -19,7 +20,7 @@ from effgan.bench import op_cases
 from effgan.bench.ops_runner import _prepare, graphed
 from effgan.bench.timing import rotation_copies, time_interleaved
 
-CHOICES = {"shared": None, "8": 8, "4": 4}
+CHOICES = {"shared": None, "8": 8, "4": 4, "2": 2}
 
 
 def _capture(case, device, dtype, per_thread, choice):
@@ -28,7 +29,7 @@ def _capture(case, device, dtype, per_thread, choice):
 
     original = kernels._conv_split
     if choice == "shared":
-        kernels._conv_split = lambda split, K, per_thread=None: split
+        kernels._conv_split = lambda split, channels_last, per_thread=None: split
     else:
         kernels._conv_split = functools.partial(original, per_thread=per_thread)
     try:
@@ -40,11 +41,29 @@ def _capture(case, device, dtype, per_thread, choice):
         kernels._conv_split = original
 
 
+def _with_kernel_size(case, k: int):
+    """``case`` with a (C, 1, k, k) conv weight in place of its 3x3 one (same dtype, device, grad)."""
+    if k == 3:
+        return case
+    make_3x3 = case.make_inputs
+
+    def make(device, dtype, rg):
+        d = make_3x3(device, dtype, rg)
+        w = d["weight"]
+        g = torch.Generator().manual_seed(1)
+        wk = torch.randn((w.shape[0], 1, k, k), generator=g).to(w.device, w.dtype)
+        d["weight"] = wk.requires_grad_(w.requires_grad)
+        return d
+
+    return dataclasses.replace(case, make_inputs=make)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", default="8x256x128x128;1x256x64x64;1x96x128x128;8x144x56x56")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--kernel-size", type=int, default=3, choices=(3, 5))
     parser.add_argument("--budget", type=float, default=1.0, help="seconds of replays per choice and shape")
     args = parser.parse_args(argv)
     try:
@@ -59,11 +78,12 @@ def main(argv=None) -> int:
         parser.error("needs a CUDA device (the geometry is the GPU's)")
     device, dtype = torch.device("cuda"), getattr(torch, args.dtype)
     print(f"{torch.cuda.get_device_name()}: dwconv_norm_act fwd+bwd, CUDA-graph replays, {args.dtype}"
-          f"{', channels_last' if args.channels_last else ''}")
+          f"{', channels_last' if args.channels_last else ''}, {args.kernel_size}x{args.kernel_size}")
     print("| shape | " + " | ".join(f"{c} ms" for c in CHOICES) + " | eager ms | best vs shared |")
     print("|---|" + "---:|" * (len(CHOICES) + 2))
     for shape in shapes:
         (case,) = op_cases.cases(["dwconv_norm_act"], [shape], "auto", channels_last=args.channels_last)
+        case = _with_kernel_size(case, args.kernel_size)
         runs = {c: _capture(case, device, dtype, p, c) for c, p in CHOICES.items()}
         n = rotation_copies(case.bytes_fwd * torch.empty((), dtype=dtype).element_size(), device)
         eager_run, eager_items = _prepare(case.eager, case, device, dtype, "fwd+bwd", n)

@@ -30,8 +30,8 @@ from effgan.ops._checks import memory_format_of
 
 from ._activation import act_backward, apply_act
 from ._affine import affine_params
-from ._launch import (PlaneSplit, cdiv, check_plane_size, constexpr_slope, next_pow2, on_tensor_device,
-                      plane_split, torch_acc_dtype, triton_acc_dtype)
+from ._launch import (PlaneSplit, cdiv, check_plane_size, constexpr_slope, is_channels_last, next_pow2,
+                      on_tensor_device, plane_split, torch_acc_dtype, triton_acc_dtype)
 from ._shift import SHIFT_SAMPLE, sample_mean, sample_tile
 
 
@@ -355,8 +355,9 @@ def _input_grad_kernel(
         tl.store(DX + doffs[:, None] + dpos[None, :], acc.to(DX.dtype.element_ty), mask=m)
 
 
-def _conv_split(split: PlaneSplit, K: int, per_thread: int | None = None) -> PlaneSplit:
-    """The shared plane geometry, narrowed to at most 8 tile elements a thread (4 past 3x3 kernels).
+def _conv_split(split: PlaneSplit, channels_last: bool, per_thread: int | None = None) -> PlaneSplit:
+    """NCHW: the shared plane geometry, narrowed to at most 4 tile elements a thread; channels_last:
+    the shared geometry.
 
     Besides the tile's tensors, each element carries its K*K taps' offsets and masks. At the shared
     geometry's 16 elements a thread (a 2048-wide NCHW tile at 4 warps, a 64x64 channels_last tile
@@ -365,15 +366,24 @@ def _conv_split(split: PlaneSplit, K: int, per_thread: int | None = None) -> Pla
     two spilling kernels took 70 % of the fwd+bwd time at 15-48 % of memory throughput). Up to 8
     warps come first (more warps than 8 would cap a thread at 128 registers, and the 5x5 kernels
     need more), then narrower tiles. CHUNK, a multiple of the old BLOCK_HW, stays a multiple of the
-    new one, so S and the partial-sum buffers are unchanged. tests/triton_compile_worker.py
-    --resources reports the registers and spill stack of every sm_90 build; per_thread other than
-    the default is for benchmarks/ab_dwconv_tiles.py, which times the choices against each other.
+    new one, so S and the partial-sum buffers are unchanged. The cap of 4 won the side-by-side
+    timing of benchmarks/ab_dwconv_tiles.py on the H100 (fwd+bwd replays, float32): 1.45x the shared
+    geometry at 8x256x128x128, 1.08-1.67x at three smaller shapes, ahead of a cap of 8 at all four.
+    With 5x5 kernels the two caps split two shapes (8x256x128x128: 8 at 1.13x the shared geometry,
+    4 at 1.05x; 1x96x128x128: 4 at 1.57x, 8 at 1.39x); 4 stays, batch-1 layers being the
+    generators' kind.
+    In channels_last every cap was slower than the shared geometry (3x3, four shapes: a cap of 4 at
+    1.35-1.84x its time; 5x5: 1.10x for 8, 1.93x for 4), which keeps it.
+    tests/triton_compile_worker.py --resources reports the registers and spill stack of every sm_90
+    build; per_thread other than the default is for that benchmark.
     """
+    if per_thread is None:
+        if channels_last:
+            return split
+        per_thread = 4
     tile = split.BLOCK_C * split.BLOCK_HW
     warps = max(split.num_warps, min(8, tile // 256))
     block_hw = split.BLOCK_HW
-    if per_thread is None:
-        per_thread = 8 if K <= 3 else 4
     while split.BLOCK_C * block_hw > per_thread * 32 * warps and block_hw > 1:
         block_hw //= 2
     if (block_hw, warps) == (split.BLOCK_HW, split.num_warps):
@@ -407,7 +417,7 @@ def forward(x, weight, norm_weight, norm_bias, stride: int, pad: int, eps: float
     HWo = Ho * Wo
     # the backward's input-gradient pass takes whole input planes: refused here, not after the forward
     check_plane_size(H * W)
-    split = _conv_split(plane_split(x, N, C, HWo), K)
+    split = _conv_split(plane_split(x, N, C, HWo), is_channels_last(x))
     slope = constexpr_slope(act, slope)
     acc = torch_acc_dtype(x.dtype)
     y = _alloc.empty((N, C, Ho, Wo), device=x.device, dtype=x.dtype, memory_format=memory_format_of(x))
@@ -442,7 +452,7 @@ def backward(dy, dsqueeze, x, weight, norm_weight, norm_bias, stats, stride: int
     K = weight.shape[-1]
     Ho, Wo = _out_size(H, K, stride, pad), _out_size(W, K, stride, pad)
     HWo = Ho * Wo
-    split = _conv_split(plane_split(x, N, C, HWo), K)
+    split = _conv_split(plane_split(x, N, C, HWo), is_channels_last(x))
     slope = constexpr_slope(act, slope)
     acc = stats.dtype
     pg = _alloc.empty((N * C, split.S), device=x.device, dtype=acc)
@@ -466,7 +476,7 @@ def backward(dy, dsqueeze, x, weight, norm_weight, norm_bias, stats, stride: int
     dweight = pdw.sum(dim=(0, 1)).view(C, 1, K, K).to(weight.dtype)
 
     dx = _alloc.empty_like(x)
-    split_in = _conv_split(plane_split(x, N, C, H * W), K)
+    split_in = _conv_split(plane_split(x, N, C, H * W), is_channels_last(x))
     grid_in = (N, cdiv(C, split_in.BLOCK_C), split_in.S)
     _input_grad_kernel[grid_in](
         dz, weight, dx, C, H, W, Ho, Wo, H * W, split_in.CHUNK, *_strides(dz), *_strides(dx),

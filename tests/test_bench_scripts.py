@@ -279,6 +279,7 @@ def test_memcheck_ops_drives_every_case_of_an_op(capsys):
     ("ncu_op", ["--warmup", "0"], "--warmup"),
     ("ab_dwconv_tiles", ["--shapes", "1x3xbx4"], "--shapes"),
     ("ab_dwconv_tiles", ["--budget", "0"], "--budget"),
+    ("ab_dwconv_tiles", ["--kernel-size", "4"], "--kernel-size"),
     ("recapture_memory", ["--recaptures", "0"], "--recaptures"),
     ("recapture_memory", ["--model", "cyclegan-nonexistent"], "--model"),
 ])
@@ -286,6 +287,20 @@ def test_gpu_session_scripts_reject_bad_arguments_by_name(capsys, script, args, 
     with pytest.raises(SystemExit):
         _script(script).main(args)
     assert flag in capsys.readouterr().err
+
+
+def test_tile_ab_times_the_kernel_size_it_names():
+    """--kernel-size 5 swaps the case's 3x3 weight for a 5x5 one the op accepts (run here on the CPU)."""
+    import torch
+    from effgan.bench import op_cases
+
+    (case,) = op_cases.cases(["dwconv_norm_act"], [(1, 6, 9, 11)], "ref", channels_last=True)
+    case5 = _script("ab_dwconv_tiles")._with_kernel_size(case, 5)
+    d = case5.make_inputs(torch.device("cpu"), torch.float32, True)
+    assert d["weight"].shape == (6, 1, 5, 5) and d["weight"].requires_grad
+    assert d["x"].is_contiguous(memory_format=torch.channels_last)
+    y, _ = case5.effgan(d)
+    assert y.shape == (1, 6, 9, 11)
 
 
 @pytest.mark.parametrize("script", ["ncu_op", "ab_dwconv_tiles", "recapture_memory"])

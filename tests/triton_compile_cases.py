@@ -293,7 +293,7 @@ def dwconv_norm_act(K, launch):
         weight = tensor((C, 1, k, k), dt)
         Ho, Wo = m._out_size(H, k, stride, pad), m._out_size(W, k, stride, pad)
         HWo = Ho * Wo
-        split = m._conv_split(K._launch.plane_split(x, N, C, HWo), k)
+        split = m._conv_split(K._launch.plane_split(x, N, C, HWo), layout == "cl")
         slope = act_slope(K, act)
         acc = K._launch.torch_acc_dtype(dt)
         y = tensor((N, C, Ho, Wo), dt, layout)
@@ -335,7 +335,7 @@ def dwconv_norm_act(K, launch):
                x, weight, nw, nb, dy, dsqueeze, stats, pg, pgz, sum_g, sum_gz, dz, pdw, *common, *dz.stride(),
                BLOCK_S=split.BLOCK_S, BLOCK_KK=next_pow2(k * k), **flags)
         dx = like(x)
-        split_in = m._conv_split(K._launch.plane_split(x, N, C, H * W), k)
+        split_in = m._conv_split(K._launch.plane_split(x, N, C, H * W), layout == "cl")
         launch(m._input_grad_kernel,
                dz, weight, dx, C, H, W, Ho, Wo, H * W, split_in.CHUNK, *dz.stride(), *dx.stride(),
                K=k, STRIDE=stride, PAD=pad, BLOCK_C=split_in.BLOCK_C, BLOCK_HW=split_in.BLOCK_HW,
