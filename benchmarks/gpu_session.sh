@@ -14,7 +14,8 @@
 #   abtiles   dwconv_norm_act's tile geometries timed against each other (ab_dwconv_tiles.py)
 #                                                                          -> abtiles.log
 #   ncu       Nsight Compute sections of one fwd+bwd per op in NCU_OPS (default dwconv_norm_act
-#             instance_norm_act) at NCU_SHAPE (default 8x256x128x128)    -> ncu-<op>.log
+#             instance_norm_act) at NCU_SHAPE (default 8x256x128x128); NCU_ARGS is appended, e.g.
+#             '--channels-last --provider eager'                         -> ncu-<op>.log
 #   bench     python -m effgan.bench --quick (ops and end-to-end)         -> bench.log, cuda-*.json
 #   benchops  the same without the end-to-end rows                         -> bench.log, cuda-*.json
 #   graphs    the op rows timed as CUDA-graph replays (kernel time)        -> graphs.log, cuda-*-graphs.json
@@ -95,7 +96,7 @@ for s in "$@"; do
         timeout "${NCU_S:-120}" ncu --clock-control none --profile-from-start off \
           --section SpeedOfLight --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
           --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats \
-          python benchmarks/ncu_op.py --op "$op" --shape "${NCU_SHAPE:-8x256x128x128}" >"$OUT/ncu-$op.log" 2>&1
+          python benchmarks/ncu_op.py --op "$op" --shape "${NCU_SHAPE:-8x256x128x128}" ${NCU_ARGS:-} >"$OUT/ncu-$op.log" 2>&1
         echo "ncu $op rc=$?"; grep -E "^  [a-z_]+.*\(|Duration|Memory Throughput|Compute \(SM\) Throughput" "$OUT/ncu-$op.log" | head -40
       done ;;
     bench)

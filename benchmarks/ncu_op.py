@@ -1,11 +1,12 @@
 """One fused op's forward+backward under Nsight Compute: what bounds each of its kernels.
 
     ncu --profile-from-start off --section SpeedOfLight ... \
-        python benchmarks/ncu_op.py --op dwconv_norm_act --shape 8x256x128x128
+        python benchmarks/ncu_op.py --op dwconv_norm_act --shape 8x256x128x128 [--channels-last] [--provider eager]
 
 The op runs a few times first (Triton compiles, the allocator settles); only the last
 forward+backward sits between cudaProfilerStart and cudaProfilerStop, so with
 ``--profile-from-start off`` ncu measures that one call's kernels and nothing of the warm-up.
+``--provider eager`` profiles the eager PyTorch composite instead, for where it is the faster one.
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ def main(argv=None) -> int:
     parser.add_argument("--op", default="dwconv_norm_act", choices=op_cases.available_ops())
     parser.add_argument("--shape", default="8x256x128x128")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    parser.add_argument("--channels-last", action="store_true", help="4-D inputs in channels_last")
+    parser.add_argument("--provider", default="effgan", choices=("effgan", "eager"))
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args(argv)
     try:
@@ -41,18 +44,19 @@ def main(argv=None) -> int:
     if not torch.cuda.is_available():
         parser.error("needs a CUDA device (Nsight Compute profiles GPU kernels)")
 
-    case = op_cases.CASE_BUILDERS[args.op](shape, "auto")
+    (case,) = op_cases.cases([args.op], [shape], "auto", channels_last=args.channels_last)
+    fn = case.effgan if args.provider == "effgan" else case.eager
     device = torch.device("cuda")
     d = case.make_inputs(device, getattr(torch, args.dtype), True)
-    grads = [torch.randn_like(o) for o in _outputs(case.effgan(d))]
+    grads = [torch.randn_like(o) for o in _outputs(fn(d))]
     for _ in range(args.warmup):
-        _fwd_bwd(case.effgan, d, grads)
+        _fwd_bwd(fn, d, grads)
     torch.cuda.synchronize()
     torch.cuda.profiler.start()
-    _fwd_bwd(case.effgan, d, grads)
+    _fwd_bwd(fn, d, grads)
     torch.cuda.synchronize()
     torch.cuda.profiler.stop()
-    print(f"profiled one forward+backward of {case.label} ({args.dtype})")
+    print(f"profiled one forward+backward of {case.label} ({args.dtype}, {args.provider})")
     return 0
 
 

@@ -280,6 +280,8 @@ def test_memcheck_ops_drives_every_case_of_an_op(capsys):
     ("ab_dwconv_tiles", ["--shapes", "1x3xbx4"], "--shapes"),
     ("ab_dwconv_tiles", ["--budget", "0"], "--budget"),
     ("ab_dwconv_tiles", ["--kernel-size", "4"], "--kernel-size"),
+    ("ab_dwconv_tiles", ["--choices", "4,c7"], "--choices"),
+    ("ncu_op", ["--provider", "cudnn"], "--provider"),
     ("recapture_memory", ["--recaptures", "0"], "--recaptures"),
     ("recapture_memory", ["--model", "cyclegan-nonexistent"], "--model"),
 ])
@@ -301,6 +303,39 @@ def test_tile_ab_times_the_kernel_size_it_names():
     assert d["x"].is_contiguous(memory_format=torch.channels_last)
     y, _ = case5.effgan(d)
     assert y.shape == (1, 6, 9, 11)
+
+
+@pytest.mark.parametrize("choice", ["c32", "c16"])
+def test_tile_ab_channel_caps_launch_correct_kernels(choice, monkeypatch, poison_outputs):
+    """The A/B's channel-capped geometries (channels_last: 40 channels in tiles of 32 + 8 or
+    16 + 16 + 8 instead of one 64-wide tile) give the reference's outputs and gradients (interpreter, float64)."""
+    import torch
+    from effgan._backend import available_impls
+    from effgan.ops import dwconv_norm_act, dwconv_norm_act_ref
+
+    if "triton" not in available_impls("cpu", "dwconv_norm_act"):
+        pytest.skip("triton unavailable on cpu")
+    from effgan.kernels import dwconv_norm_act as kernels
+
+    geometry = _script("ab_dwconv_tiles").CHOICES[choice](kernels._conv_split)
+    x0 = torch.randn(2, 40, 9, 11, dtype=torch.float64)
+    split = kernels.plane_split(x0.to(memory_format=torch.channels_last), 2, 40, 99)
+    assert geometry(split, True).BLOCK_C == int(choice[1:]) < split.BLOCK_C
+    monkeypatch.setattr(kernels, "_conv_split", geometry)
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(40, 1, 3, 3, dtype=torch.float64, generator=g)
+    nw, nb = torch.rand(40, dtype=torch.float64, generator=g) + 0.5, torch.randn(40, dtype=torch.float64, generator=g)
+    gy = torch.randn(2, 40, 9, 11, dtype=torch.float64, generator=g)
+    gs = torch.randn(2, 40, dtype=torch.float64, generator=g)
+    results = []
+    for fn, kw in ((dwconv_norm_act, {"impl": "triton"}), (dwconv_norm_act_ref, {})):
+        leaves = [t.clone().requires_grad_() for t in (x0, w, nw, nb)]
+        x = leaves[0].to(memory_format=torch.channels_last)
+        y, sq = fn(x, leaves[1], None, leaves[2], leaves[3], act="silu", **kw)
+        torch.autograd.backward((y, sq), (gy, gs))
+        results.append([y, sq] + [t.grad for t in leaves])
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("script", ["ncu_op", "ab_dwconv_tiles", "recapture_memory"])
