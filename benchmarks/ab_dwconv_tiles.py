@@ -23,6 +23,7 @@ from effgan.bench import op_cases
 from effgan.bench.ops_runner import _prepare, graphed
 from effgan.bench.timing import rotation_copies, time_interleaved
 
+
 def _shared(conv_split):
     return lambda split, channels_last, per_thread=None: split
 
@@ -47,15 +48,14 @@ CHOICES = {"shared": _shared, "8": _pixel_cap(8), "4": _pixel_cap(4), "2": _pixe
            "c32": _channel_cap(32), "c16": _channel_cap(16)}
 
 
-def _capture(case, device, dtype, choice):
+def _capture(case, device, dtype, n_copies: int, choice):
     """Graphs of case.effgan's fwd+bwd with the dwconv kernels launched in the given geometry."""
     from effgan.kernels import dwconv_norm_act as kernels
 
     original = kernels._conv_split
     kernels._conv_split = CHOICES[choice](original)
     try:
-        n = rotation_copies(case.bytes_fwd * torch.empty((), dtype=dtype).element_size(), device)
-        run, items = _prepare(case.effgan, case, device, dtype, "fwd+bwd", n)
+        run, items = _prepare(case.effgan, case, device, dtype, "fwd+bwd", n_copies)
         run(items[0])
         return graphed(run, items, device)
     finally:
@@ -111,8 +111,8 @@ def main(argv=None) -> int:
     for shape in shapes:
         (case,) = op_cases.cases(["dwconv_norm_act"], [shape], "auto", channels_last=args.channels_last)
         case = _with_kernel_size(case, args.kernel_size)
-        runs = {c: _capture(case, device, dtype, c) for c in choices}
-        n = rotation_copies(case.bytes_fwd * torch.empty((), dtype=dtype).element_size(), device)
+        n = rotation_copies(case.bytes_fwd * dtype.itemsize, device)
+        runs = {c: _capture(case, device, dtype, n, c) for c in choices}
         eager_run, eager_items = _prepare(case.eager, case, device, dtype, "fwd+bwd", n)
         runs["eager"] = graphed(eager_run, eager_items, device)
         timings = time_interleaved(runs, device, budget_s=args.budget)
